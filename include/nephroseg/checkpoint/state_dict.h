@@ -1,0 +1,73 @@
+// nephroseg/checkpoint/state_dict.h: ordered name -> tensor maps, and strict binding
+// of such a map to a LibTorch module.
+//
+// Modules register their children and parameters under the reference (Python)
+// attribute names, so `module.named_parameters()` keys equal checkpoint keys by
+// construction; binding is then a strict 1:1 match.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <string>
+#include <unordered_map>
+#include <vector>
+
+namespace torch {
+namespace nn {
+class Module;
+}
+}  // namespace torch
+
+namespace nephroseg::checkpoint {
+
+/// An insertion-ordered map from state-dict key to tensor (like Python's OrderedDict).
+class StateDict {
+ public:
+  /// Adds a key; throws nephroseg::Error if the key is already present.
+  void insert(const std::string& key, at::Tensor tensor);
+  /// Adds or replaces a key (replacing keeps the original position).
+  void set(const std::string& key, at::Tensor tensor);
+  bool contains(const std::string& key) const;
+  /// The tensor under key; throws nephroseg::Error naming the key if absent.
+  const at::Tensor& at(const std::string& key) const;
+  const std::vector<std::string>& keys() const { return keys_; }
+  size_t size() const { return keys_.size(); }
+  bool empty() const { return keys_.empty(); }
+  void erase(const std::string& key);
+
+  /// Entries whose key starts with `prefix`, with the prefix removed.
+  StateDict sub(const std::string& prefix) const;
+  /// All entries with `prefix` prepended to their keys.
+  StateDict prefixed(const std::string& prefix) const;
+  /// Total bytes of tensor data (element size x numel, views counted in full).
+  int64_t nbytes() const;
+
+ private:
+  std::vector<std::string> keys_;
+  std::unordered_map<std::string, at::Tensor> map_;
+};
+
+/// The named parameters and persistent buffers of a module, in registration order
+/// (the same keys Python's state_dict() would give for a faithful port). The tensors
+/// alias the module's storage.
+StateDict state_dict_of(const torch::nn::Module& module);
+
+struct BindOptions {
+  /// Keys the checkpoint may lack (the module keeps its initial values).
+  std::vector<std::string> allow_missing;
+  /// Keys the checkpoint may carry that the module does not have (ignored).
+  std::vector<std::string> allow_unexpected;
+  /// When true, a float32 tensor of the right shape is adopted without a copy (the
+  /// module's parameter then shares the checkpoint's storage). This keeps loading
+  /// at about 1x the file size in memory.
+  bool share_storage = true;
+};
+
+/// Binds `sd` to `module` strictly: throws nephroseg::Error listing every missing key,
+/// every unexpected key and every shape mismatch (key, expected shape, found shape)
+/// at once. `what` names the checkpoint (file name) in the message. Half and
+/// bfloat16 tensors are cast to the parameter's dtype.
+void bind_state_dict(torch::nn::Module& module, const StateDict& sd,
+                     const std::string& what, const BindOptions& options = {});
+
+}  // namespace nephroseg::checkpoint

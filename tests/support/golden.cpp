@@ -1,0 +1,96 @@
+#include "support/golden.h"
+
+#include <ATen/ATen.h>
+#include <torch/serialize.h>
+
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <sstream>
+
+namespace fs = std::filesystem;
+
+namespace nephroseg::test {
+
+std::string shared_dir() {
+  static const std::string dir = [] {
+    std::string candidate;
+    if (const char* env = std::getenv("NEPHROSEG_SHARED"); env && *env) {
+      candidate = env;
+    } else {
+      candidate = NEPHROSEG_SHARED_DIR_DEFAULT;
+    }
+    std::error_code ec;
+    if (!fs::is_directory(candidate, ec)) return std::string();
+    return fs::weakly_canonical(candidate, ec).string();
+  }();
+  return dir;
+}
+
+std::string shared_path(const std::string& rel) {
+  const std::string dir = shared_dir();
+  if (dir.empty()) return {};
+  fs::path p = fs::path(dir) / rel;
+  std::error_code ec;
+  return fs::exists(p, ec) ? p.string() : std::string();
+}
+
+std::string temp_dir(const std::string& tag) {
+  const auto* info = ::testing::UnitTest::GetInstance()->current_test_info();
+  std::string name = tag;
+  if (info) name += std::string("_") + info->test_suite_name() + "_" + info->name();
+  for (char& c : name) {
+    if (!std::isalnum(static_cast<unsigned char>(c)) && c != '_' && c != '-') c = '_';
+  }
+  fs::path p = fs::temp_directory_path() / ("nephroseg_test_" + std::to_string(::getpid())) / name;
+  fs::remove_all(p);
+  fs::create_directories(p);
+  return p.string();
+}
+
+std::string binary_dir() { return NEPHROSEG_BINARY_DIR; }
+std::string source_dir() { return NEPHROSEG_SOURCE_DIR; }
+
+std::map<std::string, at::Tensor> load_ref_pt(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) throw std::runtime_error("cannot open " + path);
+  std::vector<char> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  auto ivalue = torch::pickle_load(bytes);
+  std::map<std::string, at::Tensor> out;
+  for (const auto& kv : ivalue.toGenericDict()) {
+    out[kv.key().toStringRef()] = kv.value().toTensor();
+  }
+  return out;
+}
+
+double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
+  if (a.numel() == 0) return 0.0;
+  return (a.to(at::kDouble) - b.to(at::kDouble)).abs().max().item<double>();
+}
+
+::testing::AssertionResult tensors_close(const at::Tensor& actual, const at::Tensor& expected,
+                                         double atol, double rtol, const std::string& name) {
+  if (!actual.defined() || !expected.defined()) {
+    return ::testing::AssertionFailure() << name << ": undefined tensor";
+  }
+  if (actual.sizes() != expected.sizes()) {
+    return ::testing::AssertionFailure()
+           << name << ": shape " << actual.sizes() << " != expected " << expected.sizes();
+  }
+  if (actual.numel() == 0) return ::testing::AssertionSuccess();
+  auto a = actual.to(at::kDouble);
+  auto e = expected.to(at::kDouble);
+  auto diff = (a - e).abs();
+  auto allowed = atol + rtol * e.abs();
+  const bool ok = (diff <= allowed).all().item<bool>();
+  const double max_err = diff.max().item<double>();
+  const double mean_err = diff.mean().item<double>();
+  if (ok) {
+    return ::testing::AssertionSuccess() << name << ": max " << max_err << " mean " << mean_err;
+  }
+  return ::testing::AssertionFailure() << name << ": max abs err " << max_err << ", mean abs err "
+                                       << mean_err << " (atol " << atol << ", rtol " << rtol << ")";
+}
+
+}  // namespace nephroseg::test

@@ -1,0 +1,52 @@
+// tests/support/golden.h: helpers shared by every test suite.
+//
+// Golden vectors and sample data live in ../shared beside the checkout (or in
+// $NEPHROSEG_SHARED). A user's fresh clone does not have it: tests that need it call
+// NEPHRO_REQUIRE_SHARED("golden/models/sam_tiny.pth") and are skipped with a clear
+// message; in CI the folder is present and they run.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+#include <gtest/gtest.h>
+
+#include <map>
+#include <string>
+
+namespace nephroseg::test {
+
+/// The shared folder, or "" when it does not exist.
+std::string shared_dir();
+/// shared_dir() + "/" + rel, or "" when shared is absent or the path does not exist.
+std::string shared_path(const std::string& rel);
+/// A fresh empty temporary folder for one test (removed at process exit).
+std::string temp_dir(const std::string& tag);
+/// The build folder (for running the CLI binary from tests).
+std::string binary_dir();
+std::string source_dir();
+
+/// Loads a plain dict of tensors written by Python's torch.save (the *.ref.pt files).
+std::map<std::string, at::Tensor> load_ref_pt(const std::string& path);
+
+/// Compares two tensors: shapes equal, max |a-b| <= atol + rtol*|b| elementwise.
+/// On failure the message names the tensor and gives max-abs and mean-abs errors.
+::testing::AssertionResult tensors_close(const at::Tensor& actual, const at::Tensor& expected,
+                                         double atol, double rtol = 0.0,
+                                         const std::string& name = "");
+/// Max |a - b| as a double (shapes must match).
+double max_abs_diff(const at::Tensor& a, const at::Tensor& b);
+
+}  // namespace nephroseg::test
+
+#define NEPHRO_REQUIRE_SHARED(rel)                                                  \
+  do {                                                                              \
+    if (::nephroseg::test::shared_path(rel).empty()) {                           \
+      GTEST_SKIP() << "needs ../shared/" << (rel)                                   \
+                   << " (golden vectors / sample data; absent in a fresh clone;"    \
+                   << " set NEPHROSEG_SHARED to point at it)";                     \
+    }                                                                               \
+  } while (false)
+
+#define EXPECT_TENSOR_CLOSE(actual, expected, atol, name) \
+  EXPECT_TRUE(::nephroseg::test::tensors_close((actual), (expected), (atol), 0.0, (name)))
+#define ASSERT_TENSOR_CLOSE(actual, expected, atol, name) \
+  ASSERT_TRUE(::nephroseg::test::tensors_close((actual), (expected), (atol), 0.0, (name)))
