@@ -1,0 +1,264 @@
+// Public DINOv2 API: configs, presets, loading, and the image-level entry points.
+#include "nephroseg/dinov2/dinov2.h"
+
+#include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
+#include <nlohmann/json.hpp>
+
+#include <fstream>
+#include <numeric>
+#include <set>
+
+#include "models/dinov2/vision_transformer.h"
+#include "nephroseg/checkpoint/pth.h"
+#include "nephroseg/checkpoint/state_dict.h"
+#include "nephroseg/core/error.h"
+#include "nephroseg/core/resize.h"
+
+namespace nephroseg::dinov2 {
+
+// ---------------------------------------------------------------------------------
+// Dinov2Config
+// ---------------------------------------------------------------------------------
+
+std::vector<std::string> Dinov2Config::preset_names() {
+  return {"vits14",      "vitb14",      "vitl14",      "vitg14",
+          "vits14_reg4", "vitb14_reg4", "vitl14_reg4", "vitg14_reg4"};
+}
+
+// Ref: dinov2/hub/backbones.py::_make_dinov2_model (img_size 518, patch 14,
+// init_values 1.0, block_chunks 0) and vision_transformer.py::vit_small/base/large/giant2.
+Dinov2Config Dinov2Config::preset(const std::string& name) {
+  std::string base = name;
+  if (base.rfind("dinov2_", 0) == 0) base = base.substr(7);
+  bool reg4 = false;
+  if (base.size() > 5 && base.compare(base.size() - 5, 5, "_reg4") == 0) {
+    reg4 = true;
+    base = base.substr(0, base.size() - 5);
+  }
+  Dinov2Config c;
+  if (base == "vits14") {
+    c.embed_dim = 384, c.depth = 12, c.num_heads = 6;
+  } else if (base == "vitb14") {
+    c.embed_dim = 768, c.depth = 12, c.num_heads = 12;
+  } else if (base == "vitl14") {
+    c.embed_dim = 1024, c.depth = 24, c.num_heads = 16;
+  } else if (base == "vitg14") {
+    c.embed_dim = 1536, c.depth = 40, c.num_heads = 24, c.ffn_layer = "swiglufused";
+  } else {
+    std::string valid;
+    for (const auto& n : preset_names()) valid += (valid.empty() ? "" : ", ") + n;
+    NEPHRO_FAIL("unknown DINOv2 model type \"", name, "\" (valid: ", valid, ")");
+  }
+  if (reg4) {
+    c.num_register_tokens = 4;
+    c.interpolate_antialias = true;
+    c.interpolate_offset = 0.0;
+  }
+  return c;
+}
+
+Dinov2Config Dinov2Config::from_json(const std::string& path) {
+  std::ifstream in(path);
+  NEPHRO_CHECK(in, "cannot open DINOv2 model config ", path);
+  nlohmann::json j;
+  try {
+    in >> j;
+  } catch (const nlohmann::json::exception& e) {
+    NEPHRO_FAIL("DINOv2 model config ", path, " is not valid JSON: ", e.what());
+  }
+  if (j.is_object() && j.contains("config") && j["config"].is_object()) j = j["config"];
+  NEPHRO_CHECK(j.is_object(), "DINOv2 model config ", path, ": expected a JSON object");
+  Dinov2Config c;
+  try {
+    for (auto it = j.begin(); it != j.end(); ++it) {
+      const std::string& key = it.key();
+      const auto& v = it.value();
+      if (key == "img_size") c.img_size = v.get<int64_t>();
+      else if (key == "patch_size") c.patch_size = v.get<int64_t>();
+      else if (key == "in_chans") c.in_chans = v.get<int64_t>();
+      else if (key == "embed_dim") c.embed_dim = v.get<int64_t>();
+      else if (key == "depth") c.depth = v.get<int64_t>();
+      else if (key == "num_heads") c.num_heads = v.get<int64_t>();
+      else if (key == "mlp_ratio") c.mlp_ratio = v.get<double>();
+      else if (key == "qkv_bias") c.qkv_bias = v.get<bool>();
+      else if (key == "proj_bias") c.proj_bias = v.get<bool>();
+      else if (key == "ffn_bias") c.ffn_bias = v.get<bool>();
+      else if (key == "init_values") c.init_values = v.is_null() ? 0.0 : v.get<double>();
+      else if (key == "layernorm_eps") c.layernorm_eps = v.get<double>();
+      else if (key == "ffn_layer") c.ffn_layer = v.get<std::string>();
+      else if (key == "num_register_tokens") c.num_register_tokens = v.get<int64_t>();
+      else if (key == "interpolate_antialias") c.interpolate_antialias = v.get<bool>();
+      else if (key == "interpolate_offset") c.interpolate_offset = v.get<double>();
+      else if (key == "block_chunks") {
+        NEPHRO_CHECK(v.get<int64_t>() == 0, "DINOv2 model config ", path,
+                     ": only block_chunks 0 (the hub checkpoints' layout) is supported");
+      } else {
+        NEPHRO_FAIL("DINOv2 model config ", path, ": unknown field \"", key, "\"");
+      }
+    }
+  } catch (const nlohmann::json::exception& e) {
+    NEPHRO_FAIL("DINOv2 model config ", path, ": wrong value type: ", e.what());
+  }
+  try {
+    c.validate();
+  } catch (const Error& e) {
+    NEPHRO_FAIL("DINOv2 model config ", path, ": ", e.what());
+  }
+  return c;
+}
+
+void Dinov2Config::validate() const {
+  NEPHRO_CHECK(patch_size > 0 && img_size >= patch_size && img_size % patch_size == 0,
+               "DINOv2 config: img_size ", img_size, " must be a positive multiple of patch_size ",
+               patch_size);
+  NEPHRO_CHECK(in_chans > 0 && embed_dim > 0 && depth > 0 && num_heads > 0,
+               "DINOv2 config: in_chans, embed_dim, depth and num_heads must be positive");
+  NEPHRO_CHECK(embed_dim % num_heads == 0, "DINOv2 config: embed_dim ", embed_dim,
+               " is not divisible by num_heads ", num_heads);
+  NEPHRO_CHECK(mlp_ratio > 0, "DINOv2 config: mlp_ratio must be positive");
+  NEPHRO_CHECK(init_values >= 0, "DINOv2 config: init_values must be >= 0");
+  NEPHRO_CHECK(num_register_tokens >= 0, "DINOv2 config: num_register_tokens must be >= 0");
+  NEPHRO_CHECK(interpolate_offset >= 0, "DINOv2 config: interpolate_offset must be >= 0");
+  NEPHRO_CHECK(ffn_layer == "mlp" || ffn_layer == "swiglufused" || ffn_layer == "swiglu",
+               "DINOv2 config: unsupported ffn_layer \"", ffn_layer,
+               "\" (expected \"mlp\" or \"swiglufused\")");
+}
+
+// ---------------------------------------------------------------------------------
+// Dinov2Model
+// ---------------------------------------------------------------------------------
+
+struct Dinov2Model::Impl {
+  DinoVisionTransformer vit{nullptr};
+};
+
+namespace {
+
+DinoVisionTransformerImpl& vit_of(const std::unique_ptr<Dinov2Model::Impl>& impl) {
+  return *impl->vit;
+}
+
+}  // namespace
+
+Dinov2Model::Dinov2Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
+Dinov2Model::~Dinov2Model() = default;
+
+std::shared_ptr<Dinov2Model> Dinov2Model::load(const std::string& checkpoint_path,
+                                               const Dinov2Config& config) {
+  auto impl = std::make_unique<Impl>();
+  {
+    at::NoGradGuard no_grad;
+    impl->vit = DinoVisionTransformer(config);
+  }
+  checkpoint::StateDict sd = checkpoint::load_state_dict(checkpoint_path);
+  checkpoint::bind_state_dict(*impl->vit, sd, checkpoint_path);
+  impl->vit->eval();
+  return std::shared_ptr<Dinov2Model>(new Dinov2Model(std::move(impl)));
+}
+
+std::shared_ptr<Dinov2Model> Dinov2Model::random(const Dinov2Config& config, uint64_t seed) {
+  auto impl = std::make_unique<Impl>();
+  {
+    at::NoGradGuard no_grad;
+    at::manual_seed(seed);
+    impl->vit = DinoVisionTransformer(config);
+    // Layers keep LibTorch's default initialisation; the token tables (zeros at
+    // construction) get small random values so every path is exercised.
+    for (auto& p : impl->vit->named_parameters(/*recurse=*/false)) {
+      if (p.key() != "mask_token") p.value().normal_(0.0, 0.02);
+    }
+  }
+  impl->vit->eval();
+  return std::shared_ptr<Dinov2Model>(new Dinov2Model(std::move(impl)));
+}
+
+const Dinov2Config& Dinov2Model::config() const { return vit_of(impl_).config(); }
+
+Dinov2Output Dinov2Model::forward_features(const at::Tensor& normalized_images) const {
+  at::NoGradGuard no_grad;
+  return vit_of(impl_).forward_features(normalized_images);
+}
+
+std::vector<Dinov2IntermediateLayer> Dinov2Model::get_intermediate_layers(
+    const at::Tensor& normalized_images, int64_t n, bool reshape, bool norm) const {
+  const int64_t depth = config().depth;
+  NEPHRO_CHECK(n >= 1 && n <= depth, "DINOv2: get_intermediate_layers n = ", n,
+               " must be in [1, ", depth, "]");
+  std::vector<int64_t> take(static_cast<size_t>(n));
+  std::iota(take.begin(), take.end(), depth - n);
+  return get_intermediate_layers_at(normalized_images, take, reshape, norm);
+}
+
+std::vector<Dinov2IntermediateLayer> Dinov2Model::get_intermediate_layers_at(
+    const at::Tensor& normalized_images, const std::vector<int64_t>& block_indices,
+    bool reshape, bool norm) const {
+  at::NoGradGuard no_grad;
+  return vit_of(impl_).get_intermediate_layers(normalized_images, block_indices, reshape, norm);
+}
+
+at::Tensor Dinov2Model::interpolate_pos_encoding(int64_t grid_h, int64_t grid_w) const {
+  NEPHRO_CHECK(grid_h > 0 && grid_w > 0, "DINOv2: grid size ", grid_h, "x", grid_w,
+               " must be positive");
+  at::NoGradGuard no_grad;
+  return vit_of(impl_).interpolate_pos_encoding(grid_h, grid_w);
+}
+
+at::Tensor Dinov2Model::prepare_tokens(const at::Tensor& normalized_images) const {
+  at::NoGradGuard no_grad;
+  return vit_of(impl_).prepare_tokens(normalized_images);
+}
+
+// Ref: torchvision ToTensor + Normalize(mean=IMAGENET_DEFAULT_MEAN, std=IMAGENET_DEFAULT_STD)
+// as used by GBMSeg and dinov2/data/transforms.py.
+at::Tensor Dinov2Model::preprocess(const at::Tensor& image_rgb_u8, int64_t size) const {
+  const int64_t p = config().patch_size;
+  NEPHRO_CHECK(image_rgb_u8.defined() && image_rgb_u8.dim() == 3 && image_rgb_u8.size(2) == 3,
+               "DINOv2: expected an RGB image [H, W, 3], got ",
+               image_rgb_u8.defined() ? c10::str(image_rgb_u8.sizes()) : std::string("none"));
+  NEPHRO_CHECK(image_rgb_u8.scalar_type() == at::kByte, "DINOv2: expected a uint8 image, got ",
+               image_rgb_u8.scalar_type());
+  NEPHRO_CHECK(size >= 0, "DINOv2: size ", size, " must be >= 0");
+  at::Tensor image = image_rgb_u8.cpu();
+  if (size > 0) {
+    NEPHRO_CHECK(size % p == 0, "DINOv2: size ", size, " must be a multiple of the patch size ",
+                 p);
+    image = pil_resize(image, size, size, PilFilter::kBicubic);  // [S, S, 3]
+  } else {
+    NEPHRO_CHECK(image.size(0) > 0 && image.size(1) > 0 && image.size(0) % p == 0 &&
+                     image.size(1) % p == 0,
+                 "DINOv2: image of ", image.size(1), "x", image.size(0),
+                 " pixels (width x height) has sides that are not multiples of the patch size ",
+                 p, "; choose a resize size (e.g. ", std::max<int64_t>(p, image.size(0) / p * p),
+                 ")");
+  }
+  at::Tensor x = image.permute({2, 0, 1}).to(at::kFloat).div(255);  // [3, H, W] in [0, 1]
+  const at::Tensor mean = at::tensor({0.485f, 0.456f, 0.406f}).view({3, 1, 1});
+  const at::Tensor std = at::tensor({0.229f, 0.224f, 0.225f}).view({3, 1, 1});
+  return x.sub(mean).div(std).unsqueeze(0).contiguous();  // [1, 3, H, W]
+}
+
+PatchFeatures Dinov2Model::patch_features(const at::Tensor& image_rgb_u8, int64_t size) const {
+  at::Tensor x = preprocess(image_rgb_u8, size);
+  Dinov2Output out = forward_features(x);
+  PatchFeatures f;
+  f.tokens = out.x_norm_patchtokens.select(0, 0).contiguous();  // [h*w, D]
+  f.grid_h = out.grid_h;
+  f.grid_w = out.grid_w;
+  return f;
+}
+
+std::vector<std::pair<std::string, std::vector<int64_t>>> Dinov2Model::state_dict_shapes() const {
+  std::vector<std::pair<std::string, std::vector<int64_t>>> shapes;
+  for (const auto& p : impl_->vit->named_parameters(/*recurse=*/true)) {
+    shapes.emplace_back(p.key(), p.value().sizes().vec());
+  }
+  for (const auto& b : impl_->vit->named_buffers(/*recurse=*/true)) {
+    shapes.emplace_back(b.key(), b.value().sizes().vec());
+  }
+  return shapes;
+}
+
+std::shared_ptr<torch::nn::Module> Dinov2Model::module() const { return impl_->vit.ptr(); }
+
+}  // namespace nephroseg::dinov2
