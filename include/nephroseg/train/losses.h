@@ -1,0 +1,65 @@
+// nephroseg/train/losses.h: the GlomSAM training loss L = BCE + Dice + Boundary DoU.
+//
+// Every loss takes full-resolution logits z [B, 1, H, W] (float32, may require grad)
+// and a ground truth g [B, 1, H, W] with values in {0, 1} (any integer, bool or float
+// dtype). They return 0-dim float32 tensors that backpropagate to z.
+// Thread-safety: pure functions.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <cstdint>
+
+namespace nephroseg::train {
+
+/// Mean binary cross-entropy with logits over every pixel of the batch.
+at::Tensor bce_with_logits_loss(const at::Tensor& logits, const at::Tensor& target);
+
+/// MONAI (<= 1.4) DiceLoss(sigmoid=True, squared_pred=True, reduction="mean"): per image
+/// D_b = 1 - (2 sum(p g) + smooth_nr) / (sum(p^2) + sum(g^2) + smooth_dr), p = sigmoid(z),
+/// averaged over the batch.
+at::Tensor dice_loss(const at::Tensor& logits, const at::Tensor& target,
+                     double smooth_nr = 1e-5, double smooth_dr = 1e-5);
+
+/// How the Boundary DoU loss counts boundary pixels C over a batch.
+enum class BoundaryConvention {
+  /// Each image's boundary map is computed on its own and summed (Sun et al.; spec §7).
+  kPerImage,
+  /// GlomSAM's released port: a (B,H,W) boundary map times the (B,1,H,W) target
+  /// broadcasts to (B,B,H,W), so C also counts cross-image pairs when B > 1.
+  kGlomSamBroadcast,
+};
+
+/// The batch-level terms of the Boundary DoU loss.
+struct BoundaryDouTerms {
+  int64_t boundary = 0;    // C
+  int64_t foreground = 0;  // S
+  double alpha_unclamped = 0.0;  // 1 - 2 (C + eps) / (S + eps)
+  double alpha = 0.0;            // min(alpha_unclamped, 0.8)
+};
+BoundaryDouTerms boundary_dou_terms(const at::Tensor& target,
+                                    BoundaryConvention convention = BoundaryConvention::kPerImage);
+
+/// Boundary DoU loss (Sun, Luo, Li, MICCAI 2023), pooled over the whole batch as in
+/// GlomSAM: (Z + Y - 2I + eps) / (Z + Y - (1 + alpha) I + eps) with p = sigmoid(z),
+/// I = sum(p g), Y = sum(g^2), Z = sum(p^2). alpha has no gradient.
+at::Tensor boundary_dou_loss(const at::Tensor& logits, const at::Tensor& target,
+                             BoundaryConvention convention = BoundaryConvention::kPerImage);
+
+struct GlomSamLossOptions {
+  double bce_weight = 1.0;
+  double dice_weight = 1.0;
+  double bdou_weight = 1.0;
+  BoundaryConvention boundary = BoundaryConvention::kPerImage;
+};
+
+struct GlomSamLossTerms {
+  at::Tensor total;  // weighted sum (0-dim, differentiable)
+  at::Tensor bce, dice, bdou;
+};
+
+/// L = w_bce BCE + w_dice Dice + w_bdou BDoU (spec §7; weights 1:1:1 by default).
+GlomSamLossTerms glomsam_loss(const at::Tensor& logits, const at::Tensor& target,
+                              const GlomSamLossOptions& options = {});
+
+}  // namespace nephroseg::train
