@@ -4,6 +4,7 @@
 
 #include <cmath>
 
+#include "models/dinov2/module_init.h"
 #include "nephroseg/core/error.h"
 
 namespace nephroseg::dinov2 {
@@ -15,12 +16,8 @@ AttentionImpl::AttentionImpl(const AttentionOptions& options) : options_(options
   const int64_t head_dim = options.dim / options.num_heads;
   // Python computes head_dim**-0.5 in double and multiplies the float tensor by it.
   scale_ = std::pow(static_cast<double>(head_dim), -0.5);
-  qkv_ = register_module(
-      "qkv", torch::nn::Linear(
-                 torch::nn::LinearOptions(options.dim, 3 * options.dim).bias(options.qkv_bias)));
-  proj_ = register_module(
-      "proj",
-      torch::nn::Linear(torch::nn::LinearOptions(options.dim, options.dim).bias(options.proj_bias)));
+  qkv_ = register_module("qkv", make_linear(options.dim, 3 * options.dim, options.qkv_bias));
+  proj_ = register_module("proj", make_linear(options.dim, options.dim, options.proj_bias));
 }
 
 // Ref: dinov2/layers/attention.py::Attention.forward

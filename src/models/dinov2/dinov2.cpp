@@ -9,6 +9,7 @@
 #include <numeric>
 #include <set>
 
+#include "models/dinov2/module_init.h"
 #include "models/dinov2/vision_transformer.h"
 #include "nephroseg/checkpoint/pth.h"
 #include "nephroseg/checkpoint/state_dict.h"
@@ -148,11 +149,19 @@ std::shared_ptr<Dinov2Model> Dinov2Model::load(const std::string& checkpoint_pat
                                                const Dinov2Config& config) {
   auto impl = std::make_unique<Impl>();
   {
+    // Every weight comes from the checkpoint: skip the random initialisation.
     at::NoGradGuard no_grad;
+    SkipInitGuard skip_init;
     impl->vit = DinoVisionTransformer(config);
   }
   checkpoint::StateDict sd = checkpoint::load_state_dict(checkpoint_path);
-  checkpoint::bind_state_dict(*impl->vit, sd, checkpoint_path);
+  try {
+    checkpoint::bind_state_dict(*impl->vit, sd, checkpoint_path);
+  } catch (const Error& e) {
+    NEPHRO_FAIL(e.what(), "\n(the model was built as DINOv2 embed_dim ", config.embed_dim,
+                ", depth ", config.depth, ", ffn ", config.ffn_layer, ", ",
+                config.num_register_tokens, " register tokens; check the model type)");
+  }
   impl->vit->eval();
   return std::shared_ptr<Dinov2Model>(new Dinov2Model(std::move(impl)));
 }

@@ -2,15 +2,15 @@
 
 #include <ATen/ATen.h>
 
+#include "models/dinov2/module_init.h"
+
 namespace nephroseg::dinov2 {
 
 MlpImpl::MlpImpl(const MlpOptions& options) {
   fc1_ = register_module(
-      "fc1", torch::nn::Linear(torch::nn::LinearOptions(options.in_features, options.hidden_features)
-                                   .bias(options.bias)));
+      "fc1", make_linear(options.in_features, options.hidden_features, options.bias));
   fc2_ = register_module(
-      "fc2", torch::nn::Linear(torch::nn::LinearOptions(options.hidden_features, options.out_features)
-                                   .bias(options.bias)));
+      "fc2", make_linear(options.hidden_features, options.out_features, options.bias));
 }
 
 // Ref: dinov2/layers/mlp.py::Mlp.forward (dropout is 0 / eval)

@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include "models/dinov2/module_init.h"
+
 namespace nephroseg::dinov2 {
 
 // Ref: dinov2/layers/swiglu_ffn.py::SwiGLUFFNFused.__init__ (int() truncates; the
@@ -12,12 +14,8 @@ int64_t swiglu_hidden(int64_t hidden_features) {
 
 SwiGLUFFNFusedImpl::SwiGLUFFNFusedImpl(const SwiGLUFFNFusedOptions& options) {
   const int64_t hidden = swiglu_hidden(options.hidden_features);
-  w12_ = register_module(
-      "w12", torch::nn::Linear(
-                 torch::nn::LinearOptions(options.in_features, 2 * hidden).bias(options.bias)));
-  w3_ = register_module(
-      "w3", torch::nn::Linear(
-                torch::nn::LinearOptions(hidden, options.out_features).bias(options.bias)));
+  w12_ = register_module("w12", make_linear(options.in_features, 2 * hidden, options.bias));
+  w3_ = register_module("w3", make_linear(hidden, options.out_features, options.bias));
 }
 
 // Ref: dinov2/layers/swiglu_ffn.py::SwiGLUFFN.forward
