@@ -49,12 +49,13 @@ std::vector<CsvRow> parse_csv(const std::string& text) {
   std::vector<CsvRow> rows;
   CsvRow row;
   std::string field;
-  bool quoted = false, field_started = false;
+  bool quoted = false, field_started = false, at_start = true;
   size_t i = 0;
   auto end_field = [&] {
     row.push_back(field);
     field.clear();
     field_started = false;
+    at_start = true;
   };
   while (i < text.size()) {
     const char c = text[i];
@@ -72,9 +73,10 @@ std::vector<CsvRow> parse_csv(const std::string& text) {
       ++i;
       continue;
     }
-    if (c == '"' && field.empty() && !field_started) {
+    if (c == '"' && at_start) {
       quoted = true;
       field_started = true;
+      at_start = false;
     } else if (c == ',') {
       end_field();
       field_started = true;  // a following empty field still counts
@@ -86,6 +88,7 @@ std::vector<CsvRow> parse_csv(const std::string& text) {
     } else {
       field += c;
       field_started = true;
+      at_start = false;
     }
     ++i;
   }

@@ -70,3 +70,98 @@ TEST(Thickness, EstimatorsWithinThreePercentOfTruth) {
   };
   for (const auto& s : settings) check_setting(s);
 }
+
+TEST(Thickness, TouchingAndBranchingBandsAreExcludedNotAveraged) {
+  for (uint64_t seed : {13, 14, 17}) {
+    PhantomOptions po;
+    po.seed = seed;
+    po.size = 384;
+    po.thickness_px = 16;
+    po.num_membranes = 2;
+    po.touching = true;
+    po.branching = true;
+    const Phantom ph = generate_phantom(po);
+    EXPECT_GE(ph.contact_points.size(), 1u) << "seed " << seed;
+    ThicknessOptions to;
+    to.nm_per_pixel = 2.0;
+    const ThicknessResult r = measure_thickness(ph.mask, to);
+    const double t = ph.true_thickness_px;
+    std::printf("[ contact ] seed %2d t=%.0f  OI HM %+6.2f%% (excl %d) | direct mean %+6.2f%% (excl %d)\n",
+                static_cast<int>(seed), t, 100 * (r.oi.harmonic_mean / t - 1), r.oi.n_excluded,
+                100 * (r.direct.mean / t - 1), r.direct.n_excluded);
+    EXPECT_GT(r.oi.n_excluded + r.direct.n_excluded, 0);
+    EXPECT_LT(std::abs(r.oi.harmonic_mean / t - 1), 0.03) << "seed " << seed;
+    EXPECT_LT(std::abs(r.direct.mean / t - 1), 0.03) << "seed " << seed;
+  }
+}
+
+TEST(Thickness, CalibrationScalesNanometres) {
+  PhantomOptions po;
+  po.seed = 21;
+  po.size = 256;
+  po.thickness_px = 12;
+  po.shape = PhantomShape::kWave;
+  const Phantom ph = generate_phantom(po);
+  ThicknessOptions a, b;
+  a.nm_per_pixel = 1.0;
+  b.nm_per_pixel = 27.5;
+  const auto ra = measure_thickness(ph.mask, a), rb = measure_thickness(ph.mask, b);
+  EXPECT_DOUBLE_EQ(ra.oi.harmonic_mean, rb.oi.harmonic_mean);  // pixels do not change
+  EXPECT_DOUBLE_EQ(rb.nm_per_pixel, 27.5);
+}
+
+TEST(Thickness, BadInputIsRefused) {
+  cv::Mat empty_mask = cv::Mat::zeros(50, 50, CV_8U);
+  ThicknessOptions o;
+  o.nm_per_pixel = 2;
+  EXPECT_THROW(measure_thickness(empty_mask, o), Error);
+  cv::Mat m = empty_mask.clone();
+  cv::rectangle(m, cv::Rect(10, 10, 30, 8), cv::Scalar(255), cv::FILLED);
+  ThicknessOptions no_cal;
+  EXPECT_THROW(measure_thickness(m, no_cal), Error);
+  no_cal.nm_per_pixel = -1;
+  EXPECT_THROW(measure_thickness(m, no_cal), Error);
+  EXPECT_THROW(measure_thickness(cv::Mat(), o), Error);
+  PhantomOptions po;
+  po.thickness_px = 1;
+  EXPECT_THROW(generate_phantom(po), Error);
+  EXPECT_THROW(parse_phantom_shape("blob"), Error);
+}
+
+TEST(Thickness, SkeletonIsThinAndConnected) {
+  cv::Mat m = cv::Mat::zeros(60, 90, CV_8U);
+  cv::rectangle(m, cv::Rect(5, 20, 80, 15), cv::Scalar(255), cv::FILLED);
+  cv::Mat s = skeletonize(m);
+  EXPECT_GT(cv::countNonZero(s), 55);
+  EXPECT_LT(cv::countNonZero(s), 90);
+  cv::Mat labels;
+  EXPECT_EQ(cv::connectedComponents(s, labels, 8), 2);  // background + one skeleton
+  // No 2x2 block of skeleton pixels.
+  for (int y = 0; y + 1 < s.rows; ++y)
+    for (int x = 0; x + 1 < s.cols; ++x)
+      EXPECT_FALSE(s.at<uint8_t>(y, x) && s.at<uint8_t>(y + 1, x) && s.at<uint8_t>(y, x + 1) &&
+                   s.at<uint8_t>(y + 1, x + 1));
+}
+
+TEST(Phantom, DeterministicAndWellFormed) {
+  PhantomOptions po;
+  po.seed = 5;
+  po.size = 200;
+  po.thickness_px = 10;
+  const Phantom a = generate_phantom(po), b = generate_phantom(po);
+  EXPECT_EQ(cv::countNonZero(a.image != b.image), 0);
+  EXPECT_EQ(cv::countNonZero(a.mask != b.mask), 0);
+  po.seed = 6;
+  const Phantom c = generate_phantom(po);
+  EXPECT_GT(cv::countNonZero(a.mask != c.mask), 0);
+  EXPECT_EQ(a.image.type(), CV_8UC1);
+  EXPECT_EQ(a.mask.type(), CV_8UC1);
+  double lo, hi;
+  cv::minMaxLoc(a.mask, &lo, &hi);
+  EXPECT_EQ(lo, 0);
+  EXPECT_EQ(hi, 255);
+  EXPECT_EQ(cv::countNonZero(a.mask != 0) , cv::countNonZero(a.mask == 255));
+  EXPECT_DOUBLE_EQ(a.true_thickness_nm(), 10 * po.nm_per_pixel);
+  // The membrane is darker than the background on average.
+  EXPECT_LT(cv::mean(a.image, a.mask)[0] + 20, cv::mean(a.image, a.mask == 0)[0]);
+}

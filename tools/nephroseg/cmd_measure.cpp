@@ -1,0 +1,149 @@
+// `nephroseg measure`: GBM thickness in nanometres from membrane masks.
+#include <cmath>
+#include <filesystem>
+#include <iostream>
+#include <limits>
+
+#include "command.h"
+#include "nephroseg/core/error.h"
+#include "nephroseg/core/log.h"
+#include "nephroseg/io/image.h"
+#include "nephroseg/io/mask.h"
+#include "nephroseg/measure/reference.h"
+#include "nephroseg/measure/report.h"
+#include "nephroseg/measure/thickness.h"
+
+namespace fs = std::filesystem;
+
+namespace nephroseg::cli {
+namespace {
+
+struct MeasureParams {
+  std::string mask, image, out, reference = measure::default_reference_id(), ref_method = "direct";
+  double nm_per_pixel = std::numeric_limits<double>::quiet_NaN();
+  double ref_low = std::numeric_limits<double>::quiet_NaN(), ref_high = std::numeric_limits<double>::quiet_NaN();
+  int mask_channel = -1;
+  double mask_threshold = 127;
+  bool list_references = false;
+  measure::ThicknessOptions thickness;
+};
+
+int run_measure(MeasureParams& p) {
+  if (p.list_references) {
+    for (const auto& r : measure::reference_ranges())
+      std::cout << r.id << "\t" << (std::isnan(r.low_nm) ? std::string("-") : std::to_string(int(r.low_nm))) << " .. "
+                << (std::isnan(r.high_nm) ? std::string("-") : std::to_string(int(r.high_nm))) << " nm\t"
+                << measure::estimator_name(r.method) << "\t" << r.population << "\t" << r.source << "\n";
+    return 0;
+  }
+  NEPHRO_CHECK(!p.mask.empty(), "--mask is required");
+  NEPHRO_CHECK(!p.out.empty(), "--out is required");
+  NEPHRO_CHECK(!std::isnan(p.nm_per_pixel), "--nm-per-pixel is required (the image calibration in nm per pixel)");
+  NEPHRO_CHECK(p.nm_per_pixel > 0 && std::isfinite(p.nm_per_pixel), "--nm-per-pixel must be a positive number (got ",
+               p.nm_per_pixel, ")");
+  p.thickness.nm_per_pixel = p.nm_per_pixel;
+  measure::ReferenceRange range;
+  if (!std::isnan(p.ref_low) || !std::isnan(p.ref_high)) {
+    NEPHRO_CHECK(p.ref_method == "oi" || p.ref_method == "direct", "--ref-method must be 'oi' or 'direct'");
+    range = measure::custom_reference_range(
+        p.ref_low, p.ref_high, p.ref_method == "oi" ? measure::Estimator::kOrthogonalIntercept : measure::Estimator::kDirect);
+  } else {
+    range = measure::find_reference_range(p.reference);
+  }
+
+  // Pair masks with images, then read and check everything before writing anything.
+  std::vector<std::pair<std::string, std::string>> pairs;  // mask, image
+  if (fs::is_directory(p.mask)) {
+    const auto masks = io::list_image_files(p.mask);
+    NEPHRO_CHECK(!masks.empty(), "no mask files (.png .jpg .tif) in '", p.mask, "'");
+    std::map<std::string, std::string> images;
+    if (!p.image.empty()) {
+      NEPHRO_CHECK(fs::is_directory(p.image), "--image must be a folder when --mask is a folder ('", p.image, "')");
+      for (const auto& f : io::list_image_files(p.image)) images[io::file_stem(f)] = f;
+    }
+    for (const auto& m : masks) {
+      std::string img;
+      if (!p.image.empty()) {
+        auto it = images.find(io::file_stem(m));
+        NEPHRO_CHECK(it != images.end(), "no image named '", io::file_stem(m), ".*' in '", p.image, "' for mask '", m,
+                     "'");
+        img = it->second;
+      }
+      pairs.emplace_back(m, img);
+    }
+  } else {
+    NEPHRO_CHECK(fs::is_regular_file(p.mask), "mask '", p.mask, "' does not exist");
+    NEPHRO_CHECK(p.image.empty() || fs::is_regular_file(p.image), "image '", p.image, "' does not exist");
+    pairs.emplace_back(p.mask, p.image);
+  }
+  io::MaskReadOptions mopt;
+  mopt.channel = p.mask_channel;
+  mopt.threshold = p.mask_threshold;
+  std::vector<std::string> names;
+  std::vector<cv::Mat> masks, images;
+  for (const auto& [m, img] : pairs) {
+    cv::Mat mask = io::read_mask(m, mopt);
+    NEPHRO_CHECK(cv::countNonZero(mask) > 0, "mask '", m, "' is empty (no foreground pixel)");
+    cv::Mat image;
+    if (!img.empty()) {
+      image = io::read_image_rgb(img);
+      NEPHRO_CHECK(image.size() == mask.size(), "image '", img, "' is ", image.cols, "x", image.rows, " but mask '", m,
+                   "' is ", mask.cols, "x", mask.rows);
+    }
+    names.push_back(io::file_stem(m));
+    masks.push_back(mask);
+    images.push_back(image);
+  }
+  std::vector<measure::ThicknessResult> results;
+  for (size_t i = 0; i < masks.size(); ++i) {
+    results.push_back(measure::measure_thickness(masks[i], p.thickness));
+    const auto& r = results.back();
+    const double k = r.nm_per_pixel, value = measure::reference_value_nm(r, range);
+    char line[300];
+    std::snprintf(line, sizeof line,
+                  "%s: OI harmonic mean %.1f nm (x8/3pi: %.1f nm; n=%d, excluded %d) | direct mean %.1f nm, median "
+                  "%.1f nm (n=%d) | %s vs '%s'",
+                  names[i].c_str(), r.oi.harmonic_mean * k, r.oi_stereological_harmonic_px * k, r.oi.n,
+                  r.oi.n_excluded, r.direct.mean * k, r.direct.median * k, r.direct.n,
+                  measure::classify_thickness(value, range).c_str(), range.id.c_str());
+    log_info(line);
+  }
+  for (size_t i = 0; i < masks.size(); ++i)
+    measure::write_thickness_report(p.out, names[i], images[i], masks[i], results[i], range, p.thickness);
+  measure::write_thickness_batch_summary(p.out, names, results, range);
+  log_info("wrote ", names.size() * 4 + 2, " files to ", p.out);
+  return 0;
+}
+
+Runner setup_measure(CLI::App& app) {
+  auto p = std::make_shared<MeasureParams>();
+  app.add_option("--mask", p->mask, "GBM mask file or folder (non-zero = membrane)");
+  app.add_option("--image", p->image, "image file or folder (same names) for the overlay");
+  app.add_option("--nm-per-pixel", p->nm_per_pixel, "calibration in nm per pixel (required)");
+  app.add_option("--out", p->out, "output folder");
+  app.add_option("--reference", p->reference, "reference range id (see --list-references)")->capture_default_str();
+  app.add_option("--ref-low-nm", p->ref_low, "custom reference range: lower bound in nm");
+  app.add_option("--ref-high-nm", p->ref_high, "custom reference range: upper bound in nm");
+  app.add_option("--ref-method", p->ref_method, "custom range compares with: oi (stereological) | direct")
+      ->capture_default_str();
+  app.add_flag("--list-references", p->list_references, "print the reference range presets and exit");
+  app.add_option("--spacing-px", p->thickness.sample_spacing_px, "OI sample spacing along the boundary (px)")
+      ->capture_default_str();
+  app.add_option("--tangential-factor", p->thickness.tangential_factor,
+                 "exclude widths above this factor x the local median")
+      ->capture_default_str();
+  app.add_option("--smoothing-sigma", p->thickness.smoothing_sigma_px, "Gaussian sigma for the sub-pixel boundary (px)")
+      ->capture_default_str();
+  app.add_option("--max-angle", p->thickness.max_angle_deg, "OI ray cone half-angle (degrees)")->capture_default_str();
+  app.add_option("--seed", p->thickness.seed, "systematic sampling start")->capture_default_str();
+  app.add_option("--mask-channel", p->mask_channel, "-1: any channel non-zero; else this channel > threshold")
+      ->capture_default_str();
+  app.add_option("--mask-threshold", p->mask_threshold, "threshold with --mask-channel")->capture_default_str();
+  return [p] { return run_measure(*p); };
+}
+
+}  // namespace
+
+NEPHRO_COMMAND("", "measure", "GBM thickness (nm): orthogonal intercepts and medial-axis widths", setup_measure);
+
+}  // namespace nephroseg::cli
