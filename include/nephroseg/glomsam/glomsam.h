@@ -1,0 +1,137 @@
+// nephroseg/glomsam/glomsam.h: GlomSAM (Pan et al., PLoS ONE 2025), a SAM ViT-B with
+// a per-block EVP prompt generator, a ResNet branch fused by squeeze-and-excitation,
+// a UNet rough-mask prompt and a box prompt. Spec: specs/glomsam.md.
+//
+//   auto model = nephroseg::glomsam::GlomSamModel::load("glomsam_best.pth");
+//   cv::Mat rgb = nephroseg::io::read_image_rgb("patch.png");   // any size, RGB
+//   nephroseg::glomsam::PredictOptions po;                       // auto box from UNet
+//   auto result = model->predict(rgb, po);                       // result.mask CV_8U 0/1
+//
+// Input convention: RGB uint8 scaled by float32(1/255) to [0,1]; no mean/std anywhere
+// (the ResNet branch included), as in the reference. Boxes are (x0, y0, x1, y1) pixels.
+// Thread-safety: predict()/forward() are const and run under no-grad; a model may be
+// shared between threads for inference. Training uses train::GlomSamTrainer.
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <array>
+#include <cstdint>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nephroseg/sam/sam.h"
+
+namespace cv {
+class Mat;
+}
+
+namespace nephroseg::glomsam {
+
+/// Embedding-feature token order of the prompt generator (spec §3.2, §9 #6).
+enum class TokenOrder { kReference, kPerToken };
+
+struct GlomSamConfig {
+  /// ViT, prompt encoder and mask decoder sizes (SAM field names).
+  sam::SamConfig sam = sam::SamConfig::vit_b();
+  // Prompt generator (EVP / SAM-Adapter).
+  int64_t pg_scale_factor = 32;
+  double pg_freq_ratio = 0.25;
+  TokenOrder token_order = TokenOrder::kReference;
+  // CNN branch: torchvision ResNet with Bottleneck blocks.
+  std::vector<int64_t> resnet_layers{3, 4, 23, 3};
+  int64_t resnet_stem_width = 64;
+  int64_t resnet_num_classes = 1000;  // fc is kept (checkpoint keys) but never used
+  bool resnet_basic_block = false;    // true for resnet18/34 layouts
+  int64_t cnn_chans = 256;            // adapter output; must equal sam.prompt_embed_dim
+  int64_t se_reduction = 16;
+  bool feature_aliases = true;        // cnn_branch.features.* keys, as official files
+  // Rough mask generator (UNet).
+  std::vector<int64_t> unet_features{64, 128, 256, 512};
+  /// Threshold on the *logit* for binary masks (reference: 0.5; 0.0 = sigmoid > 0.5).
+  double mask_threshold = 0.5;
+
+  int64_t grid_size() const { return sam.grid_size(); }
+  /// UNet input side (the reference's 512 = img_size / 2).
+  int64_t unet_input_size() const { return sam.img_size / 2; }
+  /// Mask-prompt side (the reference's 256 = 4 * grid).
+  int64_t mask_input_size() const { return sam.low_res_size(); }
+  void validate() const;
+
+  /// Full size: ViT-B, ResNet101, UNet [64..512] (spec §1).
+  static GlomSamConfig official();
+  /// The tiny configuration of golden/glomsam (img 160, embed 48, depth 4, ...).
+  static GlomSamConfig tiny();
+  /// "official" | "vit_b" | "tiny"; or a JSON file (see from_json).
+  static GlomSamConfig preset(const std::string& name);
+  /// Reads {"config": {...}} or the object itself, with the golden JSON field names
+  /// (img_size, encoder_embed_dim, ..., pg_scale_factor, resnet_layers, unet_features).
+  static GlomSamConfig from_json(const std::string& path);
+  std::string to_json() const;
+};
+
+/// A box (x0, y0, x1, y1) in pixels of the model input.
+using Box = std::array<float, 4>;
+
+/// The box prompt from a GT mask (spec §6): union bounding box of all foreground
+/// pixels (max = last foreground index), each side moved outward by jitter[k] pixels
+/// (order x0, x1, y0, y1, as MyDataset draws them), clipped to [0, W] x [0, H].
+/// An empty mask gives the full image box [0, 0, W, H].
+Box box_from_mask(const at::Tensor& mask_hw, const std::array<int64_t, 4>& jitter = {0, 0, 0, 0});
+/// Box from rough-mask logits [H, W]: union box of logits > 0 enlarged by `margin`,
+/// or the full image when nothing is positive.
+Box box_from_logits(const at::Tensor& logits_hw, float margin = 10.f);
+
+struct PredictOptions {
+  std::optional<Box> box;  ///< in original-image pixels; unset = automatic (rough mask)
+  int64_t tile_overlap = 128;  ///< pixels of overlap between 1024 tiles for large images
+  bool auto_box_per_tile = true;
+};
+
+struct PredictResult {
+  at::Tensor logits;  ///< [H, W] float32, stitched
+  at::Tensor mask;    ///< [H, W] uint8 0/1 (logits > config.mask_threshold)
+  std::vector<Box> boxes;  ///< box used per tile
+  double seconds = 0.0;
+};
+
+class GlomSamModel {
+ public:
+  /// Random initialisation (each module's reference init). Deterministic in seed.
+  static std::shared_ptr<GlomSamModel> create(const GlomSamConfig& config, uint64_t seed = 0);
+  /// Loads a GlomSAM checkpoint (bare state dict or {"model": ...}); `config` must fit.
+  /// The `features.*` aliases may be absent from the file.
+  static std::shared_ptr<GlomSamModel> load(const std::string& checkpoint,
+                                            const GlomSamConfig& config = GlomSamConfig::official());
+  /// Loads image encoder ViT + prompt encoder + mask decoder from a SAM/MedSAM file,
+  /// the ResNet trunk from a torchvision file and the UNet from a RoughMaskGenerator
+  /// file ({"state_dict": ...}); empty paths keep the random init.
+  void load_initial_weights(const std::string& sam_checkpoint, const std::string& resnet_checkpoint,
+                            const std::string& unet_checkpoint);
+  /// Writes the state dict (official key names, aliases included) as a PyTorch file.
+  void save(const std::string& path) const;
+
+  const GlomSamConfig& config() const;
+
+  /// images [B, 3, S, S] float in [0,1] (S = img_size), boxes [B, 4] -> logits [B, 1, S, S].
+  /// Undefined boxes = automatic boxes from the rough mask.
+  at::Tensor forward(const at::Tensor& images, const at::Tensor& boxes) const;
+  /// Whole-image inference: RGB uint8 image of any size. Images larger than img_size
+  /// are tiled with overlap and stitched (mean of overlapping logits); smaller ones are
+  /// zero-padded.
+  PredictResult predict(const cv::Mat& rgb, const PredictOptions& options = {}) const;
+
+  /// Internal module (src/models/glomsam/glomsam.h::GlomSamImpl) for the trainer.
+  std::shared_ptr<void> module_handle() const;
+
+  struct Impl;
+  explicit GlomSamModel(std::unique_ptr<Impl> impl);
+  ~GlomSamModel();
+
+ private:
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace nephroseg::glomsam

@@ -1,0 +1,298 @@
+// Ref: GlomSAM train.py / test.py::GlomSAM (wrapper), MyDataset.py (boxes)
+#include "models/glomsam/glomsam.h"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <algorithm>
+#include <fstream>
+#include <unordered_set>
+
+#include "nephroseg/core/error.h"
+
+namespace nephroseg::glomsam {
+
+void GlomSamConfig::validate() const {
+  sam.validate();
+  NEPHRO_CHECK(cnn_chans == sam.prompt_embed_dim, "GlomSAM config: cnn_chans (", cnn_chans,
+               ") must equal prompt_embed_dim (", sam.prompt_embed_dim,
+               "): the reference builds FusionWithSE(cnn_chans, cnn_chans, out_chans)");
+  NEPHRO_CHECK(sam.encoder_embed_dim % pg_scale_factor == 0, "GlomSAM config: encoder_embed_dim ",
+               sam.encoder_embed_dim, " is not divisible by pg_scale_factor ", pg_scale_factor);
+  NEPHRO_CHECK(resnet_layers.size() == 4, "GlomSAM config: resnet_layers needs 4 entries");
+  NEPHRO_CHECK(!unet_features.empty(), "GlomSAM config: unet_features is empty");
+  const int64_t div = int64_t{1} << unet_features.size();
+  NEPHRO_CHECK(unet_input_size() % div == 0, "GlomSAM config: UNet input ", unet_input_size(),
+               " (img_size / 2) must be divisible by ", div);
+}
+
+GlomSamConfig GlomSamConfig::official() {
+  GlomSamConfig c;
+  c.sam = sam::SamConfig::vit_b();
+  c.sam.name = "glomsam_vit_b";
+  return c;
+}
+
+GlomSamConfig GlomSamConfig::tiny() {
+  GlomSamConfig c;
+  sam::SamConfig& s = c.sam;
+  s.name = "glomsam_tiny";
+  s.img_size = 160;
+  s.patch_size = 16;
+  s.encoder_embed_dim = 48;
+  s.encoder_depth = 4;
+  s.encoder_num_heads = 3;
+  s.encoder_global_attn_indexes = {1, 3};
+  s.window_size = 4;
+  s.prompt_embed_dim = 64;
+  s.mask_in_chans = 16;
+  s.decoder_depth = 2;
+  s.decoder_num_heads = 8;
+  s.decoder_mlp_dim = 128;
+  s.iou_head_hidden_dim = 64;
+  c.pg_scale_factor = 8;
+  c.resnet_layers = {2, 1, 1, 1};
+  c.resnet_stem_width = 8;
+  c.resnet_num_classes = 10;
+  c.cnn_chans = 64;
+  c.unet_features = {4, 8, 16, 32};
+  return c;
+}
+
+GlomSamConfig GlomSamConfig::preset(const std::string& name) {
+  if (name == "official" || name == "vit_b" || name == "glomsam") return official();
+  if (name == "tiny") return tiny();
+  return from_json(name);
+}
+
+GlomSamConfig GlomSamConfig::from_json(const std::string& path) {
+  std::ifstream in(path);
+  NEPHRO_CHECK(in.good(), "GlomSAM config: cannot open '", path,
+               "' (expected 'official', 'tiny' or a JSON file)");
+  nlohmann::json j;
+  try {
+    in >> j;
+  } catch (const std::exception& e) {
+    NEPHRO_FAIL("GlomSAM config: '", path, "' is not valid JSON: ", e.what());
+  }
+  if (j.contains("config")) j = j["config"];
+  GlomSamConfig c = official();
+  sam::SamConfig& s = c.sam;
+  for (auto it = j.begin(); it != j.end(); ++it) {
+    const std::string& k = it.key();
+    const auto& v = it.value();
+    if (k == "img_size") s.img_size = v;
+    else if (k == "patch_size") s.patch_size = v;
+    else if (k == "encoder_embed_dim") s.encoder_embed_dim = v;
+    else if (k == "encoder_depth") s.encoder_depth = v;
+    else if (k == "encoder_num_heads") s.encoder_num_heads = v;
+    else if (k == "encoder_global_attn_indexes") s.encoder_global_attn_indexes = v.get<std::vector<int64_t>>();
+    else if (k == "window_size") s.window_size = v;
+    else if (k == "mlp_ratio") s.mlp_ratio = v;
+    else if (k == "use_rel_pos") s.use_rel_pos = v;
+    else if (k == "qkv_bias") s.qkv_bias = v;
+    else if (k == "layernorm_eps") s.layernorm_eps = v;
+    else if (k == "out_chans" || k == "prompt_embed_dim") s.prompt_embed_dim = v;
+    else if (k == "mask_in_chans") s.mask_in_chans = v;
+    else if (k == "decoder_depth") s.decoder_depth = v;
+    else if (k == "decoder_num_heads") s.decoder_num_heads = v;
+    else if (k == "decoder_mlp_dim") s.decoder_mlp_dim = v;
+    else if (k == "attention_downsample_rate") s.attention_downsample_rate = v;
+    else if (k == "num_multimask_outputs") s.num_multimask_outputs = v;
+    else if (k == "iou_head_depth") s.iou_head_depth = v;
+    else if (k == "iou_head_hidden_dim") s.iou_head_hidden_dim = v;
+    else if (k == "cnn_chans") c.cnn_chans = v;
+    else if (k == "pg_scale_factor") c.pg_scale_factor = v;
+    else if (k == "pg_freq_nums" || k == "pg_freq_ratio") c.pg_freq_ratio = v;
+    else if (k == "token_order") c.token_order = v.get<std::string>() == "per_token" ? TokenOrder::kPerToken : TokenOrder::kReference;
+    else if (k == "resnet_layers") c.resnet_layers = v.get<std::vector<int64_t>>();
+    else if (k == "resnet_stem_width") c.resnet_stem_width = v;
+    else if (k == "resnet_num_classes") c.resnet_num_classes = v;
+    else if (k == "resnet_basic_block") c.resnet_basic_block = v;
+    else if (k == "se_reduction") c.se_reduction = v;
+    else if (k == "feature_aliases") c.feature_aliases = v;
+    else if (k == "unet_features") c.unet_features = v.get<std::vector<int64_t>>();
+    else if (k == "mask_threshold") c.mask_threshold = v;
+    else if (k == "unet_in" || k == "mask_in" || k == "name") continue;  // derived / informative
+    else NEPHRO_FAIL("GlomSAM config '", path, "': unknown field '", k, "'");
+  }
+  c.validate();
+  return c;
+}
+
+std::string GlomSamConfig::to_json() const {
+  nlohmann::json j;
+  j["img_size"] = sam.img_size;
+  j["patch_size"] = sam.patch_size;
+  j["encoder_embed_dim"] = sam.encoder_embed_dim;
+  j["encoder_depth"] = sam.encoder_depth;
+  j["encoder_num_heads"] = sam.encoder_num_heads;
+  j["encoder_global_attn_indexes"] = sam.encoder_global_attn_indexes;
+  j["window_size"] = sam.window_size;
+  j["mlp_ratio"] = sam.mlp_ratio;
+  j["use_rel_pos"] = sam.use_rel_pos;
+  j["qkv_bias"] = sam.qkv_bias;
+  j["layernorm_eps"] = sam.layernorm_eps;
+  j["prompt_embed_dim"] = sam.prompt_embed_dim;
+  j["mask_in_chans"] = sam.mask_in_chans;
+  j["decoder_depth"] = sam.decoder_depth;
+  j["decoder_num_heads"] = sam.decoder_num_heads;
+  j["decoder_mlp_dim"] = sam.decoder_mlp_dim;
+  j["attention_downsample_rate"] = sam.attention_downsample_rate;
+  j["num_multimask_outputs"] = sam.num_multimask_outputs;
+  j["iou_head_depth"] = sam.iou_head_depth;
+  j["iou_head_hidden_dim"] = sam.iou_head_hidden_dim;
+  j["cnn_chans"] = cnn_chans;
+  j["pg_scale_factor"] = pg_scale_factor;
+  j["pg_freq_ratio"] = pg_freq_ratio;
+  j["token_order"] = token_order == TokenOrder::kPerToken ? "per_token" : "reference";
+  j["resnet_layers"] = resnet_layers;
+  j["resnet_stem_width"] = resnet_stem_width;
+  j["resnet_num_classes"] = resnet_num_classes;
+  j["resnet_basic_block"] = resnet_basic_block;
+  j["se_reduction"] = se_reduction;
+  j["feature_aliases"] = feature_aliases;
+  j["unet_features"] = unet_features;
+  j["mask_threshold"] = mask_threshold;
+  return j.dump(2);
+}
+
+Box box_from_mask(const at::Tensor& mask_hw, const std::array<int64_t, 4>& jitter) {
+  NEPHRO_CHECK(mask_hw.dim() == 2, "box_from_mask: expected [H, W], got ", mask_hw.sizes());
+  const int64_t h = mask_hw.size(0), w = mask_hw.size(1);
+  at::Tensor fg = mask_hw.ne(0);
+  at::Tensor rows = fg.any(1).nonzero();
+  if (rows.numel() == 0) return {0.f, 0.f, static_cast<float>(w), static_cast<float>(h)};
+  at::Tensor cols = fg.any(0).nonzero();
+  const int64_t y0 = rows.min().item<int64_t>(), y1 = rows.max().item<int64_t>();
+  const int64_t x0 = cols.min().item<int64_t>(), x1 = cols.max().item<int64_t>();
+  return {static_cast<float>(std::max<int64_t>(0, x0 - jitter[0])),
+          static_cast<float>(std::max<int64_t>(0, y0 - jitter[2])),
+          static_cast<float>(std::min<int64_t>(w, x1 + jitter[1])),
+          static_cast<float>(std::min<int64_t>(h, y1 + jitter[3]))};
+}
+
+Box box_from_logits(const at::Tensor& logits_hw, float margin) {
+  NEPHRO_CHECK(logits_hw.dim() == 2, "box_from_logits: expected [H, W], got ", logits_hw.sizes());
+  const float h = static_cast<float>(logits_hw.size(0)), w = static_cast<float>(logits_hw.size(1));
+  at::Tensor fg = logits_hw.gt(0);
+  at::Tensor rows = fg.any(1).nonzero();
+  if (rows.numel() == 0) return {0.f, 0.f, w, h};
+  at::Tensor cols = fg.any(0).nonzero();
+  return {std::max(0.f, cols.min().item<int64_t>() - margin),
+          std::max(0.f, rows.min().item<int64_t>() - margin),
+          std::min(w, cols.max().item<int64_t>() + 1 + margin),
+          std::min(h, rows.max().item<int64_t>() + 1 + margin)};
+}
+
+}  // namespace nephroseg::glomsam
+
+namespace nephroseg::models::glomsam {
+
+checkpoint::StateDict reference_state_dict(const torch::nn::Module& module) {
+  checkpoint::StateDict sd;
+  const torch::nn::Module::ConstNamedModuleApplyFunction visit =
+      [&sd](const std::string& prefix, const torch::nn::Module& m) {
+    const std::string p = prefix.empty() ? prefix : prefix + ".";
+    for (const auto& kv : m.named_parameters(/*recurse=*/false)) sd.insert(p + kv.key(), kv.value());
+    for (const auto& kv : m.named_buffers(/*recurse=*/false)) sd.insert(p + kv.key(), kv.value());
+  };
+  module.apply(visit);
+  return sd;
+}
+
+GlomSamImpl::GlomSamImpl(const nephroseg::glomsam::GlomSamConfig& config) : config_(config) {
+  config.validate();
+  image_encoder = register_module("image_encoder", GlomImageEncoder(config));
+  mask_decoder = register_module("mask_decoder", sam::MaskDecoder(config.sam));
+  prompt_encoder = register_module("prompt_encoder", sam::PromptEncoder(config.sam));
+  UNetOptions u;
+  u.features = config.unet_features;
+  RoughMaskGenerator = register_module("RoughMaskGenerator", UNet(u));
+}
+
+at::Tensor GlomSamImpl::rough_mask(const at::Tensor& image, at::Tensor* unet_input,
+                                   at::Tensor* unet_logits) {
+  const int64_t s = config_.unet_input_size();
+  const int64_t m = config_.mask_input_size();
+  at::Tensor in = at::upsample_bilinear2d(image, {s, s}, /*align_corners=*/false);  // [B,3,S/2,S/2]
+  at::Tensor logits = RoughMaskGenerator->forward(in);                               // [B,1,S/2,S/2]
+  if (unet_input) *unet_input = in;
+  if (unet_logits) *unet_logits = logits;
+  return at::upsample_bilinear2d(logits, {m, m}, /*align_corners=*/false);  // [B,1,4g,4g]
+}
+
+at::Tensor GlomSamImpl::forward(const at::Tensor& image, const at::Tensor& boxes) {
+  return forward_traced(image, boxes, nullptr);
+}
+
+at::Tensor GlomSamImpl::forward_traced(const at::Tensor& image, const at::Tensor& boxes_in,
+                                       GlomSamTrace* trace) {
+  const int64_t S = config_.sam.img_size;
+  NEPHRO_CHECK(image.dim() == 4 && image.size(1) == 3 && image.size(2) == S && image.size(3) == S,
+               "GlomSAM: expected images [B, 3, ", S, ", ", S, "], got ", image.sizes());
+  const int64_t b = image.size(0);
+  at::Tensor unet_in, unet_logits;
+  at::Tensor rough = rough_mask(image, &unet_in, &unet_logits);
+  at::Tensor emb = image_encoder->forward_traced(image, trace ? &trace->encoder : nullptr);
+  at::Tensor boxes = boxes_in;
+  if (!boxes.defined()) {
+    // Deployment mode: union box of the rough mask (logits > 0) + 10 px, in S pixels.
+    at::NoGradGuard no_grad;
+    at::Tensor up = at::upsample_bilinear2d(unet_logits.detach(), {S, S}, false);
+    std::vector<float> flat;
+    for (int64_t i = 0; i < b; ++i) {
+      auto bx = nephroseg::glomsam::box_from_logits(up[i][0], 10.f);
+      flat.insert(flat.end(), bx.begin(), bx.end());
+    }
+    boxes = at::tensor(flat, at::kFloat).view({b, 4});
+  }
+  NEPHRO_CHECK(boxes.dim() == 2 && boxes.size(0) == b && boxes.size(1) == 4,
+               "GlomSAM: boxes must be [B, 4] with B = ", b, ", got ", boxes.sizes());
+  auto [sparse, dense] = prompt_encoder->forward({}, {}, boxes.to(at::kFloat), rough);
+  at::Tensor dense_pe = prompt_encoder->get_dense_pe();
+  auto [low, iou] = mask_decoder->forward(emb, dense_pe, sparse, dense, /*multimask_output=*/false,
+                                          trace ? &trace->decoder : nullptr);
+  at::Tensor logits = at::upsample_bilinear2d(low, {image.size(2), image.size(3)}, false);
+  if (trace) {
+    trace->unet_input = unet_in;
+    trace->unet_logits = unet_logits;
+    trace->rough_mask = rough;
+    trace->sparse_embeddings = sparse;
+    trace->dense_embeddings = dense;
+    trace->dense_pe = dense_pe;
+    trace->low_res_logits = low;
+    trace->iou_pred = iou;
+    trace->logits = logits;
+  }
+  return logits;  // [B, 1, S, S]
+}
+
+void GlomSamImpl::freeze(bool freeze_unet) {
+  for (auto& p : image_encoder->vit_parameters()) p.set_requires_grad(false);
+  unet_frozen_ = freeze_unet;
+  for (auto& p : RoughMaskGenerator->parameters()) p.set_requires_grad(!freeze_unet);
+  if (freeze_unet) RoughMaskGenerator->eval();
+}
+
+void GlomSamImpl::train(bool on) {
+  torch::nn::Module::train(on);
+  if (unet_frozen_) RoughMaskGenerator->eval();
+}
+
+std::vector<std::pair<std::string, at::Tensor>> GlomSamImpl::unique_named_parameters() const {
+  std::vector<std::pair<std::string, at::Tensor>> out;
+  std::unordered_set<const void*> seen;
+  for (const auto& p : named_parameters()) {
+    if (seen.insert(p.value().unsafeGetTensorImpl()).second) out.emplace_back(p.key(), p.value());
+  }
+  return out;
+}
+
+std::vector<at::Tensor> GlomSamImpl::unique_parameters() const {
+  std::vector<at::Tensor> out;
+  for (auto& kv : unique_named_parameters()) out.push_back(kv.second);
+  return out;
+}
+
+}  // namespace nephroseg::models::glomsam
