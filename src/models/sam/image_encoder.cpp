@@ -1,0 +1,189 @@
+#include "models/sam/image_encoder.h"
+
+#include <ATen/ATen.h>
+#include <torch/nn/modules/activation.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "nephroseg/core/error.h"
+
+namespace nephroseg::sam {
+
+// Ref: image_encoder.py::window_partition
+std::pair<at::Tensor, std::pair<int64_t, int64_t>> window_partition(const at::Tensor& x,
+                                                                    int64_t window_size) {
+  const int64_t B = x.size(0), H = x.size(1), W = x.size(2), C = x.size(3);
+  const int64_t pad_h = (window_size - H % window_size) % window_size;
+  const int64_t pad_w = (window_size - W % window_size) % window_size;
+  at::Tensor padded = x;
+  if (pad_h > 0 || pad_w > 0) padded = at::constant_pad_nd(x, {0, 0, 0, pad_w, 0, pad_h}, 0.0);
+  const int64_t Hp = H + pad_h, Wp = W + pad_w;
+  at::Tensor windows =
+      padded.view({B, Hp / window_size, window_size, Wp / window_size, window_size, C})
+          .permute({0, 1, 3, 2, 4, 5})
+          .contiguous()
+          .view({-1, window_size, window_size, C});  // [B*nW, ws, ws, C]
+  return {windows, {Hp, Wp}};
+}
+
+// Ref: image_encoder.py::window_unpartition
+at::Tensor window_unpartition(const at::Tensor& windows, int64_t window_size,
+                              std::pair<int64_t, int64_t> pad_hw,
+                              std::pair<int64_t, int64_t> hw) {
+  const auto [Hp, Wp] = pad_hw;
+  const auto [H, W] = hw;
+  const int64_t B = windows.size(0) / (Hp * Wp / window_size / window_size);
+  at::Tensor x = windows.view({B, Hp / window_size, Wp / window_size, window_size, window_size, -1})
+                     .permute({0, 1, 3, 2, 4, 5})
+                     .contiguous()
+                     .view({B, Hp, Wp, -1});  // [B, Hp, Wp, C]
+  if (Hp > H || Wp > W) x = x.slice(1, 0, H).slice(2, 0, W).contiguous();  // [B, H, W, C]
+  return x;
+}
+
+// Ref: image_encoder.py::get_rel_pos
+at::Tensor get_rel_pos(int64_t q_size, int64_t k_size, const at::Tensor& rel_pos) {
+  const int64_t max_rel_dist = 2 * std::max(q_size, k_size) - 1;
+  at::Tensor table = rel_pos;  // [L, C]
+  if (rel_pos.size(0) != max_rel_dist) {
+    // Linear resize along the table length (align_corners=False).
+    table = at::upsample_linear1d(rel_pos.reshape({1, rel_pos.size(0), -1}).permute({0, 2, 1}),
+                                  {max_rel_dist}, /*align_corners=*/false)
+                .reshape({-1, max_rel_dist})
+                .permute({1, 0});  // [max_rel_dist, C]
+  }
+  const double q_ratio = std::max(static_cast<double>(k_size) / q_size, 1.0);
+  const double k_ratio = std::max(static_cast<double>(q_size) / k_size, 1.0);
+  at::Tensor q_coords = at::arange(q_size, at::kFloat).unsqueeze(1) * q_ratio;  // [q, 1]
+  at::Tensor k_coords = at::arange(k_size, at::kFloat).unsqueeze(0) * k_ratio;  // [1, k]
+  at::Tensor relative = (q_coords - k_coords) + (k_size - 1) * k_ratio;         // [q, k]
+  return table.index_select(0, relative.to(at::kLong).flatten())
+      .view({q_size, k_size, table.size(1)});  // [q, k, C]
+}
+
+// Ref: image_encoder.py::add_decomposed_rel_pos
+at::Tensor add_decomposed_rel_pos(const at::Tensor& attn, const at::Tensor& q,
+                                  const at::Tensor& rel_pos_h, const at::Tensor& rel_pos_w,
+                                  std::pair<int64_t, int64_t> q_size,
+                                  std::pair<int64_t, int64_t> k_size) {
+  const auto [q_h, q_w] = q_size;
+  const auto [k_h, k_w] = k_size;
+  const at::Tensor Rh = get_rel_pos(q_h, k_h, rel_pos_h);  // [q_h, k_h, C]
+  const at::Tensor Rw = get_rel_pos(q_w, k_w, rel_pos_w);  // [q_w, k_w, C]
+  const int64_t B = q.size(0), dim = q.size(2);
+  const at::Tensor r_q = q.reshape({B, q_h, q_w, dim});
+  const at::Tensor rel_h = at::einsum("bhwc,hkc->bhwk", {r_q, Rh});  // [B, q_h, q_w, k_h]
+  const at::Tensor rel_w = at::einsum("bhwc,wkc->bhwk", {r_q, Rw});  // [B, q_h, q_w, k_w]
+  return (attn.view({B, q_h, q_w, k_h, k_w}) + rel_h.unsqueeze(4) + rel_w.unsqueeze(3))
+      .view({B, q_h * q_w, k_h * k_w});
+}
+
+RelPosAttentionImpl::RelPosAttentionImpl(int64_t dim, int64_t num_heads_, bool qkv_bias,
+                                         bool use_rel_pos_,
+                                         std::pair<int64_t, int64_t> input_size)
+    : num_heads(num_heads_), use_rel_pos(use_rel_pos_) {
+  const int64_t head_dim = dim / num_heads;
+  scale = std::pow(static_cast<double>(head_dim), -0.5);
+  qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(dim, dim * 3).bias(qkv_bias)));
+  proj = register_module("proj", torch::nn::Linear(dim, dim));
+  if (use_rel_pos) {
+    rel_pos_h = register_parameter("rel_pos_h", at::zeros({2 * input_size.first - 1, head_dim}));
+    rel_pos_w = register_parameter("rel_pos_w", at::zeros({2 * input_size.second - 1, head_dim}));
+  }
+}
+
+// Ref: image_encoder.py::Attention.forward
+at::Tensor RelPosAttentionImpl::forward(const at::Tensor& x) {
+  const int64_t B = x.size(0), H = x.size(1), W = x.size(2);
+  const at::Tensor qkv_all = qkv->forward(x)
+                                 .reshape({B, H * W, 3, num_heads, -1})
+                                 .permute({2, 0, 3, 1, 4})  // [3, B, nH, N, hd]
+                                 .reshape({3, B * num_heads, H * W, -1});  // [3, B*nH, N, hd]
+  const at::Tensor q = qkv_all[0], k = qkv_all[1], v = qkv_all[2];
+  at::Tensor attn = at::matmul(q * scale, k.transpose(-2, -1));  // [B*nH, N, N]
+  if (use_rel_pos) attn = add_decomposed_rel_pos(attn, q, rel_pos_h, rel_pos_w, {H, W}, {H, W});
+  attn = attn.softmax(-1);
+  const at::Tensor out = at::matmul(attn, v)
+                             .view({B, num_heads, H, W, -1})
+                             .permute({0, 2, 3, 1, 4})
+                             .reshape({B, H, W, -1});  // [B, H, W, C]
+  return proj->forward(out);
+}
+
+BlockImpl::BlockImpl(int64_t dim, int64_t num_heads, double mlp_ratio, bool qkv_bias, double eps,
+                     bool use_rel_pos, int64_t window_size_,
+                     std::pair<int64_t, int64_t> input_size)
+    : window_size(window_size_) {
+  norm1 = register_module(
+      "norm1", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(eps)));
+  const auto attn_size =
+      window_size == 0 ? input_size : std::make_pair(window_size, window_size);
+  attn = register_module("attn", RelPosAttention(dim, num_heads, qkv_bias, use_rel_pos, attn_size));
+  norm2 = register_module(
+      "norm2", torch::nn::LayerNorm(torch::nn::LayerNormOptions({dim}).eps(eps)));
+  mlp = register_module(
+      "mlp", MLPBlock(dim, static_cast<int64_t>(dim * mlp_ratio), Activation::kGELU));
+}
+
+// Ref: image_encoder.py::Block.forward
+at::Tensor BlockImpl::forward(const at::Tensor& x) {
+  const at::Tensor shortcut = x;
+  at::Tensor y = norm1->forward(x);
+  const int64_t H = y.size(1), W = y.size(2);
+  std::pair<int64_t, int64_t> pad_hw{H, W};
+  if (window_size > 0) std::tie(y, pad_hw) = window_partition(y, window_size);
+  y = attn->forward(y);
+  if (window_size > 0) y = window_unpartition(y, window_size, pad_hw, {H, W});
+  at::Tensor out = shortcut + y;
+  return out + mlp->forward(norm2->forward(out));
+}
+
+PatchEmbedImpl::PatchEmbedImpl(int64_t patch_size, int64_t in_chans, int64_t embed_dim) {
+  proj = register_module(
+      "proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_chans, embed_dim, patch_size)
+                                    .stride(patch_size)));
+}
+
+at::Tensor PatchEmbedImpl::forward(const at::Tensor& x) {
+  return proj->forward(x).permute({0, 2, 3, 1});  // [B, H/p, W/p, C]
+}
+
+ImageEncoderViTImpl::ImageEncoderViTImpl(const SamConfig& c) : img_size(c.img_size) {
+  const int64_t grid = c.grid_size();
+  const int64_t dim = c.encoder_embed_dim;
+  patch_embed = register_module("patch_embed", PatchEmbed(c.patch_size, 3, dim));
+  // Registered after patch_embed in Python, but own parameters come first in
+  // state_dict order either way.
+  pos_embed = register_parameter("pos_embed", at::zeros({1, grid, grid, dim}));
+  blocks = register_module("blocks", torch::nn::ModuleList());
+  for (int64_t i = 0; i < c.encoder_depth; ++i) {
+    const bool global =
+        std::find(c.encoder_global_attn_indexes.begin(), c.encoder_global_attn_indexes.end(),
+                  i) != c.encoder_global_attn_indexes.end();
+    blocks->push_back(Block(dim, c.encoder_num_heads, c.mlp_ratio, c.qkv_bias, c.layernorm_eps,
+                            c.use_rel_pos, global ? 0 : c.window_size, std::make_pair(grid, grid)));
+  }
+  const int64_t out = c.prompt_embed_dim;
+  neck = register_module(
+      "neck",
+      torch::nn::Sequential(
+          torch::nn::Conv2d(torch::nn::Conv2dOptions(dim, out, 1).bias(false)),
+          LayerNorm2d(out, 1e-6),
+          torch::nn::Conv2d(torch::nn::Conv2dOptions(out, out, 3).padding(1).bias(false)),
+          LayerNorm2d(out, 1e-6)));
+}
+
+// Ref: image_encoder.py::ImageEncoderViT.forward
+at::Tensor ImageEncoderViTImpl::forward(const at::Tensor& x, std::vector<at::Tensor>* debug) {
+  at::Tensor h = patch_embed->forward(x);  // [B, grid, grid, C]
+  if (debug) debug->push_back(h);
+  h = h + pos_embed;
+  for (const auto& blk : *blocks) {
+    h = blk->as<BlockImpl>()->forward(h);
+    if (debug) debug->push_back(h);
+  }
+  return neck->forward(h.permute({0, 3, 1, 2}));  // [B, out_chans, grid, grid]
+}
+
+}  // namespace nephroseg::sam
