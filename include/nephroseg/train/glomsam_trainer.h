@@ -1,0 +1,97 @@
+// nephroseg/train/glomsam_trainer.h: training GlomSAM (and its UNet rough-mask
+// generator) from image/mask folders. Spec: specs/glomsam.md §8.
+//
+// Recipe (defaults = the reference): AdamW lr 1e-4, wd 0.01, batch 2, constant lr,
+// loss BCE + Dice + Boundary DoU, ViT frozen (gradients still flow through it to the
+// prompt generator), UNet frozen, boxes from the GT with seeded jitter 0..20 px
+// (or from the rough mask in auto mode). Each epoch: validation (per-image Dice, IoU,
+// recall, pixel accuracy), CSV log, curve PNG, `last.pth` written atomically
+// ({"model", "optimizer", "epoch", ...}, PyTorch zip format, official key names),
+// `best.pth` when validation Dice improves, early stopping after `patience` epochs
+// without improvement. resume = true continues from out_dir/last.pth exactly.
+// Deterministic on CPU for a given seed and thread count.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <string>
+#include <vector>
+
+#include "nephroseg/glomsam/glomsam.h"
+#include "nephroseg/train/losses.h"
+#include "nephroseg/train/metrics.h"
+
+namespace nephroseg::train {
+
+struct GlomSamTrainOptions {
+  std::string images_dir, masks_dir;
+  std::string val_images_dir, val_masks_dir;  // optional; else split
+  std::string split = "8:1:1";
+  uint64_t seed = 2023;
+  std::string out_dir;
+  glomsam::GlomSamConfig config = glomsam::GlomSamConfig::official();
+  std::string sam_checkpoint, resnet_checkpoint, unet_checkpoint;  // optional initial weights
+  std::string init_checkpoint;  // optional full GlomSAM checkpoint to start from
+  int64_t epochs = 200;
+  int64_t batch_size = 2;
+  double lr = 1e-4;
+  double weight_decay = 0.01;
+  int64_t patch_size = 0;  // 0 = img_size (see PatchOptions)
+  int64_t stride = 0;
+  int64_t box_jitter = 20;
+  bool auto_box = false;
+  bool freeze_unet = true;  // false mimics the released script (UNet trained too)
+  GlomSamLossOptions loss;
+  int64_t patience = 20;    // early stopping; 0 = off
+  bool resume = false;
+  int64_t max_batches_per_epoch = 0;  // 0 = all (tests)
+  /// Called after each epoch (progress display); may be empty.
+  std::function<void(const struct EpochRecord&)> on_epoch;
+};
+
+struct EpochRecord {
+  int64_t epoch = 0;  // 1-based
+  double train_loss = 0, train_bce = 0, train_dice = 0, train_bdou = 0;
+  double val_loss = 0;
+  SegmentationMetrics val;  // per-image mean
+  double seconds = 0;
+  double images_per_second = 0;
+  bool best = false;
+};
+
+struct TrainSummary {
+  std::vector<EpochRecord> history;
+  int64_t best_epoch = 0;
+  double best_val_dice = -1;
+  bool early_stopped = false;
+  std::string best_checkpoint, last_checkpoint;
+  SegmentationMetrics test;  // best model on the test split (num_batches 0 if none)
+};
+
+/// Trains GlomSAM; throws nephroseg::Error on bad data before any training step.
+TrainSummary train_glomsam(const GlomSamTrainOptions& options);
+
+/// Options of the UNet rough-mask generator training (spec §9 #5).
+struct UNetTrainOptions {
+  std::string images_dir, masks_dir, val_images_dir, val_masks_dir;
+  std::string split = "8:1:1";
+  uint64_t seed = 2023;
+  std::string out_dir;
+  std::vector<int64_t> features{64, 128, 256, 512};
+  int64_t input_size = 512;
+  int64_t epochs = 100;
+  int64_t batch_size = 4;
+  double lr = 1e-4;
+  int64_t patience = 20;
+  int64_t max_batches_per_epoch = 0;
+  std::function<void(const EpochRecord&)> on_epoch;
+};
+/// Trains the UNet with BCE + Dice and Adam; writes {"state_dict": ...} files
+/// (the official RoughMaskGenerator layout) as best.pth / last.pth.
+TrainSummary train_unet(const UNetTrainOptions& options);
+
+/// Reads back a training checkpoint written by train_glomsam (for tests and tools):
+/// the epoch stored and the model state dict.
+int64_t checkpoint_epoch(const std::string& path);
+
+}  // namespace nephroseg::train

@@ -1,0 +1,560 @@
+// Ref: GlomSAM train.py (training loop, AdamW, loss), utils.py::check_accuracy
+#include <ATen/ATen.h>
+#include <c10/util/string_utils.h>
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+#include <torch/optim/adam.h>
+#include <torch/optim/adamw.h>
+
+#include <chrono>
+#include <cmath>
+#include <filesystem>
+#include <iomanip>
+#include <random>
+#include <sstream>
+
+#include "models/glomsam/glomsam.h"
+#include "models/unet/unet.h"
+#include "nephroseg/checkpoint/pth.h"
+#include "nephroseg/checkpoint/state_dict.h"
+#include "nephroseg/core/error.h"
+#include "nephroseg/core/log.h"
+#include "nephroseg/io/atomic_file.h"
+#include "nephroseg/io/image.h"
+#include "nephroseg/train/dataset.h"
+#include "nephroseg/train/glomsam_trainer.h"
+
+namespace nephroseg::train {
+
+namespace fs = std::filesystem;
+using checkpoint::Value;
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
+
+// Per-epoch RNG: independent of how many numbers earlier epochs drew, so a resumed
+// run draws exactly what an uninterrupted one would.
+std::mt19937_64 epoch_rng(uint64_t seed, int64_t epoch, uint64_t stream) {
+  std::seed_seq seq{static_cast<uint32_t>(seed), static_cast<uint32_t>(seed >> 32),
+                    static_cast<uint32_t>(epoch), static_cast<uint32_t>(stream)};
+  return std::mt19937_64(seq);
+}
+
+std::vector<int64_t> permutation(int64_t n, std::mt19937_64& rng) {
+  std::vector<int64_t> idx(static_cast<size_t>(n));
+  for (int64_t i = 0; i < n; ++i) idx[static_cast<size_t>(i)] = i;
+  for (int64_t i = n; i > 1; --i) std::swap(idx[static_cast<size_t>(i - 1)], idx[rng() % static_cast<uint64_t>(i)]);
+  return idx;
+}
+
+at::Tensor to_input(const at::Tensor& u8) { return u8.to(at::kFloat) * (1.0f / 255.0f); }
+
+// Boxes from GT masks with jitter 0..max_jitter drawn in MyDataset's order.
+at::Tensor gt_boxes(const at::Tensor& masks, int64_t max_jitter, std::mt19937_64& rng) {
+  std::uniform_int_distribution<int64_t> draw(0, std::max<int64_t>(0, max_jitter));
+  std::vector<float> flat;
+  for (int64_t b = 0; b < masks.size(0); ++b) {
+    std::array<int64_t, 4> j{draw(rng), draw(rng), draw(rng), draw(rng)};
+    auto box = glomsam::box_from_mask(masks[b][0], j);
+    flat.insert(flat.end(), box.begin(), box.end());
+  }
+  return at::tensor(flat, at::kFloat).view({masks.size(0), 4});
+}
+
+struct Data {
+  PatchSet train, val, test;
+};
+
+Data load_data(const std::string& images, const std::string& masks, const std::string& val_images,
+               const std::string& val_masks, const std::string& ratio, uint64_t seed,
+               const PatchOptions& po, const std::string& out_dir) {
+  auto pairs = pair_folders(images, masks);
+  Split split;
+  if (!val_images.empty() || !val_masks.empty()) {
+    NEPHRO_CHECK(!val_images.empty() && !val_masks.empty(),
+                 "--val-images and --val-masks must be given together");
+    split.train = pairs;
+    split.val = pair_folders(val_images, val_masks);
+  } else {
+    split = split_pairs(pairs, ratio, seed);
+  }
+  std::vector<SamplePair> all = split.train;
+  all.insert(all.end(), split.val.begin(), split.val.end());
+  all.insert(all.end(), split.test.begin(), split.test.end());
+  validate_pairs(all);  // every problem named before training starts
+  NEPHRO_CHECK(!split.val.empty(), "no validation images (use --val-images/--val-masks or a split with a val part)");
+  std::ostringstream s;
+  auto list = [&](const char* name, const std::vector<SamplePair>& v) {
+    s << name << ":";
+    for (const auto& p : v) s << " " << p.name;
+    s << "\n";
+  };
+  list("train", split.train);
+  list("val", split.val);
+  list("test", split.test);
+  io::write_file_atomically(out_dir + "/split.txt", s.str());
+  Data d;
+  d.train = make_patches(split.train, po);
+  d.val = make_patches(split.val, po);
+  d.test = make_patches(split.test, po);
+  log_info("data: ", d.train.size(), " train / ", d.val.size(), " val / ", d.test.size(),
+           " test patches of ", po.model_size, " px");
+  return d;
+}
+
+// ---- CSV and curve --------------------------------------------------------------
+
+std::string csv_of(const std::vector<EpochRecord>& h) {
+  std::ostringstream o;
+  o << "epoch,train_loss,train_bce,train_dice_loss,train_bdou,val_loss,val_dice,val_iou,val_recall,"
+       "val_accuracy,seconds,images_per_second,best\n";
+  o << std::setprecision(8);
+  for (const auto& r : h) {
+    o << r.epoch << "," << r.train_loss << "," << r.train_bce << "," << r.train_dice << ","
+      << r.train_bdou << "," << r.val_loss << "," << r.val.dice << "," << r.val.iou << ","
+      << r.val.recall << "," << r.val.accuracy_percent << "," << r.seconds << ","
+      << r.images_per_second << "," << (r.best ? 1 : 0) << "\n";
+  }
+  return o.str();
+}
+
+void draw_series(cv::Mat& img, cv::Rect area, const std::vector<double>& ys, double lo, double hi,
+                 cv::Scalar color) {
+  if (ys.size() < 1 || hi <= lo) return;
+  const size_t n = ys.size();
+  auto pt = [&](size_t i) {
+    const double fx = n == 1 ? 0.5 : static_cast<double>(i) / static_cast<double>(n - 1);
+    const double fy = (ys[i] - lo) / (hi - lo);
+    return cv::Point(area.x + static_cast<int>(fx * area.width),
+                     area.y + area.height - static_cast<int>(fy * area.height));
+  };
+  for (size_t i = 0; i + 1 < n; ++i) cv::line(img, pt(i), pt(i + 1), color, 2, cv::LINE_AA);
+  if (n == 1) cv::circle(img, pt(0), 3, color, cv::FILLED);
+}
+
+void write_curve(const std::string& path, const std::vector<EpochRecord>& h) {
+  cv::Mat img(400, 800, CV_8UC3, cv::Scalar(255, 255, 255));
+  std::vector<double> tl, vl, vd;
+  for (const auto& r : h) {
+    tl.push_back(r.train_loss);
+    vl.push_back(r.val_loss);
+    vd.push_back(r.val.dice);
+  }
+  double lo = 0, hi = 1;
+  for (double v : tl) hi = std::max(hi, v);
+  for (double v : vl) hi = std::max(hi, v);
+  cv::Rect left(50, 40, 320, 300), right(450, 40, 320, 300);
+  cv::rectangle(img, left, cv::Scalar(0, 0, 0));
+  cv::rectangle(img, right, cv::Scalar(0, 0, 0));
+  draw_series(img, left, tl, lo, hi, cv::Scalar(31, 119, 180));   // RGB order (written as RGB)
+  draw_series(img, left, vl, lo, hi, cv::Scalar(255, 127, 14));
+  draw_series(img, right, vd, 0.0, 1.0, cv::Scalar(44, 160, 44));
+  auto text = [&](const std::string& s, int x, int y, cv::Scalar c) {
+    cv::putText(img, s, cv::Point(x, y), cv::FONT_HERSHEY_SIMPLEX, 0.5, c, 1, cv::LINE_AA);
+  };
+  std::ostringstream t;
+  t << std::setprecision(3) << "loss (0.." << hi << "): train blue, val orange";
+  text(t.str(), 50, 25, cv::Scalar(0, 0, 0));
+  text("val Dice (0..1)", 450, 25, cv::Scalar(0, 0, 0));
+  text("epochs 1.." + std::to_string(h.size()), 50, 365, cv::Scalar(0, 0, 0));
+  if (!vd.empty()) {
+    std::ostringstream d;
+    d << std::setprecision(4) << "last Dice " << vd.back();
+    text(d.str(), 450, 365, cv::Scalar(0, 0, 0));
+  }
+  io::write_png(path, img);
+}
+
+// ---- checkpoints -----------------------------------------------------------------
+
+Value int_key_dict() {
+  Value v;
+  v.kind = Value::Kind::kDict;
+  return v;
+}
+
+Value optimizer_value(torch::optim::AdamW& opt, const std::vector<at::Tensor>& params, double lr, double wd) {
+  Value state = int_key_dict();
+  for (size_t i = 0; i < params.size(); ++i) {
+    auto it = opt.state().find(c10::guts::to_string(params[i].unsafeGetTensorImpl()));
+    if (it == opt.state().end()) continue;
+    auto& s = static_cast<torch::optim::AdamWParamState&>(*it->second);
+    Value t1, t2;
+    t1.kind = t2.kind = Value::Kind::kTensor;
+    t1.tensor = s.exp_avg();
+    t2.tensor = s.exp_avg_sq();
+    Value entry = checkpoint::make_dict({{"step", checkpoint::make_float(static_cast<double>(s.step()))},
+                                         {"exp_avg", t1},
+                                         {"exp_avg_sq", t2}});
+    state.entries.emplace_back(checkpoint::make_int(static_cast<int64_t>(i)), std::move(entry));
+  }
+  Value ids;
+  ids.kind = Value::Kind::kList;
+  for (size_t i = 0; i < params.size(); ++i) ids.items.push_back(checkpoint::make_int(static_cast<int64_t>(i)));
+  Value group = checkpoint::make_dict({{"lr", checkpoint::make_float(lr)},
+                                       {"betas", [] {
+                                          Value b;
+                                          b.kind = Value::Kind::kTuple;
+                                          b.items = {checkpoint::make_float(0.9), checkpoint::make_float(0.999)};
+                                          return b;
+                                        }()},
+                                       {"eps", checkpoint::make_float(1e-8)},
+                                       {"weight_decay", checkpoint::make_float(wd)},
+                                       {"amsgrad", [] {
+                                          Value b;
+                                          b.kind = Value::Kind::kBool;
+                                          return b;
+                                        }()},
+                                       {"params", ids}});
+  Value groups;
+  groups.kind = Value::Kind::kList;
+  groups.items.push_back(group);
+  return checkpoint::make_dict({{"state", state}, {"param_groups", groups}});
+}
+
+void restore_optimizer(torch::optim::AdamW& opt, const std::vector<at::Tensor>& params, const Value& v,
+                       const std::string& what) {
+  const Value* state = v.find("state");
+  NEPHRO_CHECK(state && state->is_dict(), what, ": optimizer state missing");
+  for (const auto& [key, entry] : state->entries) {
+    NEPHRO_CHECK(key.kind == Value::Kind::kInt && key.i >= 0 && key.i < static_cast<int64_t>(params.size()),
+                 what, ": bad optimizer parameter index");
+    const Value* step = entry.find("step");
+    const Value* m = entry.find("exp_avg");
+    const Value* s2 = entry.find("exp_avg_sq");
+    NEPHRO_CHECK(step && m && s2, what, ": incomplete optimizer state for parameter ", key.i);
+    const at::Tensor& p = params[static_cast<size_t>(key.i)];
+    NEPHRO_CHECK(m->tensor.sizes() == p.sizes(), what, ": optimizer state shape mismatch for parameter ", key.i);
+    auto st = std::make_unique<torch::optim::AdamWParamState>();
+    st->step(static_cast<int64_t>(step->kind == Value::Kind::kInt ? step->i : std::llround(step->f)));
+    st->exp_avg(m->tensor.clone());
+    st->exp_avg_sq(s2->tensor.clone());
+    opt.state()[c10::guts::to_string(p.unsafeGetTensorImpl())] = std::move(st);
+  }
+}
+
+Value history_value(const std::vector<EpochRecord>& h) {
+  Value list;
+  list.kind = Value::Kind::kList;
+  for (const auto& r : h) {
+    Value b;
+    b.kind = Value::Kind::kBool;
+    b.b = r.best;
+    list.items.push_back(checkpoint::make_dict({
+        {"epoch", checkpoint::make_int(r.epoch)},
+        {"train_loss", checkpoint::make_float(r.train_loss)},
+        {"train_bce", checkpoint::make_float(r.train_bce)},
+        {"train_dice", checkpoint::make_float(r.train_dice)},
+        {"train_bdou", checkpoint::make_float(r.train_bdou)},
+        {"val_loss", checkpoint::make_float(r.val_loss)},
+        {"val_dice", checkpoint::make_float(r.val.dice)},
+        {"val_iou", checkpoint::make_float(r.val.iou)},
+        {"val_recall", checkpoint::make_float(r.val.recall)},
+        {"val_accuracy", checkpoint::make_float(r.val.accuracy_percent)},
+        {"seconds", checkpoint::make_float(r.seconds)},
+        {"images_per_second", checkpoint::make_float(r.images_per_second)},
+        {"best", b}}));
+  }
+  return list;
+}
+
+double num(const Value* v) {
+  if (!v) return 0.0;
+  if (v->kind == Value::Kind::kInt) return static_cast<double>(v->i);
+  if (v->kind == Value::Kind::kBool) return v->b ? 1.0 : 0.0;
+  return v->f;
+}
+
+std::vector<EpochRecord> history_from(const Value* list) {
+  std::vector<EpochRecord> h;
+  if (!list) return h;
+  for (const auto& it : list->items) {
+    EpochRecord r;
+    r.epoch = static_cast<int64_t>(num(it.find("epoch")));
+    r.train_loss = num(it.find("train_loss"));
+    r.train_bce = num(it.find("train_bce"));
+    r.train_dice = num(it.find("train_dice"));
+    r.train_bdou = num(it.find("train_bdou"));
+    r.val_loss = num(it.find("val_loss"));
+    r.val.dice = num(it.find("val_dice"));
+    r.val.iou = num(it.find("val_iou"));
+    r.val.recall = num(it.find("val_recall"));
+    r.val.accuracy_percent = num(it.find("val_accuracy"));
+    r.seconds = num(it.find("seconds"));
+    r.images_per_second = num(it.find("images_per_second"));
+    r.best = num(it.find("best")) != 0.0;
+    h.push_back(r);
+  }
+  return h;
+}
+
+// Per-image validation (batch 1 semantics: the spec's primary metric) plus mean loss.
+SegmentationMetrics evaluate(models::glomsam::GlomSamImpl& m, const PatchSet& set, int64_t batch,
+                             bool auto_box, int64_t jitter, uint64_t seed, const GlomSamLossOptions& lo,
+                             double threshold, double* mean_loss) {
+  at::NoGradGuard no_grad;
+  m.eval();
+  MetricAccumulator acc(threshold);
+  double loss_sum = 0;
+  int64_t n = static_cast<int64_t>(set.size());
+  std::mt19937_64 rng = epoch_rng(seed, -1, 7);  // the same boxes every epoch
+  for (int64_t s = 0; s < n; s += batch) {
+    const int64_t e = std::min(n, s + batch);
+    at::Tensor images = to_input(set.images.slice(0, s, e));
+    at::Tensor masks = set.masks.slice(0, s, e).to(at::kLong);
+    at::Tensor boxes = auto_box ? at::Tensor() : gt_boxes(masks, jitter, rng);
+    at::Tensor logits = m.forward(images, boxes);
+    for (int64_t b = 0; b < e - s; ++b) {
+      acc.add_batch(logits.slice(0, b, b + 1), masks.slice(0, b, b + 1));
+      loss_sum += glomsam_loss(logits.slice(0, b, b + 1), masks.slice(0, b, b + 1), lo).total.item<double>();
+    }
+  }
+  if (mean_loss) *mean_loss = n > 0 ? loss_sum / static_cast<double>(n) : 0.0;
+  return acc.result();
+}
+
+}  // namespace
+
+int64_t checkpoint_epoch(const std::string& path) {
+  Value root = checkpoint::load_pickle_file(path);
+  const Value* e = root.find("epoch");
+  NEPHRO_CHECK(e && e->kind == Value::Kind::kInt, path, ": no integer 'epoch' entry");
+  return e->i;
+}
+
+TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
+  NEPHRO_CHECK(!o.out_dir.empty(), "train: --out is required");
+  NEPHRO_CHECK(o.epochs > 0 && o.batch_size > 0, "train: epochs and batch size must be positive");
+  o.config.validate();
+  fs::create_directories(o.out_dir);
+  const std::string last_path = o.out_dir + "/last.pth";
+  const std::string best_path = o.out_dir + "/best.pth";
+  PatchOptions po;
+  po.model_size = o.config.sam.img_size;
+  po.patch_size = o.patch_size;
+  po.stride = o.stride;
+  Data data = load_data(o.images_dir, o.masks_dir, o.val_images_dir, o.val_masks_dir, o.split, o.seed, po,
+                        o.out_dir);
+  NEPHRO_CHECK(data.train.size() > 0, "train: no training patches");
+
+  auto model = glomsam::GlomSamModel::create(o.config, o.seed);
+  auto mod = std::static_pointer_cast<models::glomsam::GlomSamImpl>(model->module_handle());
+  if (!o.init_checkpoint.empty()) {
+    model = glomsam::GlomSamModel::load(o.init_checkpoint, o.config);
+    mod = std::static_pointer_cast<models::glomsam::GlomSamImpl>(model->module_handle());
+  } else {
+    model->load_initial_weights(o.sam_checkpoint, o.resnet_checkpoint, o.unet_checkpoint);
+  }
+  mod->freeze(o.freeze_unet);
+  const std::vector<at::Tensor> params = mod->unique_parameters();
+  torch::optim::AdamW opt(params, torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
+  const double threshold = o.config.mask_threshold;
+
+  TrainSummary summary;
+  summary.best_checkpoint = best_path;
+  summary.last_checkpoint = last_path;
+  int64_t start_epoch = 1;
+  int64_t bad_epochs = 0;
+  if (o.resume) {
+    NEPHRO_CHECK(fs::exists(last_path), "--resume: no checkpoint ", last_path);
+    Value root = checkpoint::load_pickle_file(last_path);
+    checkpoint::StateDict sd = checkpoint::state_dict_from_value(root, last_path);
+    checkpoint::bind_state_dict(*mod, sd, last_path, {{}, {}, /*share_storage=*/false});
+    const Value* ov = root.find("optimizer");
+    NEPHRO_CHECK(ov, last_path, ": no 'optimizer' entry");
+    restore_optimizer(opt, params, *ov, last_path);
+    start_epoch = static_cast<int64_t>(num(root.find("epoch"))) + 1;
+    summary.history = history_from(root.find("history"));
+    summary.best_epoch = static_cast<int64_t>(num(root.find("best_epoch")));
+    summary.best_val_dice = root.find("best_val_dice") ? num(root.find("best_val_dice")) : -1.0;
+    bad_epochs = static_cast<int64_t>(num(root.find("bad_epochs")));
+    summary.early_stopped = num(root.find("early_stopped")) != 0.0;
+    log_info("resuming from ", last_path, " at epoch ", start_epoch);
+  }
+
+  const int64_t n = static_cast<int64_t>(data.train.size());
+  for (int64_t epoch = start_epoch; epoch <= o.epochs && !summary.early_stopped; ++epoch) {
+    const auto t0 = Clock::now();
+    mod->train();
+    std::mt19937_64 rng = epoch_rng(o.seed, epoch, 1);
+    const auto order = permutation(n, rng);
+    double sums[4] = {0, 0, 0, 0};
+    int64_t batches = 0, images_seen = 0;
+    for (int64_t s = 0; s < n; s += o.batch_size) {
+      if (o.max_batches_per_epoch > 0 && batches >= o.max_batches_per_epoch) break;
+      const int64_t e = std::min(n, s + o.batch_size);
+      at::Tensor idx = at::tensor(std::vector<int64_t>(order.begin() + s, order.begin() + e), at::kLong);
+      at::Tensor images = to_input(data.train.images.index_select(0, idx));
+      at::Tensor masks = data.train.masks.index_select(0, idx).to(at::kLong);
+      at::Tensor boxes = o.auto_box ? at::Tensor() : gt_boxes(masks, o.box_jitter, rng);
+      opt.zero_grad();
+      at::Tensor logits = mod->forward(images, boxes);
+      GlomSamLossTerms loss = glomsam_loss(logits, masks, o.loss);
+      loss.total.backward();
+      opt.step();
+      sums[0] += loss.total.item<double>();
+      sums[1] += loss.bce.item<double>();
+      sums[2] += loss.dice.item<double>();
+      sums[3] += loss.bdou.item<double>();
+      ++batches;
+      images_seen += e - s;
+    }
+    const double train_seconds = seconds_since(t0);
+    EpochRecord r;
+    r.epoch = epoch;
+    r.train_loss = sums[0] / static_cast<double>(batches);
+    r.train_bce = sums[1] / static_cast<double>(batches);
+    r.train_dice = sums[2] / static_cast<double>(batches);
+    r.train_bdou = sums[3] / static_cast<double>(batches);
+    r.images_per_second = static_cast<double>(images_seen) / std::max(train_seconds, 1e-9);
+    r.val = evaluate(*mod, data.val, o.batch_size, o.auto_box, o.box_jitter, o.seed, o.loss, threshold,
+                     &r.val_loss);
+    r.seconds = seconds_since(t0);
+    if (r.val.dice > summary.best_val_dice) {
+      summary.best_val_dice = r.val.dice;
+      summary.best_epoch = epoch;
+      r.best = true;
+      bad_epochs = 0;
+    } else {
+      ++bad_epochs;
+    }
+    summary.history.push_back(r);
+    if (o.patience > 0 && bad_epochs >= o.patience) summary.early_stopped = true;
+
+    const checkpoint::StateDict sd = models::glomsam::reference_state_dict(*mod);
+    if (r.best) {
+      checkpoint::save_pickle_file(best_path,
+                                   checkpoint::make_dict({{"model", checkpoint::make_state_dict_value(sd)},
+                                                          {"epoch", checkpoint::make_int(epoch)},
+                                                          {"val_dice", checkpoint::make_float(r.val.dice)},
+                                                          {"config", checkpoint::make_string(o.config.to_json())}}));
+    }
+    Value early;
+    early.kind = Value::Kind::kBool;
+    early.b = summary.early_stopped;
+    checkpoint::save_pickle_file(
+        last_path,
+        checkpoint::make_dict({{"model", checkpoint::make_state_dict_value(sd)},
+                               {"optimizer", optimizer_value(opt, params, o.lr, o.weight_decay)},
+                               {"epoch", checkpoint::make_int(epoch)},
+                               {"best_epoch", checkpoint::make_int(summary.best_epoch)},
+                               {"best_val_dice", checkpoint::make_float(summary.best_val_dice)},
+                               {"bad_epochs", checkpoint::make_int(bad_epochs)},
+                               {"early_stopped", early},
+                               {"seed", checkpoint::make_int(static_cast<int64_t>(o.seed))},
+                               {"history", history_value(summary.history)},
+                               {"config", checkpoint::make_string(o.config.to_json())}}));
+    io::write_file_atomically(o.out_dir + "/log.csv", csv_of(summary.history));
+    write_curve(o.out_dir + "/curves.png", summary.history);
+    log_info("epoch ", epoch, "/", o.epochs, " loss ", r.train_loss, " val loss ", r.val_loss, " val Dice ",
+             r.val.dice, " IoU ", r.val.iou, " (", r.seconds, " s, ", r.images_per_second, " img/s)",
+             r.best ? " best" : "");
+    if (o.on_epoch) o.on_epoch(r);
+  }
+  if (summary.early_stopped) log_info("early stopping: no val Dice gain for ", o.patience, " epochs");
+  if (data.test.size() > 0 && fs::exists(best_path)) {
+    checkpoint::bind_state_dict(*mod, checkpoint::load_state_dict(best_path), best_path,
+                                {{}, {}, /*share_storage=*/false});
+    double test_loss = 0;
+    summary.test = evaluate(*mod, data.test, o.batch_size, o.auto_box, o.box_jitter, o.seed + 1, o.loss,
+                            threshold, &test_loss);
+    log_info("test (best epoch ", summary.best_epoch, "): Dice ", summary.test.dice, " IoU ", summary.test.iou,
+             " recall ", summary.test.recall, " accuracy ", summary.test.accuracy_percent, "%");
+  }
+  return summary;
+}
+
+TrainSummary train_unet(const UNetTrainOptions& o) {
+  NEPHRO_CHECK(!o.out_dir.empty(), "train-unet: --out is required");
+  fs::create_directories(o.out_dir);
+  PatchOptions po;
+  po.model_size = o.input_size;
+  po.patch_size = 2 * o.input_size;  // the GlomSAM wrapper feeds the UNet img_size / 2
+  Data data = load_data(o.images_dir, o.masks_dir, o.val_images_dir, o.val_masks_dir, o.split, o.seed, po,
+                        o.out_dir);
+  at::manual_seed(o.seed);
+  models::UNetOptions uo;
+  uo.features = o.features;
+  models::UNet unet(uo);
+  torch::optim::Adam opt(unet->parameters(), torch::optim::AdamOptions(o.lr));
+  TrainSummary summary;
+  summary.best_checkpoint = o.out_dir + "/best.pth";
+  summary.last_checkpoint = o.out_dir + "/last.pth";
+  int64_t bad = 0;
+  const int64_t n = static_cast<int64_t>(data.train.size());
+  auto save = [&](const std::string& path, int64_t epoch) {
+    checkpoint::save_pickle_file(
+        path, checkpoint::make_dict({{"state_dict", checkpoint::make_state_dict_value(
+                                                        models::glomsam::reference_state_dict(*unet))},
+                                     {"epoch", checkpoint::make_int(epoch)}}));
+  };
+  for (int64_t epoch = 1; epoch <= o.epochs; ++epoch) {
+    const auto t0 = Clock::now();
+    unet->train();
+    std::mt19937_64 rng = epoch_rng(o.seed, epoch, 2);
+    const auto order = permutation(n, rng);
+    double sum = 0;
+    int64_t batches = 0;
+    for (int64_t s = 0; s < n; s += o.batch_size) {
+      if (o.max_batches_per_epoch > 0 && batches >= o.max_batches_per_epoch) break;
+      const int64_t e = std::min(n, s + o.batch_size);
+      at::Tensor idx = at::tensor(std::vector<int64_t>(order.begin() + s, order.begin() + e), at::kLong);
+      at::Tensor x = to_input(data.train.images.index_select(0, idx));
+      at::Tensor y = data.train.masks.index_select(0, idx).to(at::kLong);
+      opt.zero_grad();
+      at::Tensor logits = unet->forward(x);
+      at::Tensor loss = bce_with_logits_loss(logits, y) + dice_loss(logits, y);
+      loss.backward();
+      opt.step();
+      sum += loss.item<double>();
+      ++batches;
+    }
+    EpochRecord r;
+    r.epoch = epoch;
+    r.train_loss = sum / static_cast<double>(std::max<int64_t>(batches, 1));
+    {
+      at::NoGradGuard no_grad;
+      unet->eval();
+      MetricAccumulator acc(0.0);
+      double vl = 0;
+      for (int64_t i = 0; i < static_cast<int64_t>(data.val.size()); ++i) {
+        at::Tensor x = to_input(data.val.images.slice(0, i, i + 1));
+        at::Tensor y = data.val.masks.slice(0, i, i + 1).to(at::kLong);
+        at::Tensor logits = unet->forward(x);
+        acc.add_batch(logits, y);
+        vl += (bce_with_logits_loss(logits, y) + dice_loss(logits, y)).item<double>();
+      }
+      r.val = acc.result();
+      r.val_loss = vl / static_cast<double>(std::max<size_t>(data.val.size(), 1));
+    }
+    r.seconds = seconds_since(t0);
+    if (r.val.dice > summary.best_val_dice) {
+      summary.best_val_dice = r.val.dice;
+      summary.best_epoch = epoch;
+      r.best = true;
+      bad = 0;
+      save(summary.best_checkpoint, epoch);
+    } else {
+      ++bad;
+    }
+    summary.history.push_back(r);
+    save(summary.last_checkpoint, epoch);
+    io::write_file_atomically(o.out_dir + "/log.csv", csv_of(summary.history));
+    write_curve(o.out_dir + "/curves.png", summary.history);
+    log_info("unet epoch ", epoch, "/", o.epochs, " loss ", r.train_loss, " val Dice ", r.val.dice,
+             r.best ? " best" : "");
+    if (o.on_epoch) o.on_epoch(r);
+    if (o.patience > 0 && bad >= o.patience) {
+      summary.early_stopped = true;
+      break;
+    }
+  }
+  return summary;
+}
+
+}  // namespace nephroseg::train
