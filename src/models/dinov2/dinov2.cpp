@@ -5,6 +5,7 @@
 #include <c10/core/GradMode.h>
 #include <nlohmann/json.hpp>
 
+#include <algorithm>
 #include <fstream>
 #include <numeric>
 #include <set>
@@ -140,6 +141,46 @@ DinoVisionTransformerImpl& vit_of(const std::unique_ptr<Dinov2Model::Impl>& impl
   return *impl->vit;
 }
 
+std::string describe_config(const Dinov2Config& c) {
+  std::string text = c10::str("embed_dim ", c.embed_dim, ", depth ", c.depth, ", ",
+                              c.ffn_layer == "mlp" ? "MLP" : "SwiGLU", " FFN, ",
+                              c.num_register_tokens, " register tokens");
+  return text;
+}
+
+// What a state dict looks like as a DINOv2 model, naming the matching preset if any.
+std::string describe_checkpoint(const checkpoint::StateDict& sd) {
+  if (!sd.contains("cls_token") || sd.at("cls_token").dim() != 3) {
+    return "no DINOv2 cls_token (not a DINOv2 backbone state dict)";
+  }
+  Dinov2Config c;
+  c.embed_dim = sd.at("cls_token").size(2);
+  int64_t depth = 0;
+  for (const auto& key : sd.keys()) {
+    if (key.rfind("blocks.", 0) != 0) continue;
+    const size_t dot = key.find('.', 7);
+    try {
+      depth = std::max<int64_t>(depth, std::stoll(key.substr(7, dot - 7)) + 1);
+    } catch (const std::exception&) {
+      return "blocks that are not keyed blocks.{i}. (a training checkpoint with block "
+             "chunks?)";
+    }
+  }
+  c.depth = depth;
+  c.ffn_layer = sd.contains("blocks.0.mlp.w12.weight") ? "swiglufused" : "mlp";
+  c.num_register_tokens =
+      sd.contains("register_tokens") ? sd.at("register_tokens").size(1) : 0;
+  std::string text = "a DINOv2 model with " + describe_config(c);
+  for (const auto& name : Dinov2Config::preset_names()) {
+    const Dinov2Config p = Dinov2Config::preset(name);
+    if (p.embed_dim == c.embed_dim && p.depth == c.depth && p.ffn_layer == c.ffn_layer &&
+        p.num_register_tokens == c.num_register_tokens) {
+      text += " (model type " + name + ")";
+    }
+  }
+  return text;
+}
+
 }  // namespace
 
 Dinov2Model::Dinov2Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
@@ -158,9 +199,11 @@ std::shared_ptr<Dinov2Model> Dinov2Model::load(const std::string& checkpoint_pat
   try {
     checkpoint::bind_state_dict(*impl->vit, sd, checkpoint_path);
   } catch (const Error& e) {
-    NEPHRO_FAIL(e.what(), "\n(the model was built as DINOv2 embed_dim ", config.embed_dim,
-                ", depth ", config.depth, ", ffn ", config.ffn_layer, ", ",
-                config.num_register_tokens, " register tokens; check the model type)");
+    // One summary line first (what the file looks like vs what was asked), then the
+    // strict binder's full key lists.
+    NEPHRO_FAIL("checkpoint ", checkpoint_path, " holds ", describe_checkpoint(sd),
+                " but the model was built as ", describe_config(config),
+                "; check --model-type / --model-config\n", e.what());
   }
   impl->vit->eval();
   return std::shared_ptr<Dinov2Model>(new Dinov2Model(std::move(impl)));

@@ -199,6 +199,9 @@ TEST(Dinov2Errors, WrongCheckpointNamesTheKeys) {
   reg4.num_register_tokens = 4;
   std::string msg = error_of([&] { Dinov2Model::load(pth, reg4); });
   EXPECT_NE(msg.find("register_tokens"), std::string::npos) << msg;
+  EXPECT_NE(msg.find("holds a DINOv2 model with embed_dim 48, depth 3, MLP FFN, 0 register"),
+            std::string::npos)
+      << msg;
   // A SwiGLU config expects mlp.w12 / mlp.w3 instead of mlp.fc1 / mlp.fc2.
   Dinov2Config swiglu = tiny_config();
   swiglu.ffn_layer = "swiglufused";
