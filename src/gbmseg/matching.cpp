@@ -1,6 +1,6 @@
 // Correspondence matching: forward (reference -> target), backward (target -> all
 // reference patches), and the two hard-negative candidate lists H1 / H2 (spec §5-§7).
-#include <ATen/ATen.h>
+#include <ATen/core/Tensor.h>
 
 #include <algorithm>
 #include <cmath>
@@ -51,8 +51,8 @@ FeatureMatches match_features(const at::Tensor& ref_features, const at::Tensor& 
   // resolve to the lowest index on both axes (torch.min / torch.max rule).
   for (int64_t r0 = 0; r0 < nr; r0 += kRowBlock) {
     const int64_t r1 = std::min(nr, r0 + kRowBlock);
-    at::Tensor base = ref_sq.slice(0, r0, r1).unsqueeze(1) + tgt_sq.unsqueeze(0);  // [B, Nt]
-    at::Tensor d2 = at::addmm(base, ref.slice(0, r0, r1), tgt_t, /*beta=*/1, /*alpha=*/-2)
+    at::Tensor base = ref_sq.slice(0, r0, r1).unsqueeze(1).add(tgt_sq.unsqueeze(0));  // [B, Nt]
+    at::Tensor d2 = base.addmm(ref.slice(0, r0, r1), tgt_t, /*beta=*/1, /*alpha=*/-2)
                         .clamp_min_(0.0)
                         .contiguous();  // [B, Nt]
     const double* data = d2.data_ptr<double>();

@@ -1,7 +1,5 @@
 // Top level of the GBMSeg prompt generation: option presets and generate_prompts
 // (spec §1, §8, §12-§14).
-#include <ATen/ATen.h>
-
 #include <cmath>
 
 #include "nephroseg/core/error.h"

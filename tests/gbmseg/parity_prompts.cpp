@@ -7,6 +7,7 @@
 
 #include "gbmseg_golden.h"
 #include "nephroseg/core/log.h"
+#include "nephroseg/gbmseg/prompts_json.h"
 
 using namespace nephroseg;
 using namespace nephroseg::gbmseg;
@@ -17,6 +18,18 @@ namespace {
 nlohmann::json load_case_json(const std::string& c) {
   std::ifstream in(golden_file(c, "case.json"));
   return nlohmann::json::parse(in);
+}
+
+// A golden array as the JSON prompt_result_to_json writes for it.
+nlohmann::json golden_json(const std::string& c, const std::string& file) {
+  const at::Tensor t = load(c, file);
+  nlohmann::json out = nlohmann::json::array();
+  if (t.scalar_type() == at::kLong) {
+    for (int64_t v : load_indices(c, file)) out.push_back(v);
+  } else {
+    for (const Point& p : load_points(c, file)) out.push_back({p.x, p.y});
+  }
+  return out;
 }
 
 struct ApeConfig {
@@ -88,6 +101,17 @@ void check_full_case(const std::string& c) {
       n.expect(r.pos_initial, load_points(c, "pts_pos_initial.npy"), c + "/pts_pos_initial");
       n.expect(r.neg_initial, load_points(c, "pts_neg_initial.npy"), c + "/pts_neg_initial");
       n.expect(r.hard_initial, load_points(c, "pts_hard_initial.npy"), c + "/pts_hard_initial");
+      // The JSON record holds the same arrays under the golden file names.
+      const nlohmann::json j = prompt_result_to_json(r);
+      for (const char* key :
+           {"ref_fg_idx", "ref_bg_idx", "fwd_fg_argmin", "fwd_fg_argmax", "fwd_bg_argmin",
+            "fwd_fg_pts", "fwd_bg_pts", "bwd_fg_back", "bwd_bg_back", "bwd_fg_kept",
+            "bwd_bg_kept", "bwd_pos_pts", "bwd_neg_pts", "hard_h1_fg", "hard_h1_pts",
+            "hard_h2_fg", "pts_pos_initial", "pts_neg_initial", "pts_hard_initial",
+            "ape_in_pos", "ape_in_neg", "ape_in_hard", "ape_hard_sparse", "ape_neg_exclusive",
+            "ape_pos_sparse", "ape_neg_sparse", "final_pos", "final_neg"}) {
+        EXPECT_EQ(j.at(key), golden_json(c, std::string(key) + ".npy")) << c << " JSON " << key;
+      }
       const double mean64 = meta.at("h1_threshold_mean_back_distance_float64").get<double>();
       EXPECT_NEAR(r.fg.h1_threshold, mean64, 1e-6 * mean64) << c << " H1 threshold";
     }

@@ -239,3 +239,18 @@ TEST(GbmsegGenerate, RejectsInconsistentInputs) {
   EXPECT_THROW(generate_prompts(t.ref.slice(0, 0, 99), t.tgt, 10, t.mask, o), Error);
   EXPECT_THROW(generate_prompts(t.ref, t.tgt, 10, cv::Mat::zeros(70, 70, CV_8UC1), o), Error);
 }
+
+TEST(GbmsegMatching, DinoSizedFeaturesFindThePermutation) {
+  // ViT-g sized input (1600 patches x 1536 dims): a permuted, slightly noisy copy of the
+  // reference must match every patch back to its origin (gives the cost in the log).
+  at::manual_seed(7);
+  const at::Tensor ref = at::randn({1600, 1536});
+  const at::Tensor perm = at::randperm(1600);
+  const at::Tensor tgt = ref.index_select(0, perm) + 0.01 * at::randn({1600, 1536});
+  const FeatureMatches m = match_features(ref, tgt);
+  const auto* p = perm.data_ptr<int64_t>();
+  for (int64_t j = 0; j < 1600; ++j) {
+    ASSERT_EQ(m.tgt_nearest_ref[j], p[j]) << j;
+    ASSERT_EQ(m.ref_nearest_tgt[p[j]], j) << j;
+  }
+}
