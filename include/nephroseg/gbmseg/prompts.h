@@ -249,7 +249,15 @@ enum class HardMode {
   kH2,   // farthest fg matches whose nearest reference patch is not fg (authors' "hard")
 };
 
-/// Rows of the paper's ablation Table 1, cumulative from top to bottom.
+/// Rows of the paper's ablation Table 1, cumulative from top to bottom. On top of
+/// paper() (radii, HEAD APE order, raster order), PromptOptions::ablation sets:
+///   row          backward  exclusive  sparse  hard_mode  hard_sample
+///   kForwardOnly  false     false      false   kOff       false
+///   kBackward     true      false      false   kOff       false
+///   kExclusive    true      true       false   kOff       false
+///   kSparse       true      true       true    kOff       false
+///   kHard         true      true       true    kH1        true      (= paper())
+/// The fallback points apply in every row.
 enum class AblationRow {
   kForwardOnly,  // positives/negatives = de-duplicated forward matches; no filter, no sampling
   kBackward,     // + backward filter (kept matches only)
