@@ -69,6 +69,8 @@ struct GlomSamConfig {
   /// Reads {"config": {...}} or the object itself, with the golden JSON field names
   /// (img_size, encoder_embed_dim, ..., pg_scale_factor, resnet_layers, unet_features).
   static GlomSamConfig from_json(const std::string& path);
+  /// Same, from JSON text (`what` names the source in errors).
+  static GlomSamConfig from_json_text(const std::string& text, const std::string& what);
   std::string to_json() const;
 };
 
@@ -105,6 +107,8 @@ class GlomSamModel {
   /// The `features.*` aliases may be absent from the file.
   static std::shared_ptr<GlomSamModel> load(const std::string& checkpoint,
                                             const GlomSamConfig& config = GlomSamConfig::official());
+  /// The config stored by the trainer in a checkpoint's "config" entry, if any.
+  static std::optional<GlomSamConfig> stored_config(const std::string& checkpoint);
   /// Loads image encoder ViT + prompt encoder + mask decoder from a SAM/MedSAM file,
   /// the ResNet trunk from a torchvision file and the UNet from a RoughMaskGenerator
   /// file ({"state_dict": ...}); empty paths keep the random init.

@@ -65,6 +65,10 @@ GlomSamConfig GlomSamConfig::preset(const std::string& name) {
   return from_json(name);
 }
 
+namespace {
+GlomSamConfig config_from_object(nlohmann::json j, const std::string& path);
+}  // namespace
+
 GlomSamConfig GlomSamConfig::from_json(const std::string& path) {
   std::ifstream in(path);
   NEPHRO_CHECK(in.good(), "GlomSAM config: cannot open '", path,
@@ -75,8 +79,23 @@ GlomSamConfig GlomSamConfig::from_json(const std::string& path) {
   } catch (const std::exception& e) {
     NEPHRO_FAIL("GlomSAM config: '", path, "' is not valid JSON: ", e.what());
   }
+  return config_from_object(j, path);
+}
+
+GlomSamConfig GlomSamConfig::from_json_text(const std::string& text, const std::string& what) {
+  nlohmann::json j;
+  try {
+    j = nlohmann::json::parse(text);
+  } catch (const std::exception& e) {
+    NEPHRO_FAIL("GlomSAM config in ", what, " is not valid JSON: ", e.what());
+  }
+  return config_from_object(j, what);
+}
+
+namespace {
+GlomSamConfig config_from_object(nlohmann::json j, const std::string& path) {
   if (j.contains("config")) j = j["config"];
-  GlomSamConfig c = official();
+  GlomSamConfig c = GlomSamConfig::official();
   sam::SamConfig& s = c.sam;
   for (auto it = j.begin(); it != j.end(); ++it) {
     const std::string& k = it.key();
@@ -119,6 +138,7 @@ GlomSamConfig GlomSamConfig::from_json(const std::string& path) {
   c.validate();
   return c;
 }
+}  // namespace
 
 std::string GlomSamConfig::to_json() const {
   nlohmann::json j;

@@ -59,6 +59,13 @@ std::shared_ptr<GlomSamModel> GlomSamModel::load(const std::string& path, const 
   return model;
 }
 
+std::optional<GlomSamConfig> GlomSamModel::stored_config(const std::string& path) {
+  checkpoint::Value root = checkpoint::load_pickle_file(path);
+  const checkpoint::Value* c = root.find("config");
+  if (!c || c->kind != checkpoint::Value::Kind::kString) return std::nullopt;
+  return GlomSamConfig::from_json_text(c->s, path + " ('config' entry)");
+}
+
 void GlomSamModel::load_initial_weights(const std::string& sam_path, const std::string& resnet_path,
                                         const std::string& unet_path) {
   auto& m = impl_->module;

@@ -3,6 +3,9 @@
 // (golden/glomsam/train_step), plus the full-size key list (full_size_keys.json).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+
+#include <cstdio>
+#include <cstdlib>
 #include <nlohmann/json.hpp>
 #include <torch/optim/adamw.h>
 
@@ -28,6 +31,9 @@ constexpr double kAtol = 1e-5;
 void expect_close(const at::Tensor& got, const std::map<std::string, at::Tensor>& ref,
                   const std::string& key, double atol = kAtol) {
   ASSERT_TRUE(ref.count(key)) << "golden lacks " << key;
+  if (std::getenv("NEPHROSEG_PARITY_REPORT")) {  // per-tensor numbers for reports
+    std::printf("  parity %-52s max|d| %.3g\n", key.c_str(), test::max_abs_diff(got, ref.at(key)));
+  }
   EXPECT_TRUE(test::tensors_close(got, ref.at(key), atol, 0.0, key));
 }
 
@@ -145,6 +151,7 @@ TEST_P(TrainStepParity, TwoAdamWSteps) {
   nephroseg::train::GlomSamLossOptions lo;
   lo.boundary = nephroseg::train::BoundaryConvention::kGlomSamBroadcast;
   const std::string p = mode + ".";
+  double max_grad = 0, max_param = 0, max_loss = 0;
   for (int step = 1; step <= 2; ++step) {
     const std::string s = p + "step" + std::to_string(step) + ".";
     opt.zero_grad();
@@ -154,6 +161,7 @@ TEST_P(TrainStepParity, TwoAdamWSteps) {
     EXPECT_NEAR(loss.bce.item<double>(), ref.at(s + "loss.bce").item<double>(), 1e-5) << s;
     EXPECT_NEAR(loss.dice.item<double>(), ref.at(s + "loss.dice").item<double>(), 1e-5) << s;
     EXPECT_NEAR(loss.bdou.item<double>(), ref.at(s + "loss.bdou").item<double>(), 1e-5) << s;
+    max_loss = std::max(max_loss, std::abs(loss.total.item<double>() - ref.at(s + "loss").item<double>()));
     loss.total.backward();
     if (step == 1) {
       expect_close(logits.detach(), ref, s + "logits");
@@ -162,6 +170,7 @@ TEST_P(TrainStepParity, TwoAdamWSteps) {
           const std::string name = key.substr((s + "grad.").size());
           ASSERT_TRUE(sd.at(name).grad().defined()) << name << " has no gradient";
           EXPECT_TRUE(test::tensors_close(sd.at(name).grad(), want, 1e-5, 0.0, key));
+          max_grad = std::max(max_grad, test::max_abs_diff(sd.at(name).grad(), want));
         }
         if (key.rfind(s + "buffer_after_forward.", 0) == 0) {
           const std::string name = key.substr((s + "buffer_after_forward.").size());
@@ -206,9 +215,12 @@ TEST_P(TrainStepParity, TwoAdamWSteps) {
       if (key.rfind(s + "param_after.", 0) == 0) {
         const std::string name = key.substr((s + "param_after.").size());
         EXPECT_TRUE(test::tensors_close(sd.at(name), want, 1e-6, 0.0, key));
+        max_param = std::max(max_param, test::max_abs_diff(sd.at(name), want));
       }
     }
   }
+  std::printf("  train_step %s: max|d| loss %.3g, tracked grads %.3g, params after steps %.3g\n",
+              mode.c_str(), max_loss, max_grad, max_param);
 }
 
 INSTANTIATE_TEST_SUITE_P(Modes, TrainStepParity, ::testing::Values("spec", "released"));

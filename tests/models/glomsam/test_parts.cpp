@@ -4,6 +4,9 @@
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
 
+#include <cstdio>
+#include <cstdlib>
+
 #include <algorithm>
 #include <torch/nn/module.h>
 
@@ -51,6 +54,9 @@ TORCH_MODULE(CnnFusion);
 void expect_close(const at::Tensor& got, const std::map<std::string, at::Tensor>& ref,
                   const std::string& key, double atol = kAtol) {
   ASSERT_TRUE(ref.count(key)) << "golden lacks " << key;
+  if (std::getenv("NEPHROSEG_PARITY_REPORT")) {  // per-tensor numbers for reports
+    std::printf("  parity %-52s max|d| %.3g\n", key.c_str(), test::max_abs_diff(got, ref.at(key)));
+  }
   EXPECT_TRUE(test::tensors_close(got, ref.at(key), atol, kRtol, key));
 }
 

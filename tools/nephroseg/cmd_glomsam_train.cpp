@@ -1,0 +1,97 @@
+// nephroseg glomsam train / train-unet: train GlomSAM or its UNet rough-mask generator.
+#include <ATen/ATen.h>
+
+#include <iostream>
+
+#include "command.h"
+#include "nephroseg/core/error.h"
+#include "nephroseg/train/glomsam_trainer.h"
+
+namespace nephroseg::cli {
+namespace {
+
+struct TrainParams {
+  train::GlomSamTrainOptions o;
+  std::string config = "official";
+  std::string boundary = "per_image";
+  std::string token_order;
+};
+
+Runner setup_train(CLI::App& app) {
+  auto p = std::make_shared<TrainParams>();
+  auto& o = p->o;
+  app.add_option("--images", o.images_dir, "folder of training images")->required();
+  app.add_option("--masks", o.masks_dir, "folder of masks (same file stems)")->required();
+  app.add_option("--val-images", o.val_images_dir, "folder of validation images");
+  app.add_option("--val-masks", o.val_masks_dir, "folder of validation masks");
+  app.add_option("--split", o.split, "train:val[:test] ratio when no validation folders")->capture_default_str();
+  app.add_option("--seed", o.seed, "seed (weights init, shuffling, box jitter, split)")->capture_default_str();
+  app.add_option("--sam", o.sam_checkpoint, "SAM / MedSAM ViT-B checkpoint for encoder, prompt encoder, decoder");
+  app.add_option("--resnet", o.resnet_checkpoint, "torchvision ResNet checkpoint (resnet101-cd907fc2.pth)");
+  app.add_option("--unet", o.unet_checkpoint, "RoughMaskGenerator checkpoint ({'state_dict': ...})");
+  app.add_option("--init", o.init_checkpoint, "full GlomSAM checkpoint to start from (instead of --sam/--resnet/--unet)");
+  app.add_option("--out", o.out_dir, "run folder (checkpoints, log.csv, curves.png)")->required();
+  app.add_option("--config", p->config, "model config: official | tiny | JSON file")->capture_default_str();
+  app.add_option("--epochs", o.epochs, "epochs")->capture_default_str();
+  app.add_option("--batch-size", o.batch_size, "batch size")->capture_default_str();
+  app.add_option("--lr", o.lr, "AdamW learning rate")->capture_default_str();
+  app.add_option("--weight-decay", o.weight_decay, "AdamW weight decay")->capture_default_str();
+  app.add_option("--patch-size", o.patch_size, "side cut from images (0 = model input size); resized to the model size")
+      ->capture_default_str();
+  app.add_option("--stride", o.stride, "sliding-window stride for larger images (0 = patch size)")->capture_default_str();
+  app.add_option("--box-jitter", o.box_jitter, "max outward jitter of GT boxes, px")->capture_default_str();
+  app.add_flag("--auto-box", o.auto_box, "boxes from the rough mask instead of the GT");
+  app.add_flag("!--train-unet-too", o.freeze_unet, "also train the UNet (the released script's behaviour)");
+  app.add_option("--boundary", p->boundary, "Boundary DoU convention: per_image | glomsam_broadcast")->capture_default_str();
+  app.add_option("--token-order", p->token_order, "prompt-generator token order: reference | per_token");
+  app.add_option("--patience", o.patience, "early stopping patience in epochs (0 = off)")->capture_default_str();
+  app.add_option("--max-batches", o.max_batches_per_epoch, "cap batches per epoch (0 = all)")->capture_default_str();
+  app.add_flag("--resume", o.resume, "continue from OUT/last.pth");
+  return [p]() {
+    auto& o = p->o;
+    o.config = glomsam::GlomSamConfig::preset(p->config);
+    if (!p->token_order.empty()) {
+      NEPHRO_CHECK(p->token_order == "reference" || p->token_order == "per_token",
+                   "--token-order must be reference or per_token");
+      o.config.token_order = p->token_order == "per_token" ? glomsam::TokenOrder::kPerToken
+                                                           : glomsam::TokenOrder::kReference;
+    }
+    NEPHRO_CHECK(p->boundary == "per_image" || p->boundary == "glomsam_broadcast",
+                 "--boundary must be per_image or glomsam_broadcast");
+    o.loss.boundary = p->boundary == "per_image" ? train::BoundaryConvention::kPerImage
+                                                 : train::BoundaryConvention::kGlomSamBroadcast;
+    auto s = train::train_glomsam(o);
+    std::cout << "best epoch " << s.best_epoch << " val Dice " << s.best_val_dice << " -> "
+              << s.best_checkpoint << std::endl;
+    return 0;
+  };
+}
+
+Runner setup_train_unet(CLI::App& app) {
+  auto o = std::make_shared<train::UNetTrainOptions>();
+  app.add_option("--images", o->images_dir, "folder of training images")->required();
+  app.add_option("--masks", o->masks_dir, "folder of masks")->required();
+  app.add_option("--val-images", o->val_images_dir, "folder of validation images");
+  app.add_option("--val-masks", o->val_masks_dir, "folder of validation masks");
+  app.add_option("--split", o->split, "train:val[:test] ratio")->capture_default_str();
+  app.add_option("--seed", o->seed, "seed")->capture_default_str();
+  app.add_option("--out", o->out_dir, "run folder")->required();
+  app.add_option("--features", o->features, "UNet widths")->capture_default_str();
+  app.add_option("--input-size", o->input_size, "UNet input side (GlomSAM img_size / 2)")->capture_default_str();
+  app.add_option("--epochs", o->epochs, "epochs")->capture_default_str();
+  app.add_option("--batch-size", o->batch_size, "batch size")->capture_default_str();
+  app.add_option("--lr", o->lr, "Adam learning rate")->capture_default_str();
+  app.add_option("--patience", o->patience, "early stopping patience (0 = off)")->capture_default_str();
+  return [o]() {
+    auto s = train::train_unet(*o);
+    std::cout << "best epoch " << s.best_epoch << " val Dice " << s.best_val_dice << " -> "
+              << s.best_checkpoint << std::endl;
+    return 0;
+  };
+}
+
+NEPHRO_COMMAND("glomsam", "train", "train GlomSAM on image/mask folders", setup_train);
+NEPHRO_COMMAND("glomsam", "train-unet", "train the UNet rough-mask generator", setup_train_unet);
+
+}  // namespace
+}  // namespace nephroseg::cli
