@@ -104,11 +104,16 @@ class Dinov2Model {
   struct Impl;
 
   /// Builds the model for `config` and binds the checkpoint strictly (every key and
-  /// shape must match; the error lists every missing, unexpected and mis-shaped key).
+  /// shape must match). On a mismatch the nephroseg::Error's first line says what the
+  /// file holds (width, depth, FFN, registers, matching preset) against the config;
+  /// the following lines list every missing, unexpected and mis-shaped key. Weights
+  /// are not randomly initialised first, and float32 tensors are adopted without a
+  /// copy, so peak memory is about one checkpoint (4.5 GB for ViT-g/14).
   static std::shared_ptr<Dinov2Model> load(const std::string& checkpoint_path,
                                            const Dinov2Config& config);
-  /// A model with the reference's random initialisation scheme seeded by `seed`
-  /// (for benchmarks and tests; outputs are meaningless).
+  /// A model with random weights seeded by `seed` (LibTorch's default layer
+  /// initialisation; cls/pos/register tokens N(0, 0.02); mask_token 0). For
+  /// benchmarks and tests: its outputs are meaningless.
   static std::shared_ptr<Dinov2Model> random(const Dinov2Config& config, uint64_t seed = 0);
 
   ~Dinov2Model();
