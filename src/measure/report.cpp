@@ -119,13 +119,16 @@ cv::Mat draw_thickness_overlay(const cv::Mat& image, const cv::Mat& mask, const 
     }
   }
   const double k = r.nm_per_pixel;
-  char line[200];
-  std::snprintf(line, sizeof line, "OI: HM %.0f nm (x8/3pi %.0f), n=%d, excl %d | direct: mean %.0f nm, n=%d",
-                r.oi.harmonic_mean * k, r.oi_stereological_harmonic_px * k, r.oi.n, r.oi.n_excluded,
-                r.direct.mean * k, r.direct.n);
-  const double scale = std::clamp(canvas.cols / 1400.0, 0.35, 1.0);
-  io::draw_text(canvas, line, cv::Point(6, 6), io::colors::kWhite, scale);
-  io::draw_text(canvas, "green: OI chords  red: excluded  yellow: direct widths", cv::Point(6, 6 + int(30 * scale)),
+  char l1[160], l2[160];
+  std::snprintf(l1, sizeof l1, "OI: HM %.0f nm (x8/3pi %.0f nm), n=%d, excl. %d",
+                r.oi.harmonic_mean * k, r.oi_stereological_harmonic_px * k, r.oi.n, r.oi.n_excluded);
+  std::snprintf(l2, sizeof l2, "direct: mean %.0f nm, median %.0f nm, n=%d", r.direct.mean * k, r.direct.median * k,
+                r.direct.n);
+  const double scale = std::clamp(canvas.cols / 1000.0, 0.35, 1.0);
+  const int step = static_cast<int>(std::ceil(34 * scale)) + 2;
+  io::draw_text(canvas, l1, cv::Point(6, 6), io::colors::kWhite, scale);
+  io::draw_text(canvas, l2, cv::Point(6, 6 + step), io::colors::kWhite, scale);
+  io::draw_text(canvas, "green: OI chords  red: excluded  yellow: direct widths", cv::Point(6, 6 + 2 * step),
                 io::colors::kWhite, scale);
   return canvas;
 }

@@ -119,13 +119,15 @@ cv::Mat skeletonize(const cv::Mat& mask) {
         // P2..P9 clockwise from north.
         const int P2 = up[p.x], P3 = up[p.x + 1], P4 = mid[p.x + 1], P5 = dn[p.x + 1], P6 = dn[p.x],
                   P7 = dn[p.x - 1], P8 = mid[p.x - 1], P9 = up[p.x - 1];
-        const int B = P2 + P3 + P4 + P5 + P6 + P7 + P8 + P9;
-        if (B < 2 || B > 6) continue;
-        const int A = (!P2 && P3) + (!P3 && P4) + (!P4 && P5) + (!P5 && P6) + (!P6 && P7) + (!P7 && P8) +
-                      (!P8 && P9) + (!P9 && P2);
-        if (A != 1) continue;
-        if (step == 0 ? (P2 * P4 * P6 != 0 || P4 * P6 * P8 != 0) : (P2 * P4 * P8 != 0 || P2 * P6 * P8 != 0))
-          continue;
+        // Guo-Hall conditions (they keep diagonal bands, which Zhang-Suen can erase).
+        const int C = (!P2 && (P3 || P4)) + (!P4 && (P5 || P6)) + (!P6 && (P7 || P8)) + (!P8 && (P9 || P2));
+        if (C != 1) continue;
+        const int N1 = (P9 || P2) + (P3 || P4) + (P5 || P6) + (P7 || P8);
+        const int N2 = (P2 || P3) + (P4 || P5) + (P6 || P7) + (P8 || P9);
+        const int N = std::min(N1, N2);
+        if (N < 2 || N > 3) continue;
+        const bool m = step == 0 ? ((P6 || P7 || !P9) && P8) : ((P2 || P3 || !P5) && P4);
+        if (m) continue;
         remove.push_back(p);
       }
       for (const cv::Point& p : remove) img.at<uint8_t>(p) = 0;
@@ -218,7 +220,8 @@ ThicknessResult measure_thickness(const cv::Mat& mask_in, const ThicknessOptions
           auto chord = [&](double angle) {
             const cv::Point2d d = rotate(n, angle);
             const double t = boundary.cast(p, d, 0.3, max_chord);
-            if (t > 0) return t;
+            // A real intercept runs through the membrane: its midpoint is inside.
+            if (t > 0) return boundary.sample(p + d * (0.5 * t)) > 0.5 ? t : std::numeric_limits<double>::infinity();
             exit_min = std::min(exit_min, image_exit(p, d));
             return std::numeric_limits<double>::infinity();
           };
@@ -367,7 +370,7 @@ ThicknessResult measure_thickness(const cv::Mat& mask_in, const ThicknessOptions
     for (const auto& s : samples) all.push_back(s.m.width_px);
     const double global_median = median_of(all);
     const int window = std::max(o.local_window,
-                                static_cast<int>(std::ceil(5.0 * (std::isfinite(global_median) ? global_median : 0) /
+                                static_cast<int>(std::ceil(8.0 * (std::isfinite(global_median) ? global_median : 0) /
                                                            o.sample_spacing_px)));
     // Samples near a membrane end (skeleton end point) measure the end cap.
     const double end_radius = (std::isfinite(global_median) ? global_median : 0.0) + 2.0;
@@ -507,7 +510,7 @@ ThicknessResult measure_thickness(const cv::Mat& mask_in, const ThicknessOptions
   }
   {
     const double radius = std::max(static_cast<double>(o.local_window),
-                                   5.0 * (std::isfinite(global_median) ? global_median : 0.0));
+                                   8.0 * (std::isfinite(global_median) ? global_median : 0.0));
     // Bucket by branch for the local median.
     std::vector<std::vector<size_t>> by_branch(sc.num_branches + 1);
     for (size_t i = 0; i < direct.size(); ++i) by_branch[direct[i].m.segment].push_back(i);

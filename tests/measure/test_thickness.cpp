@@ -72,7 +72,7 @@ TEST(Thickness, EstimatorsWithinThreePercentOfTruth) {
 }
 
 TEST(Thickness, TouchingAndBranchingBandsAreExcludedNotAveraged) {
-  for (uint64_t seed : {13, 14, 17}) {
+  for (uint64_t seed : {13, 14, 15, 16, 17, 18, 19, 20}) {
     PhantomOptions po;
     po.seed = seed;
     po.size = 384;

@@ -3,6 +3,8 @@
 #include <filesystem>
 #include <iostream>
 #include <limits>
+#include <map>
+#include <opencv2/core.hpp>
 
 #include "command.h"
 #include "nephroseg/core/error.h"

@@ -11,10 +11,13 @@
 //    epithelial. At each sample the intercept is the SHORTEST chord from the sample
 //    across the membrane to the opposite boundary (rays within max_angle_deg of the
 //    inward normal, minimised over the angle). Chords longer than
-//    tangential_factor x the local median (median of the neighbouring samples along
-//    the same boundary) are tangentially cut stretches or contacts: excluded and
+//    tangential_factor x the local median (median of the samples within max(local_window
+//    samples, 8 median widths) along the same boundary curve) are tangentially cut stretches or contacts: excluded and
 //    counted. Samples closer than border_margin_px to the image edge, and rays that
 //    leave the image, are dropped (counted as "truncated").
+//    OI samples within one median width (+2 px) of a membrane end (a skeleton end point)
+//    measure the end cap and are excluded ("end"); a chord counts only when its midpoint
+//    lies inside the membrane.
 //    Reported: the raw 2-D statistics of the chords (harmonic mean, arithmetic mean,
 //    median, SD, n) and the stereological 3-D estimates
 //        T_harmonic   = harmonic mean x 8 / (3 pi)   (Jensen, Gundersen & Osterby 1978)
@@ -24,7 +27,7 @@
 //    (and in our 2-D phantoms) the raw 2-D minimal chord IS the thickness and the
 //    corrected value underestimates it by 15 %.
 //
-// 2. Direct (medial-axis) estimator: skeleton of the mask (Zhang-Suen thinning, end
+// 2. Direct (medial-axis) estimator: skeleton of the mask (Guo-Hall thinning, end
 //    branches shorter than spur_length_factor x local width pruned), width = 2 x the
 //    distance from the skeleton to the sub-pixel boundary (the distance transform,
 //    refined to its ridge along the local normal). Skeleton points within one local
@@ -56,7 +59,7 @@ struct ThicknessOptions {
   double max_angle_deg = 60.0;       ///< OI: ray cone half-angle around the inward normal
   double max_chord_px = 0.0;         ///< longest chord followed; 0 = half the image diagonal
   double tangential_factor = 1.5;    ///< exclude widths > factor x local median
-  int local_window = 12;             ///< neighbours on each side for the local median
+  int local_window = 12;             ///< min. neighbours (OI samples / px) each side for the local median
   double border_margin_px = 2.0;     ///< OI samples this close to the image edge are skipped
   double spur_length_factor = 1.0;   ///< direct: prune end branches shorter than factor x width
 };
@@ -104,7 +107,7 @@ struct ThicknessResult {
 /// the mask is empty, not single-channel, or nm_per_pixel <= 0.
 ThicknessResult measure_thickness(const cv::Mat& mask, const ThicknessOptions& options);
 
-/// Zhang-Suen thinning of a binary mask -> CV_8UC1 0/255 8-connected skeleton.
+/// Guo-Hall thinning of a binary mask -> CV_8UC1 0/255 8-connected skeleton.
 cv::Mat skeletonize(const cv::Mat& mask);
 
 /// Statistics of a list of widths (harmonic mean over positive values).
