@@ -1,6 +1,8 @@
 #include "models/sam/image_encoder.h"
 
 #include <ATen/ATen.h>
+#include <ATen/Parallel.h>
+#include <c10/core/GradMode.h>
 #include <torch/nn/modules/activation.h>
 
 #include <algorithm>
@@ -93,9 +95,57 @@ RelPosAttentionImpl::RelPosAttentionImpl(int64_t dim, int64_t num_heads_, bool q
   }
 }
 
+int64_t& chunked_attention_min_tokens() {
+  static int64_t min_tokens = 1024;
+  return min_tokens;
+}
+
+namespace {
+
+// Inference-only form of the attention core for large token counts (the global
+// blocks: 4096 tokens, a 12 x 4096 x 4096 logit tensor in the reference). Each task
+// takes one head and a band of query rows, so the logits stay in a small reused
+// buffer: logits = (q * scale) k^T, then += rel_h, += rel_w (the reference's order),
+// softmax in place, out = probs v. Same ops per element as the reference; only the
+// GEMM blocking differs.
+// q, k, v: [BH, N, hd]; rel_h: [BH, H, W, H]; rel_w: [BH, H, W, W] -> [BH, N, hd]
+at::Tensor chunked_rel_pos_attention(const at::Tensor& q_scaled, const at::Tensor& k,
+                                     const at::Tensor& v, const at::Tensor& rel_h,
+                                     const at::Tensor& rel_w, int64_t H, int64_t W) {
+  const int64_t BH = q_scaled.size(0), N = q_scaled.size(1), hd = q_scaled.size(2);
+  // About 256 query rows per band (4 MiB of logits at N = 4096), whole image rows.
+  const int64_t rows = std::max<int64_t>(1, 256 / W);
+  const int64_t bands = (H + rows - 1) / rows;
+  at::Tensor out = at::empty({BH, N, hd}, q_scaled.options());
+  const at::Tensor kT = k.transpose(1, 2);  // [BH, hd, N]
+  at::parallel_for(0, BH * bands, 1, [&](int64_t begin, int64_t end) {
+    at::Tensor buffer = at::empty({rows * W, N}, q_scaled.options());
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t bh = t / bands;
+      const int64_t r0 = (t % bands) * rows;
+      const int64_t nr = std::min(rows, H - r0);
+      const int64_t m = nr * W;
+      at::Tensor logits = buffer.narrow(0, 0, m);                           // [m, N]
+      at::mm_out(logits, q_scaled[bh].narrow(0, r0 * W, m), kT[bh]);
+      at::Tensor grid = logits.view({nr, W, H, W});                         // [qh, qw, kh, kw]
+      grid.add_(rel_h[bh].narrow(0, r0, nr).unsqueeze(3));                  // + [qh, qw, kh, 1]
+      grid.add_(rel_w[bh].narrow(0, r0, nr).unsqueeze(2));                  // + [qh, qw, 1, kw]
+      at::_softmax_out(logits, logits, -1, /*half_to_float=*/false);
+      at::Tensor dst = out[bh].narrow(0, r0 * W, m);                        // [m, hd]
+      at::mm_out(dst, logits, v[bh]);
+    }
+  });
+  return out;
+}
+
+}  // namespace
+
 // Ref: image_encoder.py::Attention.forward
 at::Tensor RelPosAttentionImpl::forward(const at::Tensor& x) {
   const int64_t B = x.size(0), H = x.size(1), W = x.size(2);
+  if (use_rel_pos && !at::GradMode::is_enabled() && H * W >= chunked_attention_min_tokens()) {
+    return forward_chunked(x);
+  }
   const at::Tensor qkv_all = qkv->forward(x)
                                  .reshape({B, H * W, 3, num_heads, -1})
                                  .permute({2, 0, 3, 1, 4})  // [3, B, nH, N, hd]
@@ -105,6 +155,27 @@ at::Tensor RelPosAttentionImpl::forward(const at::Tensor& x) {
   if (use_rel_pos) attn = add_decomposed_rel_pos(attn, q, rel_pos_h, rel_pos_w, {H, W}, {H, W});
   attn = attn.softmax(-1);
   const at::Tensor out = at::matmul(attn, v)
+                             .view({B, num_heads, H, W, -1})
+                             .permute({0, 2, 3, 1, 4})
+                             .reshape({B, H, W, -1});  // [B, H, W, C]
+  return proj->forward(out);
+}
+
+// Ref: image_encoder.py::Attention.forward (inference path, see
+// chunked_rel_pos_attention)
+at::Tensor RelPosAttentionImpl::forward_chunked(const at::Tensor& x) {
+  const int64_t B = x.size(0), H = x.size(1), W = x.size(2);
+  const at::Tensor qkv_all = qkv->forward(x)
+                                 .reshape({B, H * W, 3, num_heads, -1})
+                                 .permute({2, 0, 3, 1, 4})
+                                 .reshape({3, B * num_heads, H * W, -1});  // [3, B*nH, N, hd]
+  const at::Tensor q = qkv_all[0], k = qkv_all[1], v = qkv_all[2];
+  const at::Tensor Rh = get_rel_pos(H, H, rel_pos_h);  // [H, H, hd]
+  const at::Tensor Rw = get_rel_pos(W, W, rel_pos_w);  // [W, W, hd]
+  const at::Tensor r_q = q.reshape({B * num_heads, H, W, -1});
+  const at::Tensor rel_h = at::einsum("bhwc,hkc->bhwk", {r_q, Rh});  // [B*nH, H, W, H]
+  const at::Tensor rel_w = at::einsum("bhwc,wkc->bhwk", {r_q, Rw});  // [B*nH, H, W, W]
+  const at::Tensor out = chunked_rel_pos_attention(q * scale, k, v, rel_h, rel_w, H, W)
                              .view({B, num_heads, H, W, -1})
                              .permute({0, 2, 3, 1, 4})
                              .reshape({B, H, W, -1});  // [B, H, W, C]

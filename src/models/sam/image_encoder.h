@@ -43,14 +43,23 @@ at::Tensor add_decomposed_rel_pos(const at::Tensor& attn, const at::Tensor& q,
                                   std::pair<int64_t, int64_t> q_size,
                                   std::pair<int64_t, int64_t> k_size);
 
+/// Token count from which inference uses RelPosAttention::forward_chunked (default
+/// 1024: the global blocks of the official models). Tests set 0 to force it.
+int64_t& chunked_attention_min_tokens();
+
 /// Multi-head attention with decomposed rel-pos (parameters qkv, proj, rel_pos_h,
 /// rel_pos_w). Ref: image_encoder.py::Attention
 class RelPosAttentionImpl : public torch::nn::Module {
  public:
   RelPosAttentionImpl(int64_t dim, int64_t num_heads, bool qkv_bias, bool use_rel_pos,
                       std::pair<int64_t, int64_t> input_size);
-  /// x: [B, H, W, C] -> [B, H, W, C]
+  /// x: [B, H, W, C] -> [B, H, W, C]. Without autograd and with at least
+  /// chunked_attention_min_tokens() tokens, runs forward_chunked (same result to
+  /// float noise).
   at::Tensor forward(const at::Tensor& x);
+  /// Inference path: attention in bands of query rows per head, with the rel-pos
+  /// add and softmax done in place on a small reused logits buffer.
+  at::Tensor forward_chunked(const at::Tensor& x);
 
   int64_t num_heads;
   double scale;

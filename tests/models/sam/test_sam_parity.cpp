@@ -100,6 +100,21 @@ TEST_F(SamParity, EncoderAndEveryBlock) {
   EXPECT_EQ(e.input_size, (std::array<int64_t, 2>{120, 160}));
 }
 
+// The chunked inference attention (used for >= 1024 tokens, i.e. only the global
+// blocks of full-size models) forced on every block of the tiny model.
+TEST_F(SamParity, ChunkedAttentionPathMatches) {
+  c10::InferenceMode guard;
+  const int64_t saved = chunked_attention_min_tokens();
+  chunked_attention_min_tokens() = 0;
+  std::vector<at::Tensor> debug;
+  const at::Tensor emb = sam().image_encoder->forward(ref("preprocessed"), &debug);
+  chunked_attention_min_tokens() = saved;
+  for (int64_t i = 0; i < config_.encoder_depth; ++i) {
+    expect_close(debug[1 + i], "debug.encoder.block" + std::to_string(i));
+  }
+  expect_close(emb, "image_embeddings");
+}
+
 TEST_F(SamParity, EveryPromptSet) {
   ImageEmbedding e;
   e.embedding = ref("image_embeddings");

@@ -1,0 +1,398 @@
+// `nephroseg sam`: prompt SAM / MedSAM with points, a box and/or a low-res mask on
+// one or many images; writes masks, low-res logits, a JSON summary and an overlay.
+//
+// Per-image prompts (--prompts FILE.json) map an image's file name (or its stem, or
+// the path as given on the command line) to its prompts; images not listed use the
+// --point/--box/--mask-input/--multimask given on the command line:
+//
+//   {
+//     "slide_01.png": {"points": [[120, 80, 1], [40, 200, 0]], "box": [10, 20, 300, 260],
+//                      "multimask": true},
+//     "slide_02":     {"box": [5, 5, 90, 70], "mask_input": "prev_logits.npy"}
+//   }
+//
+// points are [x, y, label] (label 1 foreground, 0 background, -1 ignored; [x, y]
+// means label 1) in original-image pixels; "mask_input" paths are relative to the
+// JSON file's folder. Every image is validated (readable, prompts inside it) before
+// the model runs; outputs are written file by file atomically.
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
+
+#include <filesystem>
+#include <fstream>
+#include <iomanip>
+#include <map>
+#include <optional>
+#include <set>
+#include <sstream>
+
+#include "command.h"
+#include "nephroseg/core/error.h"
+#include "nephroseg/core/log.h"
+#include "nephroseg/io/atomic_file.h"
+#include "nephroseg/io/image.h"
+#include "nephroseg/io/mask.h"
+#include "nephroseg/io/npy.h"
+#include "nephroseg/io/overlay.h"
+#include "nephroseg/sam/sam.h"
+
+namespace nephroseg::cli {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+struct SamParams {
+  std::string checkpoint, model_type = "vit_b", model_config, out, prompts_file, box, mask_input;
+  std::vector<std::string> images, points;
+  bool multimask = false;
+};
+
+std::vector<float> parse_numbers(const std::string& s, const std::string& what) {
+  std::vector<float> v;
+  std::stringstream ss(s);
+  std::string tok;
+  while (std::getline(ss, tok, ',')) {
+    try {
+      size_t used = 0;
+      v.push_back(std::stof(tok, &used));
+      NEPHRO_CHECK(used == tok.size(), "");
+    } catch (...) {
+      NEPHRO_FAIL(what, ": '", tok, "' in '", s, "' is not a number");
+    }
+  }
+  return v;
+}
+
+// A prompt plus where its mask input came from (for result.json).
+struct ImagePrompt {
+  sam::SamPrompt prompt;
+  std::string mask_input_path;
+};
+
+void add_point(ImagePrompt& ip, const std::vector<float>& v, const std::string& what) {
+  NEPHRO_CHECK(v.size() == 2 || v.size() == 3, what, ": a point is X,Y or X,Y,LABEL");
+  ip.prompt.points.push_back({v[0], v[1]});
+  const float label = v.size() == 3 ? v[2] : 1.f;
+  NEPHRO_CHECK(label == -1.f || label == 0.f || label == 1.f, what, ": label ", label,
+               " must be 1 (foreground), 0 (background) or -1 (ignored)");
+  ip.prompt.labels.push_back(static_cast<int>(label));
+}
+
+void set_box(ImagePrompt& ip, const std::vector<float>& v, const std::string& what) {
+  NEPHRO_CHECK(v.size() == 4, what, ": a box is X0,Y0,X1,Y1");
+  ip.prompt.box = std::array<float, 4>{v[0], v[1], v[2], v[3]};
+}
+
+void set_mask_input(ImagePrompt& ip, const std::string& path, const std::string& what) {
+  NEPHRO_CHECK(fs::is_regular_file(path), what, ": mask input '", path, "' does not exist");
+  at::Tensor m = io::read_npy(path);
+  NEPHRO_CHECK(m.is_floating_point(), what, ": mask input '", path,
+               "' must hold float low-res logits, got ", m.scalar_type());
+  ip.prompt.mask_input = m.to(at::kFloat);
+  ip.mask_input_path = path;
+}
+
+ImagePrompt prompt_from_json(const json& j, const std::string& key, const fs::path& base) {
+  const std::string what = "--prompts entry '" + key + "'";
+  NEPHRO_CHECK(j.is_object(), what, " must be an object");
+  ImagePrompt ip;
+  for (const auto& item : j.items()) {
+    const std::string& k = item.key();
+    const json& v = item.value();
+    try {
+      if (k == "points") {
+        for (const auto& pt : v) add_point(ip, pt.get<std::vector<float>>(), what);
+      } else if (k == "box") {
+        set_box(ip, v.get<std::vector<float>>(), what);
+      } else if (k == "multimask") {
+        ip.prompt.multimask = v.get<bool>();
+      } else if (k == "mask_input") {
+        const fs::path p = v.get<std::string>();
+        set_mask_input(ip, (p.is_absolute() ? p : base / p).string(), what);
+      } else {
+        NEPHRO_FAIL(what, ": unknown field '", k, "' (points, box, multimask, mask_input)");
+      }
+    } catch (const json::exception& e) {
+      NEPHRO_FAIL(what, ": field '", k, "' has the wrong type (", e.what(), ")");
+    }
+  }
+  return ip;
+}
+
+std::vector<std::string> expand_images(const std::vector<std::string>& inputs) {
+  std::vector<std::string> out;
+  for (const auto& in : inputs) {
+    if (fs::is_directory(in)) {
+      const auto files = io::list_image_files(in);
+      NEPHRO_CHECK(!files.empty(), "--image: folder '", in, "' holds no image files");
+      out.insert(out.end(), files.begin(), files.end());
+    } else {
+      NEPHRO_CHECK(fs::is_regular_file(in), "--image: '", in, "' does not exist");
+      out.push_back(in);
+    }
+  }
+  return out;
+}
+
+at::Tensor mat_to_tensor(const cv::Mat& rgb) {
+  NEPHRO_CHECK(rgb.type() == CV_8UC3, "internal: expected an 8-bit RGB image");
+  return at::from_blob(const_cast<uint8_t*>(rgb.ptr<uint8_t>()), {rgb.rows, rgb.cols, 3},
+                       {static_cast<int64_t>(rgb.step[0]), 3, 1}, at::kByte)
+      .clone();
+}
+
+cv::Mat mask_to_mat(const at::Tensor& mask) {  // [H, W] bool -> CV_8UC1 0/255
+  const at::Tensor m = (mask.to(at::kByte) * 255).contiguous();
+  return cv::Mat(static_cast<int>(m.size(0)), static_cast<int>(m.size(1)), CV_8UC1,
+                 m.data_ptr<uint8_t>())
+      .clone();
+}
+
+json prompt_json(const ImagePrompt& ip) {
+  json j;
+  json pts = json::array();
+  for (size_t i = 0; i < ip.prompt.points.size(); ++i) {
+    pts.push_back({ip.prompt.points[i][0], ip.prompt.points[i][1], ip.prompt.labels[i]});
+  }
+  j["points"] = pts;
+  j["box"] = ip.prompt.box ? json(std::vector<float>(ip.prompt.box->begin(), ip.prompt.box->end()))
+                           : json(nullptr);
+  j["mask_input"] = ip.mask_input_path.empty() ? json(nullptr) : json(ip.mask_input_path);
+  j["multimask"] = ip.prompt.multimask;
+  return j;
+}
+
+cv::Mat make_overlay(const cv::Mat& rgb, const cv::Mat& mask, const ImagePrompt& ip) {
+  cv::Mat canvas = io::overlay_mask(rgb, mask, io::colors::kCyan, 0.4, 2);
+  const int radius = std::max(3, std::min(canvas.cols, canvas.rows) / 120);
+  std::vector<cv::Point2f> pts;
+  std::vector<io::Rgb> cols;
+  std::vector<std::string> labels;
+  for (size_t i = 0; i < ip.prompt.points.size(); ++i) {
+    pts.emplace_back(ip.prompt.points[i][0], ip.prompt.points[i][1]);
+    const int l = ip.prompt.labels[i];
+    cols.push_back(l == 1 ? io::colors::kGreen : l == 0 ? io::colors::kRed : io::colors::kWhite);
+    labels.push_back(l == 1 ? "+" : l == 0 ? "-" : "x");
+  }
+  if (!pts.empty()) io::draw_points(canvas, pts, labels, io::colors::kYellow, radius, cols);
+  if (ip.prompt.box) {
+    const auto& b = *ip.prompt.box;
+    const cv::Point2f c[4] = {{b[0], b[1]}, {b[2], b[1]}, {b[2], b[3]}, {b[0], b[3]}};
+    for (int i = 0; i < 4; ++i) io::draw_segment(canvas, c[i], c[(i + 1) % 4], io::colors::kYellow, 2);
+  }
+  return canvas;
+}
+
+// Writes every output of one image into `dir` (each file atomically).
+void write_outputs(const std::string& dir, const std::string& image_path, const cv::Mat& rgb,
+                   const ImagePrompt& ip, const sam::ImageEmbedding& emb, const sam::SamResult& r,
+                   const SamParams& p, const sam::SamConfig& cfg) {
+  fs::create_directories(dir);
+  const int64_t best = r.best_index();
+  const int64_t n = r.masks.size(0);
+  std::vector<int64_t> areas;
+  for (int64_t k = 0; k < n; ++k) {
+    const cv::Mat m = mask_to_mat(r.masks[k]);
+    areas.push_back(cv::countNonZero(m));
+    io::write_mask_png(dir + "/masks/mask_" + std::to_string(k) + ".png", m);
+  }
+  const cv::Mat best_mask = mask_to_mat(r.masks[best]);
+  io::write_mask_png(dir + "/mask.png", best_mask);
+  io::write_npy(dir + "/low_res_logits.npy", r.low_res_logits);
+  io::write_png(dir + "/overlay.png", make_overlay(rgb, best_mask, ip));
+
+  json j;
+  j["image"] = image_path;
+  j["model"] = {{"type", p.model_config.empty() ? p.model_type : cfg.name},
+                {"checkpoint", p.checkpoint},
+                {"img_size", cfg.img_size},
+                {"preprocess", cfg.preprocess == sam::SamPreprocess::kMedSam ? "medsam" : "sam"}};
+  j["original_size"] = {emb.original_size[0], emb.original_size[1]};
+  j["input_size"] = {emb.input_size[0], emb.input_size[1]};
+  j["prompt"] = prompt_json(ip);
+  const at::Tensor iou = r.iou.contiguous();
+  j["iou_predictions"] = std::vector<float>(iou.data_ptr<float>(), iou.data_ptr<float>() + iou.numel());
+  j["best_index"] = best;
+  j["mask_areas_px"] = areas;
+  j["files"] = {{"mask", "mask.png"}, {"masks", "masks/mask_<k>.png"},
+                {"low_res_logits", "low_res_logits.npy"}, {"overlay", "overlay.png"}};
+  j["timings_s"] = {{"encode", emb.encode_seconds}, {"decode", r.seconds}};
+  io::write_file_atomically(dir + "/result.json", j.dump(2) + "\n");
+}
+
+// A strict-binding error lists every key; on the terminal keep its headline, the
+// section headings and the first few keys of each section.
+std::string summarize_key_listing(const std::string& message) {
+  std::istringstream in(message);
+  std::ostringstream out;
+  std::string line;
+  int shown = 0, hidden = 0;
+  const auto flush_hidden = [&] {
+    if (hidden > 0) out << "\n    ... (" << hidden << " more)";
+    hidden = 0;
+  };
+  bool first = true;
+  while (std::getline(in, line)) {
+    const bool key_line = line.rfind("    ", 0) == 0;
+    if (key_line && shown >= 3) {
+      ++hidden;
+      continue;
+    }
+    if (!key_line) {
+      flush_hidden();
+      shown = 0;
+    } else {
+      ++shown;
+    }
+    out << (first ? "" : "\n") << line;
+    first = false;
+  }
+  flush_hidden();
+  return out.str();
+}
+
+Runner setup(CLI::App& app) {
+  auto p = std::make_shared<SamParams>();
+  app.add_option("--checkpoint", p->checkpoint, "SAM/MedSAM checkpoint (.pth)")->required();
+  auto* type = app.add_option("--model-type", p->model_type, "vit_b | vit_l | vit_h | medsam")
+                   ->capture_default_str();
+  auto* cfg = app.add_option("--model-config", p->model_config,
+                             "JSON model config (instead of --model-type)");
+  type->excludes(cfg);
+  app.add_option("--image", p->images, "image file or folder (repeatable)")->required();
+  app.add_option("--point", p->points,
+                 "point prompt X,Y[,LABEL] in original pixels (LABEL 1 fg, 0 bg; repeatable)");
+  app.add_option("--box", p->box, "box prompt X0,Y0,X1,Y1 in original pixels");
+  app.add_option("--mask-input", p->mask_input, ".npy float32 [1,h,w] low-res logits prompt");
+  app.add_flag("--multimask", p->multimask, "return several masks (mask.png = highest IoU)");
+  app.add_option("--prompts", p->prompts_file,
+                 "JSON: {\"<file name>\": {\"points\": [[x,y,label],...], \"box\": [x0,y0,x1,y1]}}");
+  app.add_option("--out", p->out, "output folder")->required();
+
+  return [p]() {
+    // Defaults from the command line.
+    ImagePrompt cli_prompt;
+    for (const auto& s : p->points) add_point(cli_prompt, parse_numbers(s, "--point"), "--point");
+    if (!p->box.empty()) set_box(cli_prompt, parse_numbers(p->box, "--box"), "--box");
+    if (!p->mask_input.empty()) set_mask_input(cli_prompt, p->mask_input, "--mask-input");
+    cli_prompt.prompt.multimask = p->multimask;
+    const bool cli_has_prompt = !cli_prompt.prompt.points.empty() || cli_prompt.prompt.box ||
+                                cli_prompt.prompt.mask_input.defined();
+
+    std::map<std::string, ImagePrompt> per_image;
+    if (!p->prompts_file.empty()) {
+      std::ifstream in(p->prompts_file);
+      NEPHRO_CHECK(in.good(), "--prompts: cannot open '", p->prompts_file, "'");
+      json j;
+      try {
+        j = json::parse(in);
+      } catch (const std::exception& e) {
+        NEPHRO_FAIL("--prompts: '", p->prompts_file, "' is not valid JSON: ", e.what());
+      }
+      NEPHRO_CHECK(j.is_object(), "--prompts: '", p->prompts_file,
+                   "' must map image file names to prompt objects");
+      const fs::path base = fs::path(p->prompts_file).parent_path();
+      for (const auto& item : j.items()) {
+        per_image[item.key()] = prompt_from_json(item.value(), item.key(), base);
+      }
+    }
+
+    const std::vector<std::string> images = expand_images(p->images);
+    const auto prompt_for = [&](const std::string& path) -> const ImagePrompt& {
+      for (const std::string& key :
+           {fs::path(path).filename().string(), io::file_stem(path), path}) {
+        auto it = per_image.find(key);
+        if (it != per_image.end()) return it->second;
+      }
+      NEPHRO_CHECK(cli_has_prompt, "no prompt for image '", path,
+                   "': give --point, --box or --mask-input, or list it in --prompts");
+      return cli_prompt;
+    };
+
+    const sam::SamConfig config = p->model_config.empty()
+                                      ? sam::SamConfig::preset(p->model_type)
+                                      : sam::SamConfig::from_json(p->model_config);
+    // Output folders: DIR itself for one image, DIR/<stem> for several.
+    std::map<std::string, std::string> out_dirs;
+    std::set<std::string> used;
+    for (const auto& path : images) {
+      std::string dir = p->out;
+      if (images.size() > 1) {
+        const std::string stem = io::file_stem(path);
+        NEPHRO_CHECK(used.insert(stem).second, "--image: two images share the name '", stem,
+                     "'; their outputs would collide in ", p->out);
+        dir = (fs::path(p->out) / stem).string();
+      }
+      out_dirs[path] = dir;
+    }
+
+    // Validate every image and prompt before the (slow) model runs. A probe
+    // embedding of the right geometry lets SamModel's own checks run unchanged.
+    for (const auto& path : images) {
+      const ImagePrompt& ip = prompt_for(path);
+      const cv::Mat rgb = io::read_image_rgb(path);
+      const auto& pr = ip.prompt;
+      for (size_t i = 0; i < pr.points.size(); ++i) {
+        const float x = pr.points[i][0], y = pr.points[i][1];
+        NEPHRO_CHECK(x >= 0 && y >= 0 && x <= rgb.cols && y <= rgb.rows, "image '", path,
+                     "': point (", x, ", ", y, ") lies outside the image (", rgb.cols, " x ",
+                     rgb.rows, " px)");
+      }
+      if (pr.box) {
+        const auto& b = *pr.box;
+        NEPHRO_CHECK(b[0] <= b[2] && b[1] <= b[3], "image '", path, "': box (", b[0], ", ", b[1],
+                     ", ", b[2], ", ", b[3], ") must have x0 <= x1 and y0 <= y1");
+        NEPHRO_CHECK(b[0] >= 0 && b[1] >= 0 && b[2] <= rgb.cols && b[3] <= rgb.rows, "image '",
+                     path, "': box (", b[0], ", ", b[1], ", ", b[2], ", ", b[3],
+                     ") lies outside the image (", rgb.cols, " x ", rgb.rows, " px)");
+      }
+      if (config.preprocess == sam::SamPreprocess::kMedSam) {
+        NEPHRO_CHECK(pr.box && pr.points.empty() && !pr.mask_input.defined(), "image '", path,
+                     "': MedSAM takes a box prompt only");
+        NEPHRO_CHECK(!pr.multimask, "image '", path, "': MedSAM predicts one mask (no --multimask)");
+      }
+      if (pr.mask_input.defined()) {
+        const int64_t L = config.low_res_size();
+        const auto& m = pr.mask_input;
+        NEPHRO_CHECK((m.dim() == 3 && m.size(0) == 1 && m.size(1) == L && m.size(2) == L) ||
+                         (m.dim() == 2 && m.size(0) == L && m.size(1) == L),
+                     "mask input '", ip.mask_input_path, "' has shape ", m.sizes(),
+                     ", expected [1, ", L, ", ", L, "] for model '", config.name, "'");
+      }
+    }
+
+    std::shared_ptr<sam::SamModel> model;
+    try {
+      model = sam::SamModel::load(p->checkpoint, config);
+    } catch (const nephroseg::Error& e) {
+      throw nephroseg::Error(summarize_key_listing(e.what()));
+    }
+    const bool progress = !global_options().quiet;
+    size_t index = 0;
+    for (const auto& path : images) {
+      ++index;
+      const ImagePrompt& ip = prompt_for(path);
+      const cv::Mat rgb = io::read_image_rgb(path);
+      const sam::ImageEmbedding emb = model->encode(mat_to_tensor(rgb));
+      const sam::SamResult r = model->predict(emb, ip.prompt);
+      write_outputs(out_dirs[path], path, rgb, ip, emb, r, *p, config);
+      if (progress) {
+        std::ostringstream line;
+        line << std::fixed << std::setprecision(3) << "[" << index << "/" << images.size() << "] "
+             << path << ": " << r.masks.size(0) << " mask(s), best IoU "
+             << r.iou[r.best_index()].item<float>() << ", encode " << std::setprecision(2)
+             << emb.encode_seconds << " s, decode " << r.seconds << " s -> " << out_dirs[path];
+        log_info(line.str());
+      }
+    }
+    return 0;
+  };
+}
+
+NEPHRO_COMMAND("", "sam", "segment with SAM / MedSAM from point, box or mask prompts", setup);
+
+}  // namespace
+}  // namespace nephroseg::cli
