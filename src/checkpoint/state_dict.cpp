@@ -58,10 +58,27 @@ int64_t StateDict::nbytes() const {
   return n;
 }
 
+namespace {
+
+// Python's Module.state_dict order: a module's own parameters, then its own buffers,
+// then each child in registration order, recursively.
+void collect_state(const torch::nn::Module& module, const std::string& prefix, StateDict& out) {
+  for (const auto& p : module.named_parameters(/*recurse=*/false)) {
+    if (!out.contains(prefix + p.key())) out.insert(prefix + p.key(), p.value());
+  }
+  for (const auto& b : module.named_buffers(/*recurse=*/false)) {
+    if (!out.contains(prefix + b.key())) out.insert(prefix + b.key(), b.value());
+  }
+  for (const auto& child : module.named_children()) {
+    collect_state(*child.value(), prefix + child.key() + ".", out);
+  }
+}
+
+}  // namespace
+
 StateDict state_dict_of(const torch::nn::Module& module) {
   StateDict out;
-  for (const auto& p : module.named_parameters(/*recurse=*/true)) out.insert(p.key(), p.value());
-  for (const auto& b : module.named_buffers(/*recurse=*/true)) out.insert(b.key(), b.value());
+  collect_state(module, "", out);
   return out;
 }
 

@@ -280,3 +280,24 @@ TEST(Pth, ReadsFilesWrittenByPythonTorch) {
       "assert m['h'].dtype == torch.float16\"";
   EXPECT_EQ(std::system(check.c_str()), 0);
 }
+
+TEST(Bind, StateDictOfFollowsPythonOrder) {
+  struct Inner : torch::nn::Module {
+    Inner() {
+      register_parameter("w", at::ones({1}));
+      register_buffer("running", at::zeros({1}));
+    }
+  };
+  struct Outer : torch::nn::Module {
+    Outer() {
+      register_parameter("gamma", at::ones({1}));
+      register_module("a", std::make_shared<Inner>());
+      register_buffer("count", at::zeros({1}));
+      register_module("b", std::make_shared<Inner>());
+    }
+  };
+  Outer m;
+  // Python: own parameters, own buffers, then children (each: params, buffers).
+  EXPECT_EQ(state_dict_of(m).keys(),
+            (std::vector<std::string>{"gamma", "count", "a.w", "a.running", "b.w", "b.running"}));
+}

@@ -47,8 +47,9 @@ class StateDict {
   std::unordered_map<std::string, at::Tensor> map_;
 };
 
-/// The named parameters and persistent buffers of a module, in registration order
-/// (the same keys Python's state_dict() would give for a faithful port). The tensors
+/// The named parameters and buffers of a module in Python's state_dict() order (a
+/// module's own parameters, then its own buffers, then its children recursively),
+/// so a faithful port yields the reference keys in the reference order. The tensors
 /// alias the module's storage.
 StateDict state_dict_of(const torch::nn::Module& module);
 
