@@ -60,6 +60,9 @@ class RelPosAttentionImpl : public torch::nn::Module {
   /// Inference path: attention in bands of query rows per head, with the rel-pos
   /// add and softmax done in place on a small reused logits buffer.
   at::Tensor forward_chunked(const at::Tensor& x);
+  /// The attention core from the split qkv [3, B*nH, H*W, hd] to the heads merged
+  /// back, before proj: -> [B, H, W, C].
+  at::Tensor attend(const at::Tensor& qkv_all, int64_t B, int64_t H, int64_t W);
 
   int64_t num_heads;
   double scale;
@@ -75,8 +78,10 @@ class BlockImpl : public torch::nn::Module {
  public:
   BlockImpl(int64_t dim, int64_t num_heads, double mlp_ratio, bool qkv_bias, double eps,
             bool use_rel_pos, int64_t window_size, std::pair<int64_t, int64_t> input_size);
-  /// x: [B, H, W, C] -> [B, H, W, C]
+  /// x: [B, H, W, C] -> [B, H, W, C]. Windowed blocks without autograd run
+  /// forward_windowed_inference (same result to float noise).
   at::Tensor forward(const at::Tensor& x);
+  at::Tensor forward_windowed_inference(const at::Tensor& x);
 
   torch::nn::LayerNorm norm1{nullptr}, norm2{nullptr};
   RelPosAttention attn{nullptr};

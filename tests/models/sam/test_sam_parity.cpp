@@ -115,6 +115,36 @@ TEST_F(SamParity, ChunkedAttentionPathMatches) {
   expect_close(emb, "image_embeddings");
 }
 
+// With autograd on (GlomSAM training), blocks take the reference code path.
+TEST_F(SamParity, AutogradPathMatches) {
+  std::vector<at::Tensor> debug;
+  const at::Tensor emb = sam().image_encoder->forward(ref("preprocessed"), &debug);
+  for (int64_t i = 0; i < config_.encoder_depth; ++i) {
+    expect_close(debug[1 + i].detach(), "debug.encoder.block" + std::to_string(i));
+  }
+  expect_close(emb.detach(), "image_embeddings");
+}
+
+// Inference attention paths against the reference path on a larger non-square grid
+// (bands of query rows that do not divide H; windows with padding on both axes).
+TEST(SamInferencePaths, MatchReferenceOnNonSquareGrid) {
+  at::manual_seed(5);
+  Block global(48, 3, 4.0, true, 1e-6, true, /*window_size=*/0, std::make_pair(int64_t{37}, int64_t{23}));
+  Block windowed(48, 3, 4.0, true, 1e-6, true, /*window_size=*/7, std::make_pair(int64_t{37}, int64_t{23}));
+  for (auto& p : global->parameters()) p.data().normal_(0, 0.3);
+  for (auto& p : windowed->parameters()) p.data().normal_(0, 0.3);
+  const at::Tensor x = at::randn({1, 37, 23, 48});
+  const at::Tensor ref_global = global->forward(x).detach();  // autograd on: reference path
+  const at::Tensor ref_windowed = windowed->forward(x).detach();
+  c10::InferenceMode guard;
+  const int64_t saved = chunked_attention_min_tokens();
+  chunked_attention_min_tokens() = 0;
+  const at::Tensor fast_global = global->forward(x);
+  chunked_attention_min_tokens() = saved;
+  EXPECT_TENSOR_CLOSE(fast_global, ref_global, 1e-5, "chunked global attention");
+  EXPECT_TENSOR_CLOSE(windowed->forward(x), ref_windowed, 1e-5, "windowed inference block");
+}
+
 TEST_F(SamParity, EveryPromptSet) {
   ImageEmbedding e;
   e.embedding = ref("image_embeddings");
