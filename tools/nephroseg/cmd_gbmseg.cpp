@@ -485,6 +485,15 @@ int run_gbmseg(const GbmSegParams& p, const Overrides& o) {
                "' does not exist");
   NEPHRO_CHECK(fs::is_regular_file(p.reference_mask), "--reference-mask '", p.reference_mask,
                "' does not exist");
+  const auto known = [](const std::vector<std::string>& kinds, const std::string& k) {
+    return std::find(kinds.begin(), kinds.end(), k) != kinds.end();
+  };
+  NEPHRO_CHECK(known(gbmseg::feature_extractor_kinds(), p.features), "--features '", p.features,
+               "' is not available in this build (known: dinov2; weight-free backends such as "
+               "'classical' are added by their own module)");
+  NEPHRO_CHECK(known(gbmseg::point_segmenter_kinds(), p.segmenter), "--segmenter '", p.segmenter,
+               "' is not available in this build (known: sam; weight-free backends such as "
+               "'classical' are added by their own module)");
   const std::vector<Target> targets = collect_targets(p);
   NEPHRO_CHECK(!fs::exists(p.out) || fs::is_directory(p.out), "--out '", p.out,
                "' exists and is not a folder");
