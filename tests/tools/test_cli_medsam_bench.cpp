@@ -15,16 +15,16 @@ using nephroseg::test::temp_dir;
 
 namespace {
 
-struct Run {
+struct CliRun {
   int code = -1;
   std::string output;
 };
 
-Run run_cli(const std::string& args) {
+CliRun run_cli(const std::string& args) {
   const std::string exe = binary_dir() + "/nephroseg";
   const std::string log = temp_dir("cli_log") + "/out.txt";
   const std::string cmd = exe + " --threads 2 " + args + " > " + log + " 2>&1";
-  Run r;
+  CliRun r;
   const int status = std::system(cmd.c_str());
   r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
   std::ifstream in(log);
@@ -46,7 +46,7 @@ TEST(CliMedsam, SegmentsWithABoxAndRejectsBadBoxes) {
   const std::string cfg = shared_path("golden/models/sam_tiny.json");
   const std::string image = shared_path("data/gbmseg_sample/target_image/001_250744_2.png");
   const std::string out = temp_dir("medsam") + "/out";
-  Run ok = run_cli("medsam --checkpoint " + ckpt + " --model-config " + cfg + " --image " + image +
+  CliRun ok = run_cli("medsam --checkpoint " + ckpt + " --model-config " + cfg + " --image " + image +
                    " --box 100,120,300,330 --out " + out);
   ASSERT_EQ(ok.code, 0) << ok.output;
   for (const char* f : {"mask.png", "overlay.png", "low_res_logits.npy", "result.json"}) {
@@ -58,13 +58,13 @@ TEST(CliMedsam, SegmentsWithABoxAndRejectsBadBoxes) {
   EXPECT_NE(ss.str().find("\"preprocess\": \"medsam\""), std::string::npos) << ss.str();
 
   const std::string bad = temp_dir("medsam_bad") + "/out";
-  Run outside = run_cli("medsam --checkpoint " + ckpt + " --model-config " + cfg + " --image " +
+  CliRun outside = run_cli("medsam --checkpoint " + ckpt + " --model-config " + cfg + " --image " +
                         image + " --box 100,120,900,330 --out " + bad);
   EXPECT_NE(outside.code, 0);
   EXPECT_NE(outside.output.find("outside the image"), std::string::npos) << outside.output;
   EXPECT_FALSE(fs::exists(bad + "/mask.png"));
 
-  Run wrong_ckpt = run_cli("medsam --checkpoint " + shared_path("golden/models/dinov2_tiny.pth") +
+  CliRun wrong_ckpt = run_cli("medsam --checkpoint " + shared_path("golden/models/dinov2_tiny.pth") +
                            " --model-config " + cfg + " --image " + image +
                            " --box 100,120,300,330 --out " + bad);
   EXPECT_NE(wrong_ckpt.code, 0);
@@ -74,7 +74,7 @@ TEST(CliMedsam, SegmentsWithABoxAndRejectsBadBoxes) {
 
 TEST(CliBench, CheckpointLoadingPeaksBelowOneAndAHalfFileSizes) {
   if (!have_cli()) GTEST_SKIP() << "build the nephroseg CLI first";
-  Run r = run_cli("bench checkpoint --dir " + temp_dir("bench_ckpt"));
+  CliRun r = run_cli("bench checkpoint --dir " + temp_dir("bench_ckpt"));
   EXPECT_EQ(r.code, 0) << r.output;
   EXPECT_NE(r.output.find("x the file size"), std::string::npos) << r.output;
 }
