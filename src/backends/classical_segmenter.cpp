@@ -348,7 +348,7 @@ ClassicalSegmenter::ClassicalSegmenter(ClassicalSegmenterOptions options) : opti
 }
 
 std::string ClassicalSegmenter::name() const {
-  return "classical (weight-free, seeded prototype classifier + grabCut)";
+  return "classical (weight-free, seeded prototype classifier + morphology)";
 }
 
 cv::Mat ClassicalSegmenter::segment(const cv::Mat& rgb, const std::vector<cv::Point2f>& points,
