@@ -17,6 +17,7 @@
 #include "nephroseg/backends/classical_segmenter.h"
 #include "nephroseg/core/resize.h"
 #include "nephroseg/core/threads.h"
+#include "nephroseg/gbmseg/pipeline.h"
 #include "nephroseg/gbmseg/prompts.h"
 #include "nephroseg/io/image.h"
 #include "nephroseg/io/mask.h"
@@ -50,11 +51,15 @@ struct Lab {
               int* npos = nullptr, int* nneg = nullptr) {
     gbmseg::PromptOptions opt = gbmseg::PromptOptions::authors_code();
     opt.size = S;
-    const cv::Mat r = pil(ref_rgb, S), m = pil(ref_mask, S), t = pil(tgt_rgb, S);
     auto a0 = std::chrono::steady_clock::now();
-    const at::Tensor rf = fx.extract(r), tf = fx.extract(t);
-    auto a1 = std::chrono::steady_clock::now();
-    gbmseg::PromptResult pr = gbmseg::generate_prompts(rf, tf, opt.grid(), m, opt);
+    gbmseg::GbmSegPipeline pipe(std::make_shared<backends::ClassicalFeatureExtractor>(fx),
+                                std::make_shared<backends::ClassicalSegmenter>(seg), opt);
+    pipe.set_reference(ref_rgb, ref_mask);
+    gbmseg::SegmentResult sr = pipe.segment(tgt_rgb);
+    auto a3 = std::chrono::steady_clock::now();
+    if (std::getenv("LAB_TIME")) std::printf("  total %.3f (feat %.3f prompts %.3f seg %.3f)\n", std::chrono::duration<double>(a3 - a0).count(), sr.timings.features, sr.timings.prompts, sr.timings.segment);
+    const gbmseg::PromptResult& pr = sr.prompts;
+    const cv::Mat t = sr.image_working;
     if (std::getenv("LAB_DIAG") && truth_ && !truth_->empty()) {
       cv::Mat tm = pil(*truth_, S);
       auto on = [&](const gbmseg::Points& ps) { int k = 0; for (auto& p : ps) k += tm.at<uint8_t>(p.y, p.x) > 127; return k; };
@@ -62,16 +67,11 @@ struct Lab {
         pr.patch_sets.fg.size(), pr.patch_sets.bg.size(), pr.fg.forward.size(), pr.fg.kept.size(), on(pr.bwd_pos_pts), pr.bwd_pos_pts.size(),
         pr.pos_initial.size(), on(pr.pos_initial), pr.ape.final_pos.size(), on(pr.ape.final_pos), pr.neg_initial.size(), on(pr.neg_initial), pr.ape.final_neg.size(), on(pr.ape.final_neg));
     }
-    std::vector<cv::Point2f> pts;
-    std::vector<int> lab;
-    for (auto& p : pr.ape.final_pos) pts.emplace_back(p.x, p.y), lab.push_back(1);
-    for (auto& p : pr.ape.final_neg) pts.emplace_back(p.x, p.y), lab.push_back(0);
+    const std::vector<cv::Point2f>& pts = sr.points;
+    const std::vector<int>& lab = sr.labels;
     if (npos) *npos = pr.ape.final_pos.size();
     if (nneg) *nneg = pr.ape.final_neg.size();
-    auto a2 = std::chrono::steady_clock::now();
-    cv::Mat pred = seg.segment(t, pts, lab);
-    auto a3 = std::chrono::steady_clock::now();
-    if (std::getenv("LAB_TIME")) std::printf("  feats %.3f prompts %.3f seg %.3f\n", std::chrono::duration<double>(a1 - a0).count(), std::chrono::duration<double>(a2 - a1).count(), std::chrono::duration<double>(a3 - a2).count());
+    cv::Mat pred = sr.mask_working;
     if (!dump.empty()) {
       cv::Mat ov = io::overlay_mask(t, pred, io::colors::kGreen);
       std::vector<cv::Point2f> pp, nn;
@@ -82,8 +82,7 @@ struct Lab {
       std::filesystem::create_directories(dump);
       io::write_png(dump + "/" + tag + ".png", ov);
     }
-    cv::Mat back;
-    cv::resize(pred, back, tgt_rgb.size(), 0, 0, cv::INTER_NEAREST);
+    cv::Mat back = sr.mask;
     return back;
   }
 };
