@@ -44,6 +44,7 @@ struct Lab {
   backends::ClassicalSegmenter seg{};
   int S = 560;
   const cv::Mat* truth_ = nullptr;
+  int stat_pos = 0, stat_pos_on = 0, stat_neg = 0, stat_neg_off = 0, stat_runs = 0;
   std::string dump = std::getenv("LAB_DUMP") ? std::getenv("LAB_DUMP") : "";
 
   // Returns the mask at the target's own size.
@@ -60,6 +61,13 @@ struct Lab {
     if (std::getenv("LAB_TIME")) std::printf("  total %.3f (feat %.3f prompts %.3f seg %.3f)\n", std::chrono::duration<double>(a3 - a0).count(), sr.timings.features, sr.timings.prompts, sr.timings.segment);
     const gbmseg::PromptResult& pr = sr.prompts;
     const cv::Mat t = sr.image_working;
+    if (truth_ && !truth_->empty()) {
+      cv::Mat tm = pil(*truth_, S);
+      if (tm.channels() > 1) cv::cvtColor(tm, tm, cv::COLOR_RGB2GRAY);
+      for (auto& p : pr.ape.final_pos) { stat_pos++; stat_pos_on += tm.at<uint8_t>(p.y, p.x) > 127; }
+      for (auto& p : pr.ape.final_neg) { stat_neg++; stat_neg_off += tm.at<uint8_t>(p.y, p.x) <= 127; }
+      stat_runs++;
+    }
     if (std::getenv("LAB_DIAG") && truth_ && !truth_->empty()) {
       cv::Mat tm = pil(*truth_, S);
       auto on = [&](const gbmseg::Points& ps) { int k = 0; for (auto& p : ps) k += tm.at<uint8_t>(p.y, p.x) > 127; return k; };
@@ -215,6 +223,10 @@ int main(int argc, char** argv) {
     }
     std::printf("MEAN glom (ref %s) %.4f\n", io::file_stem(files[ref]).c_str(), sum / n);
   }
+  if (lab.stat_runs)
+    std::printf("PROMPTS pos/target %.1f pos-precision %.3f neg/target %.1f neg-precision %.3f\n",
+                double(lab.stat_pos) / lab.stat_runs, double(lab.stat_pos_on) / std::max(1, lab.stat_pos),
+                double(lab.stat_neg) / lab.stat_runs, double(lab.stat_neg_off) / std::max(1, lab.stat_neg));
   std::printf("time %.2fs\n",
               std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
   return 0;
