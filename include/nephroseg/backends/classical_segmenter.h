@@ -1,18 +1,24 @@
 // nephroseg/backends/classical_segmenter.h: a weight-free point-prompt segmenter
 // behind gbmseg::PointPromptSegmenter (stands in for SAM when no checkpoint exists).
 //
-// From positive (label 1) and negative (label 0) points on one image:
+// From positive (label 1) and negative (label 0) points on one image (work done at
+// work_size; every length below in pixels of the input image unless marked):
 //   1. per-pixel features of the grey image (robust per-image normalisation, then
 //      Gaussian-smoothed intensity, local standard deviation and Hessian eigenvalues
-//      at a few scales), standardised with the statistics of the seed pixels;
+//      at a few scales), standardised per image and weighted by 1/sqrt(within-seed
+//      variance + within_seed_lambda);
 //   2. seeds: a disc of seed_radius_px around every point; each disc's mean feature
 //      vector is a prototype of its class;
 //   3. per-pixel score = (distance to the nearest negative prototype) -
-//      (distance to the nearest positive prototype), smoothed;
-//   4. a 3-channel feature image drives cv::grabCut, initialised with GC_FGD / GC_BGD
-//      on the seed discs and GC_PR_FGD / GC_PR_BGD from the score's sign;
-//   5. clean-up: opening/closing, small enclosed holes filled, and only the connected components
-//      that contain a positive seed are kept (the membrane is where the prompts are).
+//      (distance to the nearest positive prototype), smoothed; membrane = score > bias
+//      (optionally refined by cv::grabCut / self-training: both measured worse, off);
+//   4. an opening scaled to the membrane's own width removes attached foot processes
+//      and leaks; a short growth into pixels whose fine intensity alone is
+//      positive-like restores the edges;
+//   5. clean-up: opening/closing, small enclosed holes filled, and only the connected
+//      components that contain a positive seed (or are at least unseeded_min_area x
+//      the largest seeded one) are kept.
+// docs/demo.md lists the measurements behind the defaults.
 //
 // Points outside the image are ignored. With no positive point inside the image the
 // mask is empty; with no negative point, the pixels farthest from the positives in
