@@ -52,6 +52,13 @@ std::vector<int64_t> permutation(int64_t n, std::mt19937_64& rng) {
   return idx;
 }
 
+// Learning rate of an epoch (1-based): constant, or cosine from lr down to 0 over `epochs`.
+double lr_at(const GlomSamTrainOptions& o, int64_t epoch) {
+  if (o.lr_schedule != "cosine") return o.lr;
+  const double t = static_cast<double>(epoch - 1) / static_cast<double>(o.epochs);
+  return o.lr * 0.5 * (1.0 + std::cos(M_PI * t));
+}
+
 at::Tensor to_input(const at::Tensor& u8) { return u8.to(at::kFloat) * (1.0f / 255.0f); }
 
 // Boxes from GT masks with jitter 0..max_jitter drawn in MyDataset's order.
@@ -350,7 +357,9 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
   } else {
     model->load_initial_weights(o.sam_checkpoint, o.resnet_checkpoint, o.unet_checkpoint);
   }
-  mod->freeze(o.freeze_unet);
+  NEPHRO_CHECK(o.lr_schedule == "constant" || o.lr_schedule == "cosine",
+               "train: lr schedule must be constant or cosine, got '", o.lr_schedule, "'");
+  mod->freeze(o.freeze_unet, /*freeze_vit=*/!o.train_vit);
   const std::vector<at::Tensor> params = mod->unique_parameters();
   torch::optim::AdamW opt(params, torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
   const double threshold = o.config.mask_threshold;
@@ -380,6 +389,10 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
   const int64_t n = static_cast<int64_t>(data.train.size());
   for (int64_t epoch = start_epoch; epoch <= o.epochs && !summary.early_stopped; ++epoch) {
     const auto t0 = Clock::now();
+    const double lr = lr_at(o, epoch);
+    for (auto& group : opt.param_groups()) {
+      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    }
     mod->train();
     std::mt19937_64 rng = epoch_rng(o.seed, epoch, 1);
     const auto order = permutation(n, rng);
@@ -440,7 +453,7 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
     checkpoint::save_pickle_file(
         last_path,
         checkpoint::make_dict({{"model", checkpoint::make_state_dict_value(sd)},
-                               {"optimizer", optimizer_value(opt, params, o.lr, o.weight_decay)},
+                               {"optimizer", optimizer_value(opt, params, lr_at(o, epoch), o.weight_decay)},
                                {"epoch", checkpoint::make_int(epoch)},
                                {"best_epoch", checkpoint::make_int(summary.best_epoch)},
                                {"best_val_dice", checkpoint::make_float(summary.best_val_dice)},

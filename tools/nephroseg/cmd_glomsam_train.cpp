@@ -42,6 +42,9 @@ Runner setup_train(CLI::App& app) {
   app.add_option("--box-jitter", o.box_jitter, "max outward jitter of GT boxes, px")->capture_default_str();
   app.add_flag("--auto-box", o.auto_box, "boxes from the rough mask instead of the GT");
   app.add_flag("!--train-unet-too", o.freeze_unet, "also train the UNet (the released script's behaviour)");
+  app.add_flag("--train-vit", o.train_vit, "also train the ViT (for training from random init, without --sam)");
+  app.add_option("--lr-schedule", o.lr_schedule, "constant (reference) | cosine (per epoch, to 0)")
+      ->capture_default_str();
   app.add_option("--boundary", p->boundary, "Boundary DoU convention: per_image | glomsam_broadcast")->capture_default_str();
   app.add_option("--token-order", p->token_order, "prompt-generator token order: reference | per_token");
   app.add_option("--patience", o.patience, "early stopping patience in epochs (0 = off)")->capture_default_str();

@@ -41,6 +41,13 @@ struct GlomSamTrainOptions {
   int64_t box_jitter = 20;
   bool auto_box = false;
   bool freeze_unet = true;  // false mimics the released script (UNet trained too)
+  /// Also train the ViT (patch_embed, pos_embed, blocks, neck). The reference keeps it
+  /// frozen because it starts from MedSAM; a model trained from random initialisation
+  /// (no --sam) learns much faster with it trainable (see docs/glomsam.md).
+  bool train_vit = false;
+  /// "constant" (the reference) or "cosine": lr * (1 + cos(pi * (epoch - 1) / epochs)) / 2
+  /// per epoch (a function of the epoch only, so --resume stays exact).
+  std::string lr_schedule = "constant";
   GlomSamLossOptions loss;
   int64_t patience = 20;    // early stopping; 0 = off
   bool resume = false;

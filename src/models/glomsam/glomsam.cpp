@@ -288,8 +288,8 @@ at::Tensor GlomSamImpl::forward_traced(const at::Tensor& image, const at::Tensor
   return logits;  // [B, 1, S, S]
 }
 
-void GlomSamImpl::freeze(bool freeze_unet) {
-  for (auto& p : image_encoder->vit_parameters()) p.set_requires_grad(false);
+void GlomSamImpl::freeze(bool freeze_unet, bool freeze_vit) {
+  for (auto& p : image_encoder->vit_parameters()) p.set_requires_grad(!freeze_vit);
   unet_frozen_ = freeze_unet;
   for (auto& p : RoughMaskGenerator->parameters()) p.set_requires_grad(!freeze_unet);
   if (freeze_unet) RoughMaskGenerator->eval();

@@ -46,8 +46,9 @@ class GlomSamImpl : public torch::nn::Module {
 
   /// Freezes as the spec recommends: ViT (patch_embed, pos_embed, blocks, neck) and
   /// the UNet get requires_grad(false); when freeze_unet the UNet also stays in eval
-  /// mode through train().
-  void freeze(bool freeze_unet = true);
+  /// mode through train(). freeze_vit = false leaves the ViT trainable (training from
+  /// random initialisation).
+  void freeze(bool freeze_unet = true, bool freeze_vit = true);
   /// Module::train override that keeps a frozen UNet in eval mode.
   void train(bool on = true) override;
 
