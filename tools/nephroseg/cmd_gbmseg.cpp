@@ -641,8 +641,8 @@ Runner setup(CLI::App& app) {
       "D_sp_neg = D_sp_hard = 0.125 S, H1 hard sampling on. Any option below overrides the "
       "preset. See docs/gbmseg.md.");
   // Backends.
-  app.add_option("--features", p->features, "patch-feature backend (dinov2)")->capture_default_str();
-  app.add_option("--segmenter", p->segmenter, "point-prompt segmenter backend (sam)")
+  app.add_option("--features", p->features, "patch-feature backend: dinov2 | classical (weight-free)")->capture_default_str();
+  app.add_option("--segmenter", p->segmenter, "point-prompt segmenter backend: sam | classical (weight-free)")
       ->capture_default_str();
   app.add_option("--dinov2", p->dinov2, "DINOv2 checkpoint (dinov2_vit*14[_reg4]_pretrain.pth)");
   auto* dt = app.add_option("--dinov2-type", p->dinov2_type,
