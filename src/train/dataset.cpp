@@ -63,7 +63,12 @@ at::Tensor read_binary_mask(const std::string& path) {
 
 at::Tensor read_rgb(const std::string& path) { return mat_to_tensor(io::read_image_rgb(path)); }
 
-std::vector<SamplePair> pair_folders(const std::string& images_dir, const std::string& masks_dir) {
+std::string describe_data_problems(const std::vector<std::string>& problems) {
+  return join_problems(problems);
+}
+
+std::vector<SamplePair> pair_folders(const std::string& images_dir, const std::string& masks_dir,
+                                     std::vector<std::string>* collect) {
   std::vector<std::string> problems;
   std::error_code ec;
   if (!fs::is_directory(images_dir, ec)) NEPHRO_FAIL("image folder '", images_dir, "' does not exist");
@@ -90,11 +95,15 @@ std::vector<SamplePair> pair_folders(const std::string& images_dir, const std::s
     }
     pairs.push_back({stem, im, it->second});
   }
-  if (!problems.empty()) NEPHRO_FAIL(join_problems(problems));
+  if (collect) {
+    collect->insert(collect->end(), problems.begin(), problems.end());
+  } else if (!problems.empty()) {
+    NEPHRO_FAIL(join_problems(problems));
+  }
   return pairs;
 }
 
-void validate_pairs(const std::vector<SamplePair>& pairs) {
+void validate_pairs(const std::vector<SamplePair>& pairs, std::vector<std::string>* collect) {
   std::vector<std::string> problems;
   for (const auto& p : pairs) {
     cv::Size isz, msz;
@@ -119,7 +128,11 @@ void validate_pairs(const std::vector<SamplePair>& pairs) {
       problems.push_back(s.str());
     }
   }
-  if (!problems.empty()) NEPHRO_FAIL(join_problems(problems));
+  if (collect) {
+    collect->insert(collect->end(), problems.begin(), problems.end());
+  } else if (!problems.empty()) {
+    NEPHRO_FAIL(join_problems(problems));
+  }
 }
 
 PatchSet make_patches(const std::vector<SamplePair>& pairs, const PatchOptions& options) {

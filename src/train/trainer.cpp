@@ -80,21 +80,28 @@ struct Data {
 Data load_data(const std::string& images, const std::string& masks, const std::string& val_images,
                const std::string& val_masks, const std::string& ratio, uint64_t seed,
                const PatchOptions& po, const std::string& out_dir) {
-  auto pairs = pair_folders(images, masks);
+  // Every problem (pairing, unreadable files, size mismatches, in the training and the
+  // validation folders) is collected and named in one error before anything is written.
+  std::vector<std::string> problems;
+  const bool val_folders = !val_images.empty() || !val_masks.empty();
+  NEPHRO_CHECK(!val_folders || (!val_images.empty() && !val_masks.empty()),
+               "--val-images and --val-masks must be given together");
+  auto pairs = pair_folders(images, masks, &problems);
+  std::vector<SamplePair> val_pairs;
+  if (val_folders) val_pairs = pair_folders(val_images, val_masks, &problems);
+  std::vector<SamplePair> all = pairs;
+  all.insert(all.end(), val_pairs.begin(), val_pairs.end());
+  validate_pairs(all, &problems);
+  if (!problems.empty()) NEPHRO_FAIL(describe_data_problems(problems));
   Split split;
-  if (!val_images.empty() || !val_masks.empty()) {
-    NEPHRO_CHECK(!val_images.empty() && !val_masks.empty(),
-                 "--val-images and --val-masks must be given together");
+  if (val_folders) {
     split.train = pairs;
-    split.val = pair_folders(val_images, val_masks);
+    split.val = val_pairs;
   } else {
     split = split_pairs(pairs, ratio, seed);
   }
-  std::vector<SamplePair> all = split.train;
-  all.insert(all.end(), split.val.begin(), split.val.end());
-  all.insert(all.end(), split.test.begin(), split.test.end());
-  validate_pairs(all);  // every problem named before training starts
   NEPHRO_CHECK(!split.val.empty(), "no validation images (use --val-images/--val-masks or a split with a val part)");
+  fs::create_directories(out_dir);
   std::ostringstream s;
   auto list = [&](const char* name, const std::vector<SamplePair>& v) {
     s << name << ":";
@@ -338,7 +345,6 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
   NEPHRO_CHECK(!o.out_dir.empty(), "train: --out is required");
   NEPHRO_CHECK(o.epochs > 0 && o.batch_size > 0, "train: epochs and batch size must be positive");
   o.config.validate();
-  fs::create_directories(o.out_dir);
   const std::string last_path = o.out_dir + "/last.pth";
   const std::string best_path = o.out_dir + "/best.pth";
   PatchOptions po;
@@ -484,7 +490,6 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
 
 TrainSummary train_unet(const UNetTrainOptions& o) {
   NEPHRO_CHECK(!o.out_dir.empty(), "train-unet: --out is required");
-  fs::create_directories(o.out_dir);
   PatchOptions po;
   po.model_size = o.input_size;
   po.patch_size = 2 * o.input_size;  // the GlomSAM wrapper feeds the UNet img_size / 2

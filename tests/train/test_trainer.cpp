@@ -101,6 +101,24 @@ TEST(TrainData, BadDataIsReportedByNameBeforeTraining) {
     EXPECT_NE(msg.find("broken.png"), std::string::npos) << msg;
     EXPECT_NE(msg.find("size mismatch for 's001'"), std::string::npos) << msg;
   }
+  // The trainer names every problem of both folders in one error and writes nothing.
+  fs::copy_file(d + "/ok/images/s000.png", d + "/ok/images/lonely.png");
+  GlomSamTrainOptions bad;
+  bad.images_dir = d + "/ok/images";
+  bad.masks_dir = d + "/ok/masks";
+  bad.out_dir = d + "/bad_run";
+  bad.config = glomsam::GlomSamConfig::tiny();
+  try {
+    train_glomsam(bad);
+    FAIL() << "bad data should fail";
+  } catch (const Error& e) {
+    const std::string msg = e.what();
+    EXPECT_NE(msg.find("3 problem(s)"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("lonely.png"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("broken.png"), std::string::npos) << msg;
+    EXPECT_NE(msg.find("size mismatch for 's001'"), std::string::npos) << msg;
+  }
+  EXPECT_FALSE(fs::exists(d + "/bad_run"));
   fs::create_directories(d + "/empty/images");
   fs::create_directories(d + "/empty/masks");
   GlomSamTrainOptions o;
@@ -114,7 +132,7 @@ TEST(TrainData, BadDataIsReportedByNameBeforeTraining) {
   } catch (const Error& e) {
     EXPECT_NE(std::string(e.what()).find("holds no image files"), std::string::npos) << e.what();
   }
-  EXPECT_FALSE(fs::exists(d + "/run/last.pth"));
+  EXPECT_FALSE(fs::exists(d + "/run"));
 }
 
 TEST(TrainData, SplitAndSlidingWindows) {

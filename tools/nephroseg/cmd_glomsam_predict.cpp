@@ -1,6 +1,7 @@
 // nephroseg glomsam predict: binary mask, instance labels, QuPath GeoJSON and overlay.
 #include <ATen/ATen.h>
 #include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include <filesystem>
 #include <iostream>
@@ -13,14 +14,17 @@
 #include "nephroseg/io/image.h"
 #include "nephroseg/io/mask.h"
 #include "nephroseg/io/overlay.h"
+#include "nephroseg/train/dataset.h"
+#include "nephroseg/train/metrics.h"
 
 namespace nephroseg::cli {
 namespace {
 
 struct PredictParams {
-  std::string checkpoint, image, box, out, config = "auto";
-  bool auto_box = false;
+  std::string checkpoint, image, box, out, config = "auto", gt;
+  bool auto_box = false, box_from_gt = false;
   int64_t overlap = 128;
+  int64_t patch_size = 0;
   double threshold = 0.5;
 };
 
@@ -54,6 +58,15 @@ Runner setup(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--overlap", p->overlap, "tile overlap for images larger than the model input")->capture_default_str();
   app.add_option("--threshold", p->threshold, "logit threshold (reference 0.5; 0 = sigmoid 0.5)")->capture_default_str();
+  app.add_option("--patch-size", p->patch_size,
+                 "as in `glomsam train`: image pixels per model input side; the image is resized by "
+                 "img_size / patch-size before inference and the result back (0 = native scale)")
+      ->capture_default_str();
+  app.add_option("--gt", p->gt, "ground-truth mask of a single --image: prints Dice and IoU");
+  auto* fromgt = app.add_flag("--box-from-gt", p->box_from_gt,
+                              "box prompt = bounding box of the --gt mask (the paper's simulated clinician box, no jitter)");
+  fromgt->excludes(box);
+  fromgt->excludes(autobox);
   return [p]() {
     namespace fs = std::filesystem;
     NEPHRO_CHECK(fs::exists(p->checkpoint), "--checkpoint: '", p->checkpoint, "' does not exist");
@@ -72,18 +85,47 @@ Runner setup(CLI::App& app) {
       NEPHRO_CHECK(fs::exists(p->image), "--image: '", p->image, "' does not exist");
       images.push_back(p->image);
     }
+    NEPHRO_CHECK(p->gt.empty() || images.size() == 1, "--gt needs a single --image file");
+    NEPHRO_CHECK(!p->box_from_gt || !p->gt.empty(), "--box-from-gt needs --gt");
+    NEPHRO_CHECK(p->patch_size >= 0, "--patch-size must be >= 0");
+    at::Tensor gt;
+    if (!p->gt.empty()) gt = train::read_binary_mask(p->gt);  // [H, W] {0,1}
+    const double scale = p->patch_size > 0 ? static_cast<double>(cfg.sam.img_size) / static_cast<double>(p->patch_size) : 1.0;
     glomsam::PredictOptions po;
     if (!p->box.empty()) po.box = parse_box(p->box);
+    if (p->box_from_gt) po.box = glomsam::box_from_mask(gt);
+    if (po.box) {
+      for (auto& v : *po.box) v = static_cast<float>(v * scale);
+    }
     po.tile_overlap = p->overlap;
     auto model = glomsam::GlomSamModel::load(p->checkpoint, cfg);
     fs::create_directories(p->out);
     for (const auto& path : images) {
       cv::Mat rgb = io::read_image_rgb(path);
-      auto r = model->predict(rgb, po);
+      cv::Mat input = rgb;
+      if (scale != 1.0) {
+        cv::resize(rgb, input, cv::Size(static_cast<int>(std::lround(rgb.cols * scale)),
+                                        static_cast<int>(std::lround(rgb.rows * scale))),
+                   0, 0, cv::INTER_AREA);
+      }
+      auto r = model->predict(input, po);
       const std::string stem = (fs::path(p->out) / io::file_stem(path)).string();
-      at::Tensor m = r.mask.contiguous();
-      cv::Mat mask(static_cast<int>(m.size(0)), static_cast<int>(m.size(1)), CV_8UC1, m.data_ptr());
-      mask = mask.clone() * 255;
+      at::Tensor lg = r.logits.contiguous();
+      cv::Mat logits(static_cast<int>(lg.size(0)), static_cast<int>(lg.size(1)), CV_32FC1, lg.data_ptr());
+      if (scale != 1.0) {
+        cv::Mat up;
+        cv::resize(logits, up, rgb.size(), 0, 0, cv::INTER_LINEAR);
+        logits = up;
+      }
+      cv::Mat mask;
+      cv::compare(logits, p->threshold, mask, cv::CMP_GT);  // 0 / 255
+      if (gt.defined()) {
+        NEPHRO_CHECK(gt.size(0) == rgb.rows && gt.size(1) == rgb.cols, "--gt '", p->gt, "' is ",
+                     gt.size(1), "x", gt.size(0), ", the image ", rgb.cols, "x", rgb.rows);
+        at::Tensor pred = at::from_blob(mask.data, {rgb.rows, rgb.cols}, at::kByte).clone();
+        auto c = train::count_binary(pred, gt);
+        std::cout << path << ": Dice " << c.dice() << " IoU " << c.iou() << " recall " << c.recall() << std::endl;
+      }
       cv::Mat labels = io::label_instances(mask, 8);
       io::write_mask_png(stem + "_mask.png", mask);
       io::write_label_tiff(stem + "_labels.tif", labels, io::max_label(labels) > 65535 ? 32 : 16);

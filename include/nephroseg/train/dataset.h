@@ -22,11 +22,18 @@ struct SamplePair {
   std::string mask;   // path
 };
 
-/// Pairs the two folders by file stem (sorted by name). Throws listing every problem.
-std::vector<SamplePair> pair_folders(const std::string& images_dir, const std::string& masks_dir);
+/// Pairs the two folders by file stem (sorted by name). Throws listing every problem, or,
+/// when `problems` is given, appends them there and returns the pairs that did match
+/// (a missing folder always throws).
+std::vector<SamplePair> pair_folders(const std::string& images_dir, const std::string& masks_dir,
+                                     std::vector<std::string>* problems = nullptr);
 
-/// Reads and checks every pair (readable, same size); throws listing every problem.
-void validate_pairs(const std::vector<SamplePair>& pairs);
+/// Reads and checks every pair (readable, same size); throws listing every problem, or
+/// appends them to `problems` when given.
+void validate_pairs(const std::vector<SamplePair>& pairs, std::vector<std::string>* problems = nullptr);
+
+/// The one error message listing `problems` (for callers that collect them).
+std::string describe_data_problems(const std::vector<std::string>& problems);
 
 struct PatchOptions {
   int64_t model_size = 1024;  // side of the model input
