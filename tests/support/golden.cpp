@@ -3,6 +3,8 @@
 #include <ATen/ATen.h>
 #include <torch/serialize.h>
 
+#include <sys/wait.h>
+
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -63,6 +65,22 @@ std::map<std::string, at::Tensor> load_ref_pt(const std::string& path) {
   }
   return out;
 }
+
+CliRun run_cli(const std::string& args) {
+  const std::string exe = binary_dir() + "/nephroseg";
+  const std::string log = temp_dir("cli_log") + "/out.txt";
+  const std::string cmd = exe + " --threads 2 " + args + " > " + log + " 2>&1";
+  CliRun r;
+  const int status = std::system(cmd.c_str());
+  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  std::ifstream in(log);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  r.output = ss.str();
+  return r;
+}
+
+bool have_cli() { return fs::exists(binary_dir() + "/nephroseg"); }
 
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
   if (a.numel() == 0) return 0.0;

@@ -32,6 +32,16 @@ std::map<std::string, at::Tensor> load_ref_pt(const std::string& path);
 ::testing::AssertionResult tensors_close(const at::Tensor& actual, const at::Tensor& expected,
                                          double atol, double rtol = 0.0,
                                          const std::string& name = "");
+/// Result of running the built `nephroseg` CLI: exit code and stdout + stderr.
+struct CliRun {
+  int code = -1;
+  std::string output;
+};
+/// Runs `<build>/nephroseg --threads 2 <args>` and captures its output.
+CliRun run_cli(const std::string& args);
+/// True when the nephroseg CLI binary has been built.
+bool have_cli();
+
 /// Max |a - b| as a double (shapes must match).
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b);
 

@@ -12,29 +12,12 @@ namespace fs = std::filesystem;
 using nephroseg::test::binary_dir;
 using nephroseg::test::shared_path;
 using nephroseg::test::temp_dir;
+using nephroseg::test::CliRun;
+using nephroseg::test::have_cli;
+using nephroseg::test::run_cli;
 
 namespace {
 
-struct CliRun {
-  int code = -1;
-  std::string output;
-};
-
-CliRun run_cli(const std::string& args) {
-  const std::string exe = binary_dir() + "/nephroseg";
-  const std::string log = temp_dir("cli_log") + "/out.txt";
-  const std::string cmd = exe + " --threads 2 " + args + " > " + log + " 2>&1";
-  CliRun r;
-  const int status = std::system(cmd.c_str());
-  r.code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  std::ifstream in(log);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  r.output = ss.str();
-  return r;
-}
-
-bool have_cli() { return fs::exists(binary_dir() + "/nephroseg"); }
 
 }  // namespace
 
