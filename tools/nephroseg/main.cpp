@@ -8,6 +8,7 @@
 #include "command.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
+#include "nephroseg/core/memory.h"
 #include "nephroseg/core/threads.h"
 
 namespace nephroseg::cli {
@@ -30,6 +31,8 @@ bool stderr_is_tty() { return ::isatty(STDERR_FILENO) != 0; }
 int main(int argc, char** argv) {
   using namespace nephroseg;
   using namespace nephroseg::cli;
+  // Before anything large is allocated (see memory.h; NEPHROSEG_MALLOC=default opts out).
+  tune_allocator_for_large_tensors();
   CLI::App app{"nephroseg: segment and measure kidney-biopsy images with foundation models"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "nephroseg 0.1.0");
