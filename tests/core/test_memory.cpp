@@ -1,47 +1,68 @@
 #include <gtest/gtest.h>
 
+#include <ATen/ATen.h>
+
 #include <cstdlib>
-#include <cstring>
 #include <vector>
 
 #include "nephroseg/core/memory.h"
 
-#if defined(__GLIBC__)
-#include <malloc.h>
-#endif
-
 using namespace nephroseg;
 
-#if defined(__GLIBC__) && (__GLIBC__ > 2 || __GLIBC_MINOR__ >= 33)
-namespace {
-// Number of blocks malloc currently serves with mmap (glibc's hblks).
-int mmapped_blocks() { return mallinfo2().hblks; }
-}  // namespace
+// Each ctest entry runs in its own process, so installing the cache does not leak
+// into other tests.
 
-// Each ctest entry runs in its own process, so the process-wide setting does not leak.
-TEST(Memory, TunedAllocatorServesLargeBlocksFromTheHeap) {
-  ::unsetenv("NEPHROSEG_MALLOC");
-  const int before = mmapped_blocks();
-  ASSERT_TRUE(tune_allocator_for_large_tensors());
-  std::vector<void*> blocks;
-  for (int i = 0; i < 4; ++i) {
-    void* p = std::malloc(48u << 20);  // 48 MiB: above glibc's largest mmap threshold
-    ASSERT_NE(p, nullptr);
-    std::memset(p, i, 48u << 20);
-    blocks.push_back(p);
+TEST(Memory, CacheReusesFreedLargeBlocksAndKeepsValues) {
+  ASSERT_TRUE(install_cpu_tensor_cache(size_t{512} << 20));
+  const at::Tensor a = at::randn({2048, 1024});  // 8 MiB
+  const at::Tensor expected = a * 3.0 + 1.0;
+  const CpuTensorCacheStats s0 = cpu_tensor_cache_stats();
+  for (int i = 0; i < 5; ++i) {
+    const at::Tensor c = a * 3.0 + 1.0;  // a temporary and a result of 8 MiB each time
+    EXPECT_TRUE(at::equal(c, expected));
   }
-  EXPECT_EQ(mmapped_blocks(), before);
-  for (void* p : blocks) std::free(p);
+  const CpuTensorCacheStats s1 = cpu_tensor_cache_stats();
+  EXPECT_GE(s1.hits - s0.hits, 8);  // after the first round every block is a reused one
+  EXPECT_LE(s1.misses - s0.misses, 2);
+  EXPECT_EQ(s1.limit_bytes, size_t{512} << 20);
 }
 
-TEST(Memory, DefaultAllocatorMapsLargeBlocksAndEnvOptsOut) {
-  ::setenv("NEPHROSEG_MALLOC", "default", 1);
-  EXPECT_FALSE(tune_allocator_for_large_tensors());
-  ::unsetenv("NEPHROSEG_MALLOC");
-  const int before = mmapped_blocks();
-  void* p = std::malloc(48u << 20);
-  ASSERT_NE(p, nullptr);
-  EXPECT_EQ(mmapped_blocks(), before + 1);  // untouched glibc: a 48 MiB block is mmapped
-  std::free(p);
+TEST(Memory, IdleMemoryStaysWithinTheLimit) {
+  ASSERT_TRUE(install_cpu_tensor_cache(size_t{64} << 20));
+  {
+    std::vector<at::Tensor> live;
+    for (int i = 0; i < 12; ++i) live.push_back(at::ones({(i + 1) * (1 << 18)}));  // 1..12 MiB
+  }
+  const CpuTensorCacheStats s = cpu_tensor_cache_stats();
+  EXPECT_GT(s.idle_bytes, size_t{0});
+  EXPECT_LE(s.idle_bytes, size_t{64} << 20);
+  release_free_memory();
+  EXPECT_EQ(cpu_tensor_cache_stats().idle_bytes, size_t{0});
+  // A block bigger than the limit is never kept.
+  { const at::Tensor big = at::zeros({32 << 20}); }  // 128 MiB
+  EXPECT_EQ(cpu_tensor_cache_stats().idle_bytes, size_t{0});
 }
-#endif
+
+TEST(Memory, SmallTensorsBypassTheCacheAndZeroDisables) {
+  EXPECT_FALSE(install_cpu_tensor_cache(0));  // nothing installed, nothing to install
+  EXPECT_EQ(cpu_tensor_cache_stats().limit_bytes, size_t{0});
+  ASSERT_TRUE(install_cpu_tensor_cache(size_t{16} << 20));
+  const CpuTensorCacheStats s0 = cpu_tensor_cache_stats();
+  for (int i = 0; i < 100; ++i) {
+    const at::Tensor t = at::full({1000}, static_cast<float>(i));
+    EXPECT_EQ(t.sum().item<float>(), 1000.0f * i);
+  }
+  const CpuTensorCacheStats s1 = cpu_tensor_cache_stats();
+  EXPECT_EQ(s1.hits + s1.misses, s0.hits + s0.misses);
+}
+
+TEST(Memory, LimitFromEnvironment) {
+  ::setenv("NEPHROSEG_CPU_CACHE_MB", "300", 1);
+  EXPECT_EQ(cpu_tensor_cache_limit_from_env(7), size_t{300} << 20);
+  ::setenv("NEPHROSEG_CPU_CACHE_MB", "0", 1);
+  EXPECT_EQ(cpu_tensor_cache_limit_from_env(7), size_t{0});
+  ::setenv("NEPHROSEG_CPU_CACHE_MB", "lots", 1);
+  EXPECT_EQ(cpu_tensor_cache_limit_from_env(7), size_t{7});
+  ::unsetenv("NEPHROSEG_CPU_CACHE_MB");
+  EXPECT_EQ(cpu_tensor_cache_limit_from_env(7), size_t{7});
+}

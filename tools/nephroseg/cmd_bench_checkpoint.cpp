@@ -12,6 +12,7 @@
 #include "command.h"
 #include "nephroseg/checkpoint/pth.h"
 #include "nephroseg/core/error.h"
+#include "nephroseg/core/memory.h"
 
 namespace fs = std::filesystem;
 
@@ -85,6 +86,9 @@ Runner setup(CLI::App& app) {
       checkpoint::StateDict sd = vit_b_shaped_state_dict();
       checkpoint::save_state_dict(path, sd);
     }
+    // The tuned allocator keeps the freed state dict resident; give it back so the
+    // load below cannot reuse those pages unseen.
+    release_free_memory();
     const int64_t file_size = static_cast<int64_t>(fs::file_size(path));
     const auto [rss_before, hwm_ignored] = rss_and_peak();
     NEPHRO_CHECK(reset_peak(), "cannot reset the peak-RSS counter (/proc/self/clear_refs)");

@@ -31,8 +31,8 @@ bool stderr_is_tty() { return ::isatty(STDERR_FILENO) != 0; }
 int main(int argc, char** argv) {
   using namespace nephroseg;
   using namespace nephroseg::cli;
-  // Before anything large is allocated (see memory.h; NEPHROSEG_MALLOC=default opts out).
-  tune_allocator_for_large_tensors();
+  // Before anything large is allocated; see memory.h (NEPHROSEG_CPU_CACHE_MB=0 opts out).
+  install_cpu_tensor_cache(cpu_tensor_cache_limit_from_env(size_t{2048} << 20));
   CLI::App app{"nephroseg: segment and measure kidney-biopsy images with foundation models"};
   app.require_subcommand(1);
   app.set_version_flag("--version", "nephroseg 0.1.0");

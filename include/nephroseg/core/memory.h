@@ -1,20 +1,43 @@
-// nephroseg/core/memory.h: process-wide allocator settings for large-tensor workloads.
+// nephroseg/core/memory.h: a caching allocator for LibTorch's large CPU tensors.
 #pragma once
+
+#include <cstddef>
+#include <cstdint>
 
 namespace nephroseg {
 
-/// Makes glibc's malloc keep freed memory for reuse instead of handing every large
-/// block back to the kernel. By default each tensor above the mmap threshold
-/// (128 KiB, rising to at most 32 MiB) gets fresh pages from mmap and gives them back on
-/// free, so a ViT forward pass spends a large share of its time in page faults and
-/// page zeroing (the SAM ViT-L encoder: 16 of 56 s of CPU time in the kernel on our
-/// 2-core machines). Tuned: no mmap for the main arena, no trimming of the heap top.
-/// Peak memory stays the same order (freed blocks are reused); resident memory no
-/// longer shrinks after a peak, which suits a batch tool.
+/// LibTorch's default CPU allocator hands every tensor to malloc, and glibc serves
+/// large blocks with fresh mmap pages that are unmapped again on free. A ViT forward
+/// pass allocates the same few large shapes in every block, so it spends much of its
+/// time in page faults and page zeroing (the SAM ViT-L encoder at 2 threads: 27 s of
+/// wall time, 16 s of CPU time in the kernel). This cache keeps freed blocks of at
+/// least 256 KiB and hands them out again for requests of (nearly) the same size, up
+/// to `limit_bytes` of idle memory; beyond that the largest idle blocks are freed.
+/// Peak memory therefore grows by at most `limit_bytes` over the default allocator.
+/// Results are unchanged (only where tensors live).
 ///
-/// Call once at start-up, before large allocations. The environment variable
-/// NEPHROSEG_MALLOC=default leaves the allocator alone. Returns true when the
-/// settings were applied (glibc only; false elsewhere or when disabled).
-bool tune_allocator_for_large_tensors();
+/// Installs it as LibTorch's CPU allocator for tensors allocated from now on; call
+/// once at start-up. limit_bytes == 0 leaves the default allocator in place.
+/// Returns true when the cache is active.
+bool install_cpu_tensor_cache(size_t limit_bytes);
+
+/// The limit from the environment variable NEPHROSEG_CPU_CACHE_MB (MiB; 0 disables),
+/// else `fallback_bytes`.
+size_t cpu_tensor_cache_limit_from_env(size_t fallback_bytes);
+
+struct CpuTensorCacheStats {
+  int64_t hits = 0;          // large requests served from the cache
+  int64_t misses = 0;        // large requests that went to malloc
+  size_t idle_bytes = 0;     // memory held by the cache, not by any tensor
+  size_t limit_bytes = 0;
+};
+
+/// Counters of the installed cache (all zero when none is installed).
+CpuTensorCacheStats cpu_tensor_cache_stats();
+
+/// Frees every idle cached block and returns free heap memory to the kernel (glibc
+/// malloc_trim), so that the resident set counts only live tensors; for memory
+/// measurements.
+void release_free_memory();
 
 }  // namespace nephroseg
