@@ -5,15 +5,31 @@
 
 #include <sys/wait.h>
 
+#include <cstdio>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
 #include <iterator>
 #include <sstream>
 
+#include "nephroseg/core/memory.h"
+
 namespace fs = std::filesystem;
 
 namespace nephroseg::test {
+
+namespace {
+// NEPHROSEG_TEST_CPU_CACHE_MB=N runs a test binary under the caching CPU allocator that
+// the CLI installs (scripts/test.sh runs the parity tests a second time that way).
+const bool g_cpu_cache = [] {
+  const char* env = std::getenv("NEPHROSEG_TEST_CPU_CACHE_MB");
+  if (env == nullptr || *env == '\0') return false;
+  const bool on =
+      install_cpu_tensor_cache(static_cast<size_t>(std::strtoull(env, nullptr, 10)) << 20);
+  std::fprintf(stderr, "[test support] caching CPU allocator %s\n", on ? "installed" : "NOT installed");
+  return on;
+}();
+}  // namespace
 
 std::string shared_dir() {
   static const std::string dir = [] {
