@@ -175,7 +175,11 @@ int run_bench(const BenchParams& p) {
     // Ref: segment.py::process_image (SamPredictor per call: set_image + predict).
     t1 = Clock::now();
     std::vector<cv::Point2f> pts;
-    for (const auto& q : packed.points) pts.emplace_back(static_cast<float>(q.x), static_cast<float>(q.y));
+    // As in GbmSegPipeline::segment: fallback points outside a small S are clamped.
+    for (const auto& q : packed.points) {
+      pts.emplace_back(static_cast<float>(std::clamp(q.x, 0, p.size - 1)),
+                       static_cast<float>(std::clamp(q.y, 0, p.size - 1)));
+    }
     const cv::Mat m = segmenter->segment(tgt_s, pts, packed.labels);
     a_sam += since(t1);
   }
@@ -192,11 +196,16 @@ int run_bench(const BenchParams& p) {
   const double steady = (ours_total - ours_ref) / p.targets;
   std::cout << "  steady state (reference pass not counted, i.e. many targets): "
             << a_per / steady << "x (" << steady << " s per target)" << std::endl;
-  // Where the time goes: with d = one DINOv2 image pass and s = SAM, the authors pay 4d + s
-  // per target and the pipeline d + s (+ d once), so the ratio is bounded by (4d+s)/(d+s).
+  // Where the time goes: with d = one DINOv2 image pass and s = SAM, the pipeline pays
+  // d + s per target (+ d once) and the authors 4d' + s, d' being their cost per image
+  // of a batch-of-two pass (about d). No batch schedule can beat (4d' + s) / (d + s):
+  // the SAM call depends on the target's prompts and is the same in both.
   const double d = ours_feat / p.targets, s = ours_sam / p.targets;
-  std::cout << "  bound from the stage times: (4d + s) / (d + s) = " << (4 * d + s) / (d + s)
-            << " with d = " << d << " s (one DINOv2 pass), s = " << s << " s (SAM)" << std::endl;
+  const double d_authors = a_dino / p.targets / 4.0;
+  std::cout << "  bound for any batch schedule: (4d' + s) / (d + s) = "
+            << (4 * d_authors + s) / (d + s) << " with d = " << d << " s (one DINOv2 pass), d' = "
+            << d_authors << " s (per image of the authors' batch-of-two pass), s = " << s
+            << " s (SAM)" << std::endl;
   return 0;
 }
 
