@@ -13,9 +13,10 @@ packages=(
   libopencv-dev libcli11-dev nlohmann-json3-dev libtiff-dev
   # tests
   libgtest-dev libgmock-dev
-  # tests only: headless browser for the HTML report test, and Python's torch for the
-  # independent checks against files written by torch.save
-  chromium python3-torch python3-numpy
+  # tests only: headless browser for the HTML report test, Python's torch for the
+  # independent checks against files written by torch.save, scikit-image for MedSAM's
+  # resize
+  chromium python3-torch python3-numpy python3-skimage
 )
 
 SUDO=""

@@ -19,7 +19,7 @@
 //
 // Parity: with the official checkpoints, masks, IoU predictions and low-res logits
 // reproduce segment-anything's SamPredictor (PIL bilinear resize included) to float32
-// noise. MedSAM's skimage resize is approximated (see SamPreprocess::kMedSam).
+// noise. MedSAM's skimage resize is reproduced (core/skimage_resize.h).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -39,8 +39,8 @@ enum class SamPreprocess {
   /// (x - pixel_mean) / pixel_std, zero-pad bottom/right; masks = logits > threshold.
   kSam,
   /// MedSAM inference script: resize to img_size x img_size ignoring the aspect
-  /// ratio (skimage order-3 anti-aliased resize, approximated here: Gaussian
-  /// anti-aliasing with skimage's sigma then OpenCV-style bicubic; not bit-exact),
+  /// ratio (skimage's order-3 anti-aliased resize, reproduced by
+  /// nephroseg::skimage_resize_cubic and tested against scikit-image),
   /// min-max normalise over the whole image to [0, 1], no mean/std, no padding;
   /// box prompts only; masks = bilinear(sigmoid(low-res logits)) > 0.5.
   kMedSam,

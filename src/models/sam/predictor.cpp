@@ -2,8 +2,6 @@
 
 #include <ATen/ATen.h>
 #include <c10/core/GradMode.h>
-#include <opencv2/core.hpp>
-#include <opencv2/imgproc.hpp>
 
 #include <chrono>
 #include <cmath>
@@ -13,6 +11,7 @@
 #include "nephroseg/checkpoint/state_dict.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/resize.h"
+#include "nephroseg/core/skimage_resize.h"
 
 namespace nephroseg::sam {
 
@@ -42,33 +41,14 @@ at::Tensor as_rgb_u8(const at::Tensor& image) {
   return image.contiguous();
 }
 
-namespace {
-// MedSAM's skimage.transform.resize(order=3, anti_aliasing=True, preserve_range=True)
-// followed by astype(uint8). Approximation: Gaussian pre-filter with skimage's sigma
-// max(0, (factor - 1) / 2) (truncate 4, reflect border), then cubic convolution
-// (OpenCV INTER_CUBIC) instead of scipy's order-3 spline, then clip and truncate.
-at::Tensor medsam_resize(const at::Tensor& rgb, int64_t size) {
-  const int h = static_cast<int>(rgb.size(0)), w = static_cast<int>(rgb.size(1));
-  cv::Mat src(h, w, CV_8UC3, rgb.data_ptr<uint8_t>());
-  cv::Mat f;
-  src.convertTo(f, CV_32FC3);
-  const double sy = std::max(0.0, (static_cast<double>(h) / size - 1.0) / 2.0);
-  const double sx = std::max(0.0, (static_cast<double>(w) / size - 1.0) / 2.0);
-  if (sx > 0 || sy > 0) {
-    const auto ksize = [](double s) { return s > 0 ? 2 * static_cast<int>(std::ceil(4 * s)) + 1 : 1; };
-    cv::GaussianBlur(f, f, cv::Size(ksize(sx), ksize(sy)), std::max(sx, 1e-9), std::max(sy, 1e-9),
-                     cv::BORDER_REFLECT);
-  }
-  cv::Mat r;
-  cv::resize(f, r, cv::Size(static_cast<int>(size), static_cast<int>(size)), 0, 0, cv::INTER_CUBIC);
-  at::Tensor out = at::from_blob(r.data, {size, size, 3}, at::kFloat).clone();
-  return out.clamp(0, 255).to(at::kByte);  // truncation, like numpy astype
-}
-}  // namespace
 
 at::Tensor resize_for_model(const at::Tensor& image, const SamConfig& config) {
   const at::Tensor rgb = as_rgb_u8(image);
-  if (config.preprocess == SamPreprocess::kMedSam) return medsam_resize(rgb, config.img_size);
+  if (config.preprocess == SamPreprocess::kMedSam) {
+    // MedSAM_Inference.py: transform.resize(img, (1024, 1024), order=3,
+    // preserve_range=True, anti_aliasing=True).astype(np.uint8)
+    return skimage_resize_cubic(rgb, config.img_size, config.img_size);
+  }
   const auto [nh, nw] = preprocess_shape(rgb.size(0), rgb.size(1), config.img_size);
   return pil_resize(rgb, nh, nw, PilFilter::kBilinear);  // [h, w, 3]
 }

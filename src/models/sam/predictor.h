@@ -28,7 +28,7 @@ std::array<int64_t, 2> preprocess_shape(int64_t h, int64_t w, int64_t long_side)
 at::Tensor as_rgb_u8(const at::Tensor& image);
 
 /// SAM: PIL-bilinear resize of the longest side to img_size -> [h, w, 3] uint8.
-/// MedSAM: skimage-like resize to img_size x img_size (approximation).
+/// MedSAM: scikit-image's order-3 anti-aliased resize to img_size x img_size.
 at::Tensor resize_for_model(const at::Tensor& image_rgb_u8, const SamConfig& config);
 
 /// Encoder input from the resized image [h, w, 3] uint8: [1, 3, S, S] float32.
