@@ -3,11 +3,10 @@
 #include <c10/core/CPUAllocator.h>
 #include <c10/util/Exception.h>
 
+#include <algorithm>
 #include <cstdlib>
-#include <cstring>
 #include <map>
 #include <mutex>
-#include <string>
 
 #if defined(__GLIBC__)
 #include <malloc.h>
