@@ -21,9 +21,9 @@ int64_t mirror_index(int64_t i, int64_t n) {
   return i < n ? i : period - i;
 }
 
-// scipy.ndimage.gaussian_filter1d(truncate=4.0, mode='mirror') on one line of n
-// samples, `step` apart.
-void gaussian_line(double* p, int64_t n, int64_t step, double sigma, std::vector<double>& line) {
+// scipy's Gaussian kernel for gaussian_filter1d(truncate=4.0): radius
+// int(4 sigma + 0.5), normalised to sum 1.
+std::vector<double> gaussian_kernel(double sigma) {
   const int64_t r = static_cast<int64_t>(4.0 * sigma + 0.5);
   std::vector<double> w(2 * r + 1);
   double sum = 0;
@@ -32,6 +32,13 @@ void gaussian_line(double* p, int64_t n, int64_t step, double sigma, std::vector
     sum += w[j + r];
   }
   for (double& v : w) v /= sum;
+  return w;
+}
+
+// Correlates one line of n samples, `step` apart, with kernel `w` (mode='mirror').
+void gaussian_line(double* p, int64_t n, int64_t step, const std::vector<double>& w,
+                   std::vector<double>& line) {
+  const int64_t r = static_cast<int64_t>(w.size() / 2);
   line.resize(n);
   for (int64_t k = 0; k < n; ++k) line[k] = p[k * step];
   for (int64_t k = 0; k < n; ++k) {
@@ -138,11 +145,13 @@ at::Tensor skimage_resize_cubic(const at::Tensor& image, int64_t out_h, int64_t 
   const double sy = std::max(0.0, (static_cast<double>(H) / out_h - 1.0) / 2.0);
   const double sx = std::max(0.0, (static_cast<double>(W) / out_w - 1.0) / 2.0);
   if (sy > 1e-15) {
-    for (int64_t i = 0; i < W * C; ++i) gaussian_line(img.data() + i, H, W * C, sy, tmp);
+    const std::vector<double> k = gaussian_kernel(sy);
+    for (int64_t i = 0; i < W * C; ++i) gaussian_line(img.data() + i, H, W * C, k, tmp);
   }
   if (sx > 1e-15) {
+    const std::vector<double> k = gaussian_kernel(sx);
     for (int64_t y = 0; y < H; ++y) {
-      for (int64_t c = 0; c < C; ++c) gaussian_line(img.data() + y * W * C + c, W, C, sx, tmp);
+      for (int64_t c = 0; c < C; ++c) gaussian_line(img.data() + y * W * C + c, W, C, k, tmp);
     }
   }
   // Spline prefilter along every axis (numpy order: 0, 1, then the channel axis).

@@ -16,11 +16,6 @@ using nephroseg::test::CliRun;
 using nephroseg::test::have_cli;
 using nephroseg::test::run_cli;
 
-namespace {
-
-
-}  // namespace
-
 TEST(CliMedsam, SegmentsWithABoxAndRejectsBadBoxes) {
   if (!have_cli()) GTEST_SKIP() << "build the nephroseg CLI first";
   NEPHRO_REQUIRE_SHARED("golden/models/sam_tiny.pth");

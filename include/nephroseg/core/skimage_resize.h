@@ -5,8 +5,9 @@
 // SciPy >= 1.6): in float64, a Gaussian pre-filter along every axis that shrinks
 // (sigma = (in/out - 1) / 2, truncated at 4 sigma, mirror border), the cubic B-spline
 // prefilter, spline evaluation at (o + 0.5) * in/out - 0.5 (mirror border), clipping
-// to the input's value range, and truncation to uint8. Channels are processed
-// independently (the channel axis has zoom 1, where the spline is the identity).
+// to the input's value range, and truncation to uint8. The channel axis is
+// prefiltered and evaluated too (zoom 1), with scipy's summation order, so that even
+// samples landing exactly on input pixels round as scikit-image's do.
 //
 // Thread-safety: pure function; safe to call concurrently.
 #pragma once
