@@ -13,7 +13,7 @@
 #include "nephroseg/eval/report.h"
 #include "nephroseg/gbmseg/model_backends.h"
 #include "nephroseg/gbmseg/pipeline.h"
-#include "nephroseg/io/atomic_file.h"
+#include "nephroseg/core/atomic_file.h"
 #include "nephroseg/io/csv.h"
 #include "nephroseg/io/image.h"
 #include "nephroseg/io/mask.h"
@@ -285,7 +285,7 @@ DemoResult run_demo(const DemoOptions& o) {
       {"mean_dice", result.mean_dice},
       {"reference_seconds", result.reference_seconds},
       {"total_seconds", result.total_seconds}};
-  io::write_file_atomically((out / "demo.json").string(), doc.dump(2) + "\n");
+  write_file_atomically((out / "demo.json").string(), doc.dump(2) + "\n");
   return result;
 }
 

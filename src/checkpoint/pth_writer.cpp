@@ -9,7 +9,7 @@
 
 #include "nephroseg/checkpoint/pth.h"
 #include "nephroseg/core/error.h"
-#include "nephroseg/io/atomic_file.h"
+#include "nephroseg/core/atomic_file.h"
 
 namespace nephroseg::checkpoint {
 namespace {
@@ -156,7 +156,7 @@ class Pickler {
 }  // namespace
 
 void save_pickle_file(const std::string& path, const Value& root) {
-  io::write_atomically(path, [&](const std::string& tmp) {
+  write_atomically(path, [&](const std::string& tmp) {
     std::ofstream file(tmp, std::ios::binary);
     NEPHRO_CHECK(file.good(), "cannot write checkpoint '", tmp, "'");
     {

@@ -11,7 +11,7 @@
 
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
-#include "nephroseg/io/atomic_file.h"
+#include "nephroseg/core/atomic_file.h"
 #include "nephroseg/io/csv.h"
 #include "nephroseg/io/image.h"
 #include "nephroseg/io/overlay.h"
@@ -337,13 +337,13 @@ std::vector<std::string> write_eval_report(const std::string& out_dir, const Eva
   io::CsvRow sheader = {"metric", "n", "n_nan", "mean", "sd", "median", "q25", "q75", "iqr", "min", "max"};
   io::write_csv(path("summary.csv"), sheader, summary_rows);
   written.push_back(path("summary.csv"));
-  io::write_file_atomically(path("summary.json"), doc.dump(2) + "\n");
+  write_file_atomically(path("summary.json"), doc.dump(2) + "\n");
   written.push_back(path("summary.json"));
   for (const auto& [p, img] : plots) {
     io::write_png(p, img);
     written.push_back(p);
   }
-  io::write_file_atomically(path("report.html"), html);
+  write_file_atomically(path("report.html"), html);
   written.push_back(path("report.html"));
   return written;
 }

@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "nephroseg/core/error.h"
-#include "nephroseg/io/atomic_file.h"
+#include "nephroseg/core/atomic_file.h"
 
 namespace nephroseg::io {
 

@@ -9,7 +9,7 @@
 #include <sstream>
 
 #include "nephroseg/core/error.h"
-#include "nephroseg/io/atomic_file.h"
+#include "nephroseg/core/atomic_file.h"
 #include "nephroseg/io/csv.h"
 
 namespace nephroseg::io {

@@ -5,7 +5,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "nephroseg/core/error.h"
-#include "nephroseg/io/atomic_file.h"
+#include "nephroseg/core/atomic_file.h"
 #include "nephroseg/io/image.h"
 
 namespace nephroseg::io {

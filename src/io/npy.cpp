@@ -11,7 +11,7 @@
 #include <vector>
 
 #include "nephroseg/core/error.h"
-#include "nephroseg/io/atomic_file.h"
+#include "nephroseg/core/atomic_file.h"
 
 namespace nephroseg::io {
 namespace {

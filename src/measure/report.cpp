@@ -7,7 +7,7 @@
 #include <opencv2/imgproc.hpp>
 
 #include "nephroseg/core/error.h"
-#include "nephroseg/io/atomic_file.h"
+#include "nephroseg/core/atomic_file.h"
 #include "nephroseg/io/csv.h"
 #include "nephroseg/io/image.h"
 #include "nephroseg/io/overlay.h"
@@ -222,7 +222,7 @@ std::vector<std::string> write_thickness_report(const std::string& out_dir, cons
                 {"estimator", "index", "x_px", "y_px", "end_a_x_px", "end_a_y_px", "end_b_x_px", "end_b_y_px",
                  "width_px", "width_nm", "segment", "excluded", "reason"},
                 rows);
-  io::write_file_atomically(paths[1], json);
+  write_file_atomically(paths[1], json);
   io::write_png(paths[2], hist);
   io::write_png(paths[3], overlay);
   return paths;
@@ -261,7 +261,7 @@ std::vector<std::string> write_thickness_batch_summary(const std::string& out_di
                  "compared_value_nm", "class"},
                 rows);
   nlohmann::json doc = {{"images", items}, {"reference_range", range_json(range)}};
-  io::write_file_atomically(paths[1], doc.dump(2) + "\n");
+  write_file_atomically(paths[1], doc.dump(2) + "\n");
   return paths;
 }
 

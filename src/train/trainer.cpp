@@ -19,7 +19,7 @@
 #include "nephroseg/checkpoint/state_dict.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
-#include "nephroseg/io/atomic_file.h"
+#include "nephroseg/core/atomic_file.h"
 #include "nephroseg/io/image.h"
 #include "nephroseg/train/dataset.h"
 #include "nephroseg/train/glomsam_trainer.h"
@@ -111,7 +111,7 @@ Data load_data(const std::string& images, const std::string& masks, const std::s
   list("train", split.train);
   list("val", split.val);
   list("test", split.test);
-  io::write_file_atomically(out_dir + "/split.txt", s.str());
+  write_file_atomically(out_dir + "/split.txt", s.str());
   Data d;
   d.train = make_patches(split.train, po);
   d.val = make_patches(split.val, po);
@@ -468,7 +468,7 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
                                {"seed", checkpoint::make_int(static_cast<int64_t>(o.seed))},
                                {"history", history_value(summary.history)},
                                {"config", checkpoint::make_string(o.config.to_json())}}));
-    io::write_file_atomically(o.out_dir + "/log.csv", csv_of(summary.history));
+    write_file_atomically(o.out_dir + "/log.csv", csv_of(summary.history));
     write_curve(o.out_dir + "/curves.png", summary.history);
     log_info("epoch ", epoch, "/", o.epochs, " loss ", r.train_loss, " val loss ", r.val_loss, " val Dice ",
              r.val.dice, " IoU ", r.val.iou, " (", r.seconds, " s, ", r.images_per_second, " img/s)",
@@ -562,7 +562,7 @@ TrainSummary train_unet(const UNetTrainOptions& o) {
     }
     summary.history.push_back(r);
     save(summary.last_checkpoint, epoch);
-    io::write_file_atomically(o.out_dir + "/log.csv", csv_of(summary.history));
+    write_file_atomically(o.out_dir + "/log.csv", csv_of(summary.history));
     write_curve(o.out_dir + "/curves.png", summary.history);
     log_info("unet epoch ", epoch, "/", o.epochs, " loss ", r.train_loss, " val Dice ", r.val.dice,
              r.best ? " best" : "");

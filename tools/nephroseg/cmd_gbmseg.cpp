@@ -29,7 +29,7 @@
 #include "nephroseg/gbmseg/model_backends.h"
 #include "nephroseg/gbmseg/pipeline.h"
 #include "nephroseg/gbmseg/prompts_json.h"
-#include "nephroseg/io/atomic_file.h"
+#include "nephroseg/core/atomic_file.h"
 #include "nephroseg/io/csv.h"
 #include "nephroseg/io/image.h"
 #include "nephroseg/io/mask.h"
@@ -376,7 +376,7 @@ void write_target_outputs(const GbmSegParams& p, const Target& t, const cv::Mat&
   io::draw_points(overlay, pos, {}, io::colors::kGreen, radius);
 
   // The mask goes last: a target counts as done when all three files exist.
-  io::write_file_atomically(out_path(p, t.name, ".prompts.json"), j.dump(1) + "\n");
+  write_file_atomically(out_path(p, t.name, ".prompts.json"), j.dump(1) + "\n");
   io::write_png(out_path(p, t.name, ".overlay.png"), overlay);
   io::write_mask_png(out_path(p, t.name, ".png"), r.mask);
 }
@@ -619,7 +619,7 @@ int run_gbmseg(const GbmSegParams& p, const Overrides& o) {
     run_info["targets"] = targets.size();
     run_info["segmented"] = todo.size() - static_cast<size_t>(failed);
     run_info["failed"] = failed;
-    io::write_file_atomically((fs::path(p.out) / "run.json").string(), run_info.dump(1) + "\n");
+    write_file_atomically((fs::path(p.out) / "run.json").string(), run_info.dump(1) + "\n");
   }
   const size_t ok = todo.size() - static_cast<size_t>(failed);
   log_info("gbmseg: ", ok, " segmented, ", targets.size() - todo.size(), " skipped, ", failed,

@@ -16,7 +16,7 @@
 #include "command.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
-#include "nephroseg/io/atomic_file.h"
+#include "nephroseg/core/atomic_file.h"
 #include "nephroseg/io/image.h"
 #include "nephroseg/io/mask.h"
 #include "nephroseg/io/npy.h"
@@ -89,7 +89,7 @@ int run_medsam(const MedsamParams& p) {
   j["iou_prediction"] = result.iou[0].item<double>();
   j["foreground_pixels"] = cv::countNonZero(mask);
   j["timings_s"] = {{"encoder", embedding.encode_seconds}, {"decoder", result.seconds}};
-  io::write_file_atomically(p.out + "/result.json", j.dump(2) + "\n");
+  write_file_atomically(p.out + "/result.json", j.dump(2) + "\n");
   log_info("medsam: ", p.image, " -> ", p.out, "/mask.png (", cv::countNonZero(mask),
            " foreground pixels)");
   return 0;

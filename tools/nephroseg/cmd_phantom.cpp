@@ -5,7 +5,7 @@
 #include "command.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
-#include "nephroseg/io/atomic_file.h"
+#include "nephroseg/core/atomic_file.h"
 #include "nephroseg/io/csv.h"
 #include "nephroseg/io/image.h"
 #include "nephroseg/io/mask.h"
@@ -54,7 +54,7 @@ int run_phantom(PhantomParams& p) {
        "membrane = all points within t/2 of a smooth centre curve; the perpendicular width is t; the mask marks "
        "pixels whose centre lies inside; sections are perpendicular, so no 3-D obliquity correction applies"},
       {"phantoms", items}};
-  io::write_file_atomically((fs::path(p.out) / "truth.json").string(), doc.dump(2) + "\n");
+  write_file_atomically((fs::path(p.out) / "truth.json").string(), doc.dump(2) + "\n");
   log_info("wrote ", p.count, " phantom(s) to ", p.out, " (images/, masks/, truth.csv, truth.json)");
   return 0;
 }

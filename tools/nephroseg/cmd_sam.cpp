@@ -31,7 +31,7 @@
 #include "command.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
-#include "nephroseg/io/atomic_file.h"
+#include "nephroseg/core/atomic_file.h"
 #include "nephroseg/io/image.h"
 #include "nephroseg/io/mask.h"
 #include "nephroseg/io/npy.h"
@@ -220,7 +220,7 @@ void write_outputs(const std::string& dir, const std::string& image_path, const 
   j["files"] = {{"mask", "mask.png"}, {"masks", "masks/mask_<k>.png"},
                 {"low_res_logits", "low_res_logits.npy"}, {"overlay", "overlay.png"}};
   j["timings_s"] = {{"encode", emb.encode_seconds}, {"decode", r.seconds}};
-  io::write_file_atomically(dir + "/result.json", j.dump(2) + "\n");
+  write_file_atomically(dir + "/result.json", j.dump(2) + "\n");
 }
 
 // A strict-binding error lists every key; on the terminal keep its headline, the

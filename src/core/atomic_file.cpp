@@ -1,4 +1,4 @@
-#include "nephroseg/io/atomic_file.h"
+#include "nephroseg/core/atomic_file.h"
 
 #include <unistd.h>
 
@@ -10,7 +10,7 @@
 
 namespace fs = std::filesystem;
 
-namespace nephroseg::io {
+namespace nephroseg {
 
 void write_atomically(const std::string& path,
                       const std::function<void(const std::string& tmp_path)>& write) {
@@ -50,4 +50,4 @@ void write_file_atomically(const std::string& path, const std::string& bytes) {
   });
 }
 
-}  // namespace nephroseg::io
+}  // namespace nephroseg
