@@ -16,7 +16,7 @@ std::vector<InputItem> list_inputs(const std::string& path, const std::string& w
   std::vector<InputItem> items;
   if (fs::is_directory(path, ec)) {
     for (const auto& f : list_image_files(path)) items.push_back({file_stem(f), f, ""});
-    NEPHRO_CHECK(!items.empty(), what, ": folder '", path, "' holds no image file (.png .jpg .jpeg .tif .tiff)");
+    NEPHRO_CHECK(!items.empty(), what, ": folder '", path, "' holds no image files (.png .jpg .jpeg .tif .tiff)");
   } else {
     NEPHRO_CHECK(fs::exists(path, ec), what, ": '", path, "' does not exist");
     items.push_back({file_stem(path), path, ""});

@@ -2,6 +2,7 @@
 #include <cstdio>
 
 #include "command.h"
+#include "options.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
 #include "nephroseg/eval/report.h"
@@ -15,7 +16,6 @@ struct EvalParams {
 };
 
 int run_eval(EvalParams& p) {
-  NEPHRO_CHECK(!p.pred.empty() && !p.truth.empty() && !p.out.empty(), "--pred, --truth and --out are required");
   eval::EvalRun run = eval::evaluate_folders(p.pred, p.truth, p.options);
   eval::write_eval_report(p.out, run, p.options);
   const auto& d = run.summary.at("dice");
@@ -26,7 +26,7 @@ int run_eval(EvalParams& p) {
   for (const auto& it : run.items)
     if (!it.ok) log_warn(it.name, ": ", it.status);
   if (run.num_ok() == 0) {
-    std::fprintf(stderr, "error: no image pair could be evaluated (see %s/report.html)\n", p.out.c_str());
+    log_error("no image pair could be evaluated (see ", p.out, "/report.html)");
     return 1;
   }
   return 0;
@@ -34,9 +34,9 @@ int run_eval(EvalParams& p) {
 
 Runner setup_eval(CLI::App& app) {
   auto p = std::make_shared<EvalParams>();
-  app.add_option("--pred", p->pred, "folder of predicted masks");
-  app.add_option("--truth", p->truth, "folder of truth masks (same names, any extension)");
-  app.add_option("--out", p->out, "output folder");
+  app.add_option("--pred", p->pred, "folder of predicted masks")->required();
+  app.add_option("--truth", p->truth, "folder of truth masks (same names, any extension)")->required();
+  add_out_option(app, p->out);
   app.add_option("--images", p->options.image_dir, "optional folder of the images (same names) for the overlays");
   app.add_option("--pred-channel", p->options.pred_mask.channel, "-1: any channel non-zero; else channel > threshold")
       ->capture_default_str();

@@ -6,11 +6,13 @@
 #include <string>
 
 #include "command.h"
+#include "options.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
 #include "nephroseg/dinov2/dinov2.h"
 #include "nephroseg/io/image.h"
 #include "nephroseg/io/npy.h"
+#include "nephroseg/io/tensor_mat.h"
 
 namespace fs = std::filesystem;
 
@@ -46,10 +48,7 @@ int run_features(const FeaturesParams& p) {
                  p14, " (e.g. --size ", std::max<int64_t>(p14, (rgb.rows + p14 / 2) / p14 * p14),
                  " resizes to a square with PIL bicubic)");
   }
-  // [H, W, 3] uint8 view of the cv::Mat (row stride may include padding).
-  const at::Tensor image =
-      at::from_blob(rgb.data, {rgb.rows, rgb.cols, 3},
-                    {static_cast<int64_t>(rgb.step[0]), 3, 1}, at::kByte);
+  const at::Tensor image = io::mat_view(rgb);  // [H, W, 3] uint8, no copy
 
   const auto t0 = std::chrono::steady_clock::now();
   auto model = dinov2::Dinov2Model::load(p.checkpoint, config);
@@ -86,8 +85,7 @@ Runner setup_features(CLI::App& app) {
                                   "row-major over the patch grid")
       ->required();
   return [p, type, config]() {
-    NEPHRO_CHECK(type->count() + config->count() == 1,
-                 "give exactly one of --model-type and --model-config");
+    if (type->count() + config->count() != 1) throw UsageError("give exactly one of --model-type and --model-config");
     return run_features(*p);
   };
 }

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "command.h"
+#include "options.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/train/glomsam_trainer.h"
 
@@ -26,12 +27,12 @@ Runner setup_train(CLI::App& app) {
   app.add_option("--val-masks", o.val_masks_dir, "folder of validation masks");
   app.add_option("--split", o.split, "train:val[:test] ratio when no validation folders")->capture_default_str();
   app.add_option("--seed", o.seed, "seed (weights init, shuffling, box jitter, split)")->capture_default_str();
-  app.add_option("--sam", o.sam_checkpoint, "SAM / MedSAM ViT-B checkpoint for encoder, prompt encoder, decoder");
+  app.add_option("--sam-checkpoint,--sam", o.sam_checkpoint, "SAM / MedSAM ViT-B checkpoint for encoder, prompt encoder, decoder");
   app.add_option("--resnet", o.resnet_checkpoint, "torchvision ResNet checkpoint (resnet101-cd907fc2.pth)");
   app.add_option("--unet", o.unet_checkpoint, "RoughMaskGenerator checkpoint ({'state_dict': ...})");
   app.add_option("--init", o.init_checkpoint, "full GlomSAM checkpoint to start from (instead of --sam/--resnet/--unet)");
-  app.add_option("--out", o.out_dir, "run folder (checkpoints, log.csv, curves.png)")->required();
-  app.add_option("--config", p->config, "model config: official | tiny | JSON file")->capture_default_str();
+  add_out_option(app, o.out_dir, "run folder (checkpoints, log.csv, curves.png)");
+  app.add_option("--model-config,--config", p->config, "model config: official | tiny | JSON file")->capture_default_str();
   app.add_option("--epochs", o.epochs, "epochs")->capture_default_str();
   app.add_option("--batch-size", o.batch_size, "batch size")->capture_default_str();
   app.add_option("--lr", o.lr, "AdamW learning rate")->capture_default_str();
@@ -59,10 +60,7 @@ Runner setup_train(CLI::App& app) {
       o.config.token_order = p->token_order == "per_token" ? glomsam::TokenOrder::kPerToken
                                                            : glomsam::TokenOrder::kReference;
     }
-    NEPHRO_CHECK(p->boundary == "per_image" || p->boundary == "glomsam_broadcast",
-                 "--boundary must be per_image or glomsam_broadcast");
-    o.loss.boundary = p->boundary == "per_image" ? train::BoundaryConvention::kPerImage
-                                                 : train::BoundaryConvention::kGlomSamBroadcast;
+    o.loss.boundary = train::boundary_convention_names().parse(p->boundary, "--boundary");
     auto s = train::train_glomsam(o);
     std::cout << "best epoch " << s.best_epoch << " val Dice " << s.best_val_dice << " -> "
               << s.best_checkpoint << std::endl;
@@ -78,7 +76,7 @@ Runner setup_train_unet(CLI::App& app) {
   app.add_option("--val-masks", o->val_masks_dir, "folder of validation masks");
   app.add_option("--split", o->split, "train:val[:test] ratio")->capture_default_str();
   app.add_option("--seed", o->seed, "seed")->capture_default_str();
-  app.add_option("--out", o->out_dir, "run folder")->required();
+  add_out_option(app, o->out_dir, "run folder");
   app.add_option("--features", o->features, "UNet widths")->capture_default_str();
   app.add_option("--input-size", o->input_size, "UNet input side (GlomSAM img_size / 2)")->capture_default_str();
   app.add_option("--epochs", o->epochs, "epochs")->capture_default_str();

@@ -7,13 +7,12 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
-#include <cstring>
-
 #include <chrono>
 #include <filesystem>
 #include <sstream>
 
 #include "command.h"
+#include "options.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
 #include "nephroseg/core/atomic_file.h"
@@ -21,6 +20,7 @@
 #include "nephroseg/io/mask.h"
 #include "nephroseg/io/npy.h"
 #include "nephroseg/io/overlay.h"
+#include "nephroseg/io/tensor_mat.h"
 #include "nephroseg/sam/sam.h"
 
 namespace fs = std::filesystem;
@@ -36,24 +36,6 @@ struct MedsamParams {
   std::string out;
 };
 
-std::array<float, 4> parse_box(const std::string& text) {
-  std::array<float, 4> b{};
-  std::stringstream ss(text);
-  std::string item;
-  int n = 0;
-  while (std::getline(ss, item, ',')) {
-    NEPHRO_CHECK(n < 4, "--box '", text, "': expected X0,Y0,X1,Y1");
-    try {
-      b[n++] = std::stof(item);
-    } catch (const std::exception&) {
-      NEPHRO_FAIL("--box '", text, "': '", item, "' is not a number");
-    }
-  }
-  NEPHRO_CHECK(n == 4, "--box '", text, "': expected X0,Y0,X1,Y1");
-  NEPHRO_CHECK(b[0] <= b[2] && b[1] <= b[3], "--box '", text, "': needs X0 <= X1 and Y0 <= Y1");
-  return b;
-}
-
 int run_medsam(const MedsamParams& p) {
   const auto box = parse_box(p.box);
   const cv::Mat rgb = io::read_image_rgb(p.image);
@@ -64,16 +46,12 @@ int run_medsam(const MedsamParams& p) {
   config.preprocess = sam::SamPreprocess::kMedSam;
   auto model = sam::SamModel::load(p.checkpoint, config);
 
-  at::Tensor image = at::from_blob(const_cast<uint8_t*>(rgb.ptr<uint8_t>()),
-                                   {rgb.rows, rgb.cols, 3}, at::kByte);
-  const auto embedding = model->encode(image);
+  const auto embedding = model->encode(io::mat_view(rgb));
   sam::SamPrompt prompt;
   prompt.box = box;
   const sam::SamResult result = model->predict(embedding, prompt);
 
-  cv::Mat mask(rgb.rows, rgb.cols, CV_8UC1);
-  at::Tensor m = result.masks[0].to(at::kByte).mul(255).contiguous();
-  std::memcpy(mask.data, m.data_ptr(), static_cast<size_t>(m.numel()));
+  const cv::Mat mask = io::tensor_to_mat(result.masks[0]);  // bool -> 0/255
 
   fs::create_directories(p.out);
   io::write_mask_png(p.out + "/mask.png", mask);
@@ -102,7 +80,7 @@ Runner setup(CLI::App& app) {
                  "architecture JSON instead of the vit_b layout (e.g. a tiny test model)");
   app.add_option("--image", p->image, "image file")->required();
   app.add_option("--box", p->box, "box prompt X0,Y0,X1,Y1 in original pixels")->required();
-  app.add_option("--out", p->out, "output folder")->required();
+  add_out_option(app, p->out);
   return [p]() { return run_medsam(*p); };
 }
 

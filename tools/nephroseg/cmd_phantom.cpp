@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include "command.h"
+#include "options.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
 #include "nephroseg/core/atomic_file.h"
@@ -24,7 +25,6 @@ struct PhantomParams {
 };
 
 int run_phantom(PhantomParams& p) {
-  NEPHRO_CHECK(!p.out.empty(), "--out is required");
   NEPHRO_CHECK(p.count >= 1 && p.count <= 10000, "--count must be in [1, 10000]");
   p.options.shape = measure::parse_phantom_shape(p.shape);
   p.options.texture = !p.no_texture;
@@ -61,7 +61,7 @@ int run_phantom(PhantomParams& p) {
 
 Runner setup_phantom(CLI::App& app) {
   auto p = std::make_shared<PhantomParams>();
-  app.add_option("--out", p->out, "output folder (images/, masks/, truth.csv, truth.json)");
+  add_out_option(app, p->out, "output folder (images/, masks/, truth.csv, truth.json)");
   app.add_option("--count", p->count, "number of phantoms (seeds seed .. seed+count-1)")->capture_default_str();
   app.add_option("--seed", p->options.seed, "first seed")->capture_default_str();
   app.add_option("--size", p->options.size, "image width = height (px)")->capture_default_str();

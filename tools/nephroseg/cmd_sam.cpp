@@ -20,6 +20,7 @@
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <cmath>
 #include <filesystem>
 #include <fstream>
 #include <iomanip>
@@ -29,13 +30,16 @@
 #include <sstream>
 
 #include "command.h"
+#include "options.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
 #include "nephroseg/core/atomic_file.h"
 #include "nephroseg/io/image.h"
+#include "nephroseg/io/inputs.h"
 #include "nephroseg/io/mask.h"
 #include "nephroseg/io/npy.h"
 #include "nephroseg/io/overlay.h"
+#include "nephroseg/io/tensor_mat.h"
 #include "nephroseg/sam/sam.h"
 
 namespace nephroseg::cli {
@@ -45,26 +49,11 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 struct SamParams {
-  std::string checkpoint, model_type = "vit_b", model_config, out, prompts_file, box, mask_input;
+  ModelSelection model{"", "vit_b", ""};
+  std::string out, prompts_file, box, mask_input;
   std::vector<std::string> images, points;
   bool multimask = false;
 };
-
-std::vector<float> parse_numbers(const std::string& s, const std::string& what) {
-  std::vector<float> v;
-  std::stringstream ss(s);
-  std::string tok;
-  while (std::getline(ss, tok, ',')) {
-    try {
-      size_t used = 0;
-      v.push_back(std::stof(tok, &used));
-      NEPHRO_CHECK(used == tok.size(), "");
-    } catch (...) {
-      NEPHRO_FAIL(what, ": '", tok, "' in '", s, "' is not a number");
-    }
-  }
-  return v;
-}
 
 // A prompt plus where its mask input came from (for result.json).
 struct ImagePrompt {
@@ -83,6 +72,8 @@ void add_point(ImagePrompt& ip, const std::vector<float>& v, const std::string& 
 
 void set_box(ImagePrompt& ip, const std::vector<float>& v, const std::string& what) {
   NEPHRO_CHECK(v.size() == 4, what, ": a box is X0,Y0,X1,Y1");
+  for (float x : v) NEPHRO_CHECK(std::isfinite(x), what, ": box coordinates must be finite numbers");
+  NEPHRO_CHECK(v[2] > v[0] && v[3] > v[1], what, ": a box X0,Y0,X1,Y1 needs X1 > X0 and Y1 > Y0");
   ip.prompt.box = std::array<float, 4>{v[0], v[1], v[2], v[3]};
 }
 
@@ -124,32 +115,12 @@ ImagePrompt prompt_from_json(const json& j, const std::string& key, const fs::pa
 
 std::vector<std::string> expand_images(const std::vector<std::string>& inputs) {
   std::vector<std::string> out;
-  for (const auto& in : inputs) {
-    if (fs::is_directory(in)) {
-      const auto files = io::list_image_files(in);
-      NEPHRO_CHECK(!files.empty(), "--image: folder '", in, "' holds no image files");
-      out.insert(out.end(), files.begin(), files.end());
-    } else {
-      NEPHRO_CHECK(fs::is_regular_file(in), "--image: '", in, "' does not exist");
-      out.push_back(in);
-    }
-  }
+  for (const auto& in : inputs)
+    for (const auto& item : io::list_inputs(in, "--image")) out.push_back(item.path);
   return out;
 }
 
-at::Tensor mat_to_tensor(const cv::Mat& rgb) {
-  NEPHRO_CHECK(rgb.type() == CV_8UC3, "internal: expected an 8-bit RGB image");
-  return at::from_blob(const_cast<uint8_t*>(rgb.ptr<uint8_t>()), {rgb.rows, rgb.cols, 3},
-                       {static_cast<int64_t>(rgb.step[0]), 3, 1}, at::kByte)
-      .clone();
-}
-
-cv::Mat mask_to_mat(const at::Tensor& mask) {  // [H, W] bool -> CV_8UC1 0/255
-  const at::Tensor m = (mask.to(at::kByte) * 255).contiguous();
-  return cv::Mat(static_cast<int>(m.size(0)), static_cast<int>(m.size(1)), CV_8UC1,
-                 m.data_ptr<uint8_t>())
-      .clone();
-}
+cv::Mat mask_to_mat(const at::Tensor& mask) { return io::tensor_to_mat(mask); }  // bool -> 0/255
 
 json prompt_json(const ImagePrompt& ip) {
   json j;
@@ -206,8 +177,8 @@ void write_outputs(const std::string& dir, const std::string& image_path, const 
 
   json j;
   j["image"] = image_path;
-  j["model"] = {{"type", p.model_config.empty() ? p.model_type : cfg.name},
-                {"checkpoint", p.checkpoint},
+  j["model"] = {{"type", p.model.config.empty() ? p.model.type : cfg.name},
+                {"checkpoint", p.model.checkpoint},
                 {"img_size", cfg.img_size},
                 {"preprocess", cfg.preprocess == sam::SamPreprocess::kMedSam ? "medsam" : "sam"}};
   j["original_size"] = {emb.original_size[0], emb.original_size[1]};
@@ -256,12 +227,7 @@ std::string summarize_key_listing(const std::string& message) {
 
 Runner setup(CLI::App& app) {
   auto p = std::make_shared<SamParams>();
-  app.add_option("--checkpoint", p->checkpoint, "SAM/MedSAM checkpoint (.pth)")->required();
-  auto* type = app.add_option("--model-type", p->model_type, "vit_b | vit_l | vit_h | medsam")
-                   ->capture_default_str();
-  auto* cfg = app.add_option("--model-config", p->model_config,
-                             "JSON model config (instead of --model-type)");
-  type->excludes(cfg);
+  add_model_options(app, p->model, {"", "SAM / MedSAM checkpoint (.pth)", "vit_b | vit_l | vit_h | medsam"});
   app.add_option("--image", p->images, "image file or folder (repeatable)")->required();
   app.add_option("--point", p->points,
                  "point prompt X,Y[,LABEL] in original pixels (LABEL 1 fg, 0 bg; repeatable)");
@@ -270,7 +236,7 @@ Runner setup(CLI::App& app) {
   app.add_flag("--multimask", p->multimask, "return several masks (mask.png = highest IoU)");
   app.add_option("--prompts", p->prompts_file,
                  "JSON: {\"<file name>\": {\"points\": [[x,y,label],...], \"box\": [x0,y0,x1,y1]}}");
-  app.add_option("--out", p->out, "output folder")->required();
+  add_out_option(app, p->out);
 
   return [p]() {
     // Defaults from the command line.
@@ -312,9 +278,9 @@ Runner setup(CLI::App& app) {
       return cli_prompt;
     };
 
-    const sam::SamConfig config = p->model_config.empty()
-                                      ? sam::SamConfig::preset(p->model_type)
-                                      : sam::SamConfig::from_json(p->model_config);
+    const sam::SamConfig config = p->model.config.empty()
+                                      ? sam::SamConfig::preset(p->model.type)
+                                      : sam::SamConfig::from_json(p->model.config);
     // Output folders: DIR itself for one image, DIR/<stem> for several.
     std::map<std::string, std::string> out_dirs;
     std::set<std::string> used;
@@ -366,7 +332,7 @@ Runner setup(CLI::App& app) {
 
     std::shared_ptr<sam::SamModel> model;
     try {
-      model = sam::SamModel::load(p->checkpoint, config);
+      model = sam::SamModel::load(p->model.checkpoint, config);
     } catch (const nephroseg::Error& e) {
       throw nephroseg::Error(summarize_key_listing(e.what()));
     }
@@ -376,7 +342,7 @@ Runner setup(CLI::App& app) {
       ++index;
       const ImagePrompt& ip = prompt_for(path);
       const cv::Mat rgb = io::read_image_rgb(path);
-      const sam::ImageEmbedding emb = model->encode(mat_to_tensor(rgb));
+      const sam::ImageEmbedding emb = model->encode(io::mat_to_tensor(rgb));
       const sam::SamResult r = model->predict(emb, ip.prompt);
       write_outputs(out_dirs[path], path, rgb, ip, emb, r, *p, config);
       if (progress) {

@@ -1,11 +1,13 @@
 // nephroseg: command-line front end. Thin by design: parse, call the library, map
-// exceptions to exit codes (1 = error in input or run, 2 = usage error).
+// exceptions to exit codes (options.h: 0 = success, 1 = error in input or run,
+// 2 = usage error). Every message goes through the log sink installed here.
 #include <unistd.h>
 
 #include <iostream>
 #include <map>
 
 #include "command.h"
+#include "options.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
 #include "nephroseg/core/memory.h"
@@ -39,6 +41,10 @@ int main(int argc, char** argv) {
   app.add_option("--threads", g_options.threads, "intra-op threads (0 = all cores)")
       ->capture_default_str();
   app.add_flag("--quiet", g_options.quiet, "no progress lines");
+  app.footer(
+      "Exit codes (every command): 0 success; 1 failure (bad input file or value, failed run; one\n"
+      "'error:' line on stderr); 2 usage error (unknown, missing or malformed option).\n"
+      "Results (tables, JSON) go to stdout or files; progress, warnings and errors to stderr.");
 
   std::map<std::string, CLI::App*> parents;
   parents[""] = &app;
@@ -56,12 +62,6 @@ int main(int argc, char** argv) {
     runners.emplace_back(sub, spec.setup(*sub));
   }
 
-  try {
-    app.parse(argc, argv);
-  } catch (const CLI::ParseError& e) {
-    return app.exit(e);
-  }
-
   set_log_sink([](LogLevel level, const std::string& message) {
     if (level == LogLevel::kDebug) return;
     if (level == LogLevel::kInfo) {
@@ -70,6 +70,15 @@ int main(int argc, char** argv) {
     }
     std::cerr << (level == LogLevel::kWarn ? "warning: " : "error: ") << message << std::endl;
   });
+
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::ParseError& e) {
+    // --help and --version are "errors" with exit code 0: let CLI11 print them.
+    if (e.get_exit_code() == static_cast<int>(CLI::ExitCodes::Success)) return app.exit(e);
+    log_error(e.what(), " (see --help)");
+    return 2;
+  }
   configure_threads(g_options.threads);
   warn_if_slow_blas();
 
@@ -77,14 +86,17 @@ int main(int argc, char** argv) {
     if (!sub->parsed()) continue;
     try {
       return run();
-    } catch (const nephroseg::Error& e) {
-      std::cerr << "error: " << e.what() << std::endl;
-      return 1;
-    } catch (const std::exception& e) {
-      std::cerr << "error: " << e.what() << std::endl;
+    } catch (const UsageError& e) {
+      log_error(e.what(), " (see --help)");
+      return 2;
+    } catch (const CLI::ParseError& e) {  // a command's own late option parsing
+      log_error(e.what(), " (see --help)");
+      return 2;
+    } catch (const std::exception& e) {  // nephroseg::Error and anything else
+      log_error(e.what());
       return 1;
     }
   }
-  std::cerr << "error: no command given (see --help)" << std::endl;
+  log_error("no command given (see --help)");
   return 2;
 }

@@ -25,6 +25,8 @@ void log_info(const Parts&... parts) { log_message(LogLevel::kInfo, detail::conc
 template <typename... Parts>
 void log_warn(const Parts&... parts) { log_message(LogLevel::kWarn, detail::concat(parts...)); }
 template <typename... Parts>
+void log_error(const Parts&... parts) { log_message(LogLevel::kError, detail::concat(parts...)); }
+template <typename... Parts>
 void log_debug(const Parts&... parts) { log_message(LogLevel::kDebug, detail::concat(parts...)); }
 
 }  // namespace nephroseg

@@ -10,6 +10,8 @@
 
 #include <cstdint>
 
+#include "nephroseg/core/enum_names.h"
+
 namespace nephroseg::train {
 
 /// Mean binary cross-entropy with logits over every pixel of the batch.
@@ -29,6 +31,14 @@ enum class BoundaryConvention {
   /// broadcasts to (B,B,H,W), so C also counts cross-image pairs when B > 1.
   kGlomSamBroadcast,
 };
+
+/// Names: "per_image", "glomsam_broadcast" (CLI --boundary, run configs).
+inline const EnumNames<BoundaryConvention>& boundary_convention_names() {
+  static const EnumNames<BoundaryConvention> names(
+      "Boundary DoU convention", {{BoundaryConvention::kPerImage, "per_image", {}},
+                                  {BoundaryConvention::kGlomSamBroadcast, "glomsam_broadcast", {}}});
+  return names;
+}
 
 /// The batch-level terms of the Boundary DoU loss.
 struct BoundaryDouTerms {
