@@ -17,6 +17,8 @@ packages=(
   # independent checks against files written by torch.save, scikit-image for MedSAM's
   # resize
   chromium python3-torch python3-numpy python3-skimage
+  # tests only: a single-node Slurm cluster (scripts/slurm/local_cluster.sh)
+  slurm-wlm munge
 )
 
 SUDO=""

@@ -4,8 +4,18 @@
 # with a message when it is absent.
 set -euo pipefail
 cd "$(dirname "$0")/.."
+root=$(pwd)
 scripts/setup.sh
 scripts/build.sh
+# A single-node Slurm cluster for the cluster tests (they skip, saying why, when it
+# cannot start); stopped by its pid files on every exit path.
+slurm_dir=$(mktemp -d /tmp/nephroseg-slurm.XXXXXX)
+trap '"$root/scripts/slurm/local_cluster.sh" stop "$slurm_dir" || true' EXIT
+if "$root/scripts/slurm/local_cluster.sh" start "$slurm_dir"; then
+  export SLURM_CONF="$slurm_dir/slurm.conf"
+else
+  echo "test: the local Slurm cluster did not start (logs in $slurm_dir/log); Slurm tests will skip"
+fi
 cd build
 ctest --output-on-failure --timeout 1200 -j "$(nproc)" "$@"
 # The CLI runs every model under its caching CPU allocator (src/core/memory.cpp); check
