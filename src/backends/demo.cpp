@@ -8,6 +8,7 @@
 
 #include "nephroseg/backends/classical_features.h"
 #include "nephroseg/backends/classical_segmenter.h"
+#include "nephroseg/backends/gbmseg_batch.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
 #include "nephroseg/eval/report.h"
@@ -28,12 +29,6 @@ namespace {
 
 double seconds_since(std::chrono::steady_clock::time_point t0) {
   return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-}
-
-cv::Mat grey_to_rgb(const cv::Mat& grey) {
-  cv::Mat rgb;
-  cv::cvtColor(grey, rgb, cv::COLOR_GRAY2RGB);
-  return rgb;
 }
 
 // Thickness of a mask in nm by both estimators; zeros when the mask cannot be measured.
@@ -170,16 +165,31 @@ DemoResult run_demo(const DemoOptions& o) {
   result.notes = be.notes;
   for (const auto& n : be.notes) log_info(n);
 
-  // Reference phantom.
+  // The phantoms go to disk first: the GBMSeg batch runner reads its inputs from files.
   measure::PhantomOptions po = o.phantom;
   po.seed = o.seed;
   const measure::Phantom ref = measure::generate_phantom(po);
   io::write_png((out / "reference" / "image.png").string(), ref.image);
   io::write_mask_png((out / "reference" / "mask.png").string(), ref.mask);
-
-  gbmseg::GbmSegPipeline pipe(be.features, be.segmenter, gbmseg::PromptOptions::authors_code());
-  pipe.set_reference(grey_to_rgb(ref.image), ref.mask);
-  result.reference_seconds = pipe.reference_seconds();
+  std::vector<measure::Phantom> phantoms;
+  GbmSegBatchOptions batch;
+  for (int i = 0; i < o.num_targets; ++i) {
+    po.seed = o.seed + 1 + static_cast<uint64_t>(i);
+    phantoms.push_back(measure::generate_phantom(po));
+    const std::string name = "phantom_" + std::to_string(po.seed);
+    const std::string image = (out / "images" / (name + ".png")).string();
+    const std::string truth = (out / "truth" / (name + ".png")).string();
+    io::write_png(image, phantoms.back().image);
+    io::write_mask_png(truth, phantoms.back().mask);
+    batch.items.push_back({name, image, truth});
+  }
+  batch.reference_image = (out / "reference" / "image.png").string();
+  batch.reference_mask = (out / "reference" / "mask.png").string();
+  batch.out_dir = (out / "masks").string();
+  batch.features_backend = be.features;
+  batch.segmenter_backend = be.segmenter;
+  batch.prompts = gbmseg::PromptOptions::authors_code();
+  batch.overwrite = true;
 
   eval::EvalOptions eo;
   eo.title = "nephroseg demo: GBMSeg on phantoms (features: " + result.features_name +
@@ -188,16 +198,19 @@ DemoResult run_demo(const DemoOptions& o) {
   std::vector<io::CsvRow> rows;
   nlohmann::json jt = nlohmann::json::array();
   double dice_sum = 0;
-  for (int i = 0; i < o.num_targets; ++i) {
-    const auto t0 = std::chrono::steady_clock::now();
-    po.seed = o.seed + 1 + static_cast<uint64_t>(i);
-    const measure::Phantom ph = measure::generate_phantom(po);
+  auto t0 = std::chrono::steady_clock::now();
+  // Per segmented target: metrics, thickness, the demo's overlay and its rows.
+  const auto on_event = [&](const GbmSegBatchEvent& e) {
+    if (e.kind == GbmSegBatchEvent::Kind::kModelsReady) result.reference_seconds = e.pipeline->reference_seconds();
+    if (e.kind == GbmSegBatchEvent::Kind::kTargetStarted) t0 = std::chrono::steady_clock::now();
+    if (e.kind != GbmSegBatchEvent::Kind::kTargetFinished || !e.result) return;
+    const measure::Phantom& ph = phantoms[e.index];
+    const gbmseg::SegmentResult& sr = *e.result;
+    const cv::Mat& rgb = *e.image;
+    const cv::Mat& pred = sr.mask;
     DemoTarget t;
-    t.seed = po.seed;
-    t.name = "phantom_" + std::to_string(po.seed);
-    const cv::Mat rgb = grey_to_rgb(ph.image);
-    const gbmseg::SegmentResult sr = pipe.segment(rgb);
-    const cv::Mat pred = sr.mask;
+    t.seed = o.seed + 1 + static_cast<uint64_t>(e.index);
+    t.name = e.record->name;
     t.num_positive = static_cast<int>(sr.prompts.ape.final_pos.size());
     t.num_negative = static_cast<int>(sr.prompts.ape.final_neg.size());
 
@@ -213,21 +226,17 @@ DemoResult run_demo(const DemoOptions& o) {
     double truth_oi = 0;
     measure_mask(ph.mask, ph.nm_per_pixel, &truth_oi, &t.truth_mask_direct_nm);
 
-    io::write_png((out / "images" / (t.name + ".png")).string(), ph.image);
-    io::write_mask_png((out / "truth" / (t.name + ".png")).string(), ph.mask);
-    io::write_mask_png((out / "masks" / (t.name + ".png")).string(), pred);
     cv::Mat ov = io::overlay_mask(rgb, pred, io::colors::kGreen);
     io::draw_mask_contour(ov, ph.mask, io::colors::kMagenta, 1);
+    io::PromptMarkers markers;
+    markers.positive = io::colors::kYellow;
+    markers.negative = io::colors::kRed;
+    markers.radius = 4;
+    markers.signs = true;
+    markers.negatives_on_top = true;
     // Prompts live in the S x S working frame; map them to the image.
-    const double sx = static_cast<double>(rgb.cols) / sr.image_working.cols;
-    const double sy = static_cast<double>(rgb.rows) / sr.image_working.rows;
-    std::vector<cv::Point2f> pos, neg;
-    for (size_t k = 0; k < sr.points.size(); ++k) {
-      const cv::Point2f p(static_cast<float>(sr.points[k].x * sx), static_cast<float>(sr.points[k].y * sy));
-      (sr.labels[k] == 1 ? pos : neg).push_back(p);
-    }
-    io::draw_points(ov, pos, std::vector<std::string>(pos.size(), "+"), io::colors::kYellow, 4);
-    io::draw_points(ov, neg, std::vector<std::string>(neg.size(), "-"), io::colors::kRed, 4);
+    io::draw_prompts(ov, sr.points, sr.labels, static_cast<double>(rgb.cols) / sr.image_working.cols,
+                     static_cast<double>(rgb.rows) / sr.image_working.rows, markers);
     io::draw_text(ov, "Dice " + io::format_fixed(t.dice, 3), cv::Point(6, 6));
     io::write_png((out / "overlays" / (t.name + ".png")).string(), ov);
 
@@ -253,7 +262,10 @@ DemoResult run_demo(const DemoOptions& o) {
     log_info(t.name, ": Dice ", io::format_fixed(t.dice, 3), ", thickness true ", io::format_fixed(t.true_thickness_nm, 0),
              " nm, measured ", io::format_fixed(t.measured_direct_nm, 0), " nm (", io::format_fixed(t.seconds, 1), " s)");
     result.targets.push_back(t);
-  }
+  };
+  const GbmSegBatchResult br = run_gbmseg_batch(batch, on_event);
+  for (const GbmSegTargetRecord& r : br.targets)
+    NEPHRO_CHECK(r.status == "ok", "demo: target '", r.name, "' failed: ", r.message);
   result.mean_dice = dice_sum / o.num_targets;
 
   summarize_run(run);

@@ -9,7 +9,7 @@
 
 namespace nephroseg::backends {
 
-void register_classical_backends() {
+void register_builtin_backends() {
   static std::once_flag once;
   std::call_once(once, [] {
     gbmseg::register_feature_extractor_kind("classical", [](const gbmseg::BackendSpec&) {
@@ -20,5 +20,7 @@ void register_classical_backends() {
     });
   });
 }
+
+void register_classical_backends() { register_builtin_backends(); }
 
 }  // namespace nephroseg::backends

@@ -84,6 +84,27 @@ void draw_points(cv::Mat& rgb, const std::vector<cv::Point2f>& points,
   }
 }
 
+void draw_prompts(cv::Mat& rgb, const std::vector<cv::Point2f>& points, const std::vector<int>& labels,
+                  double sx, double sy, const PromptMarkers& markers) {
+  NEPHRO_CHECK(labels.size() == points.size(), "draw_prompts: ", labels.size(), " labels for ", points.size(),
+               " points");
+  std::vector<cv::Point2f> pos, neg;
+  for (size_t i = 0; i < points.size(); ++i) {
+    const cv::Point2f q(static_cast<float>(points[i].x * sx), static_cast<float>(points[i].y * sy));
+    (labels[i] == 1 ? pos : neg).push_back(q);
+  }
+  const auto signs = [&](const std::vector<cv::Point2f>& p, const char* sign) {
+    return markers.signs ? std::vector<std::string>(p.size(), sign) : std::vector<std::string>();
+  };
+  if (markers.negatives_on_top) {
+    draw_points(rgb, pos, signs(pos, "+"), markers.positive, markers.radius);
+    draw_points(rgb, neg, signs(neg, "-"), markers.negative, markers.radius);
+  } else {
+    draw_points(rgb, neg, signs(neg, "-"), markers.negative, markers.radius);
+    draw_points(rgb, pos, signs(pos, "+"), markers.positive, markers.radius);
+  }
+}
+
 void draw_text(cv::Mat& rgb, const std::string& text, cv::Point origin, Rgb color, double scale,
                bool backing) {
   int baseline = 0;

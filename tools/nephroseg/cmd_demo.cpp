@@ -1,27 +1,17 @@
 // `nephroseg demo`: the self-contained GBMSeg demo (phantoms -> GBMSeg -> masks,
 // thickness, HTML report). Official checkpoints are used when found in --models DIR or
 // $NEPHROSEG_MODELS, the weight-free backends otherwise. See docs/demo.md.
-//
-// This file also registers the weight-free "classical" backends with the GBMSeg backend
-// factory at start-up, so `nephroseg gbmseg --features classical --segmenter classical`
-// works too.
 #include <cstdio>
 #include <memory>
 
 #include "command.h"
 #include "nephroseg/backends/demo.h"
-#include "nephroseg/backends/register.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
 #include "nephroseg/io/csv.h"
 
 namespace nephroseg::cli {
 namespace {
-
-const bool g_classical_registered = [] {
-  backends::register_classical_backends();
-  return true;
-}();
 
 int run_demo_command(const backends::DemoOptions& o) {
   const backends::DemoResult r = backends::run_demo(o);

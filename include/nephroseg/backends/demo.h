@@ -15,7 +15,11 @@
 // Files written under DemoOptions::out_dir (atomically, folders created):
 //   reference/image.png, reference/mask.png   the one-shot reference
 //   images/<name>.png, truth/<name>.png         the targets and their true masks
-//   masks/<name>.png                            predicted masks (0/255, original size)
+//   masks/<name>.png                            predicted masks (0/255, original size),
+//                                               written by the GBMSeg batch runner
+//                                               (gbmseg_batch.h) with its other outputs:
+//                                               <name>.prompts.json, <name>.overlay.png,
+//                                               summary.csv, run.json
 //   overlays/<name>.png                         prediction (green), truth outline
 //                                               (magenta), prompts (+ yellow, - red)
 //   report/report.html (+ per_image.csv, summary.csv, summary.json, box plots)
@@ -98,8 +102,9 @@ struct DemoResult {
   std::string report_html;                    ///< path of report/report.html
 };
 
-/// Runs the whole demo (see the header comment). Throws nephroseg::Error on bad
-/// options (num_targets outside 1..100, unwritable folder, unknown backend names).
+/// Runs the whole demo (see the header comment) through run_gbmseg_batch. Throws
+/// nephroseg::Error on bad options (num_targets outside 1..100, unwritable folder,
+/// unknown backend names) and when a target fails.
 DemoResult run_demo(const DemoOptions& options);
 
 }  // namespace nephroseg::backends

@@ -5,6 +5,11 @@
 
 #include <nlohmann/json_fwd.hpp>
 
+#include <optional>
+#include <string>
+
+#include "nephroseg/gbmseg/pipeline.h"
+#include "nephroseg/gbmseg/prompt_names.h"
 #include "nephroseg/gbmseg/prompts.h"
 
 namespace nephroseg::gbmseg {
@@ -19,5 +24,27 @@ nlohmann::json prompt_result_to_json(const PromptResult& result);
 
 /// The options with the radii resolved to pixels (for run records).
 nlohmann::json prompt_options_to_json(const PromptOptions& options);
+
+/// What a per-target record says about its run (the same for every target of a batch).
+struct SegmentRecordContext {
+  std::string target_path, target_name;        ///< "target": path, name (the file stem)
+  std::string reference_image, reference_mask; ///< "reference": image, mask
+  std::string features_name, segmenter_name;   ///< "backends": the backends' name()
+  PromptPreset preset = PromptPreset::kAuthorsCode;  ///< "preset" (kPaper with an ablation)
+  std::optional<AblationRow> ablation;         ///< "ablation": the row's name, or null
+};
+
+/// The `<name>.prompts.json` record of one segmented target (the contract of
+/// `nephroseg gbmseg`; tests/backends/test_gbmseg_batch.cpp pins it). Keys:
+///   target {path, name, width, height}, reference {image, mask},
+///   backends {features, segmenter}, preset, ablation, options (prompt_options_to_json),
+///   output {mask: "<name>.png", width, height, mask_resize (canonical name, or
+///     "none (working size kept)"), largest_contour, foreground_pixels},
+///   segmenter_prompts {frame, points [[x, y]...] (S x S pixels), labels (1/0),
+///     points_output_frame (scaled to the written mask)},
+///   stages (prompt_result_to_json), warnings, timings {resize_s, features_s, prompts_s,
+///     segment_s, postprocess_s, total_s}, version.
+nlohmann::json segment_record_to_json(const SegmentRecordContext& context, const SegmentResult& result,
+                                      const PromptOptions& options, const PipelineOptions& pipeline_options);
 
 }  // namespace nephroseg::gbmseg

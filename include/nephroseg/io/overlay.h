@@ -49,6 +49,21 @@ cv::Mat overlay_mask(const cv::Mat& image, const cv::Mat& mask, Rgb color, doubl
 void draw_points(cv::Mat& rgb, const std::vector<cv::Point2f>& points,
                  const std::vector<std::string>& labels = {}, Rgb color = colors::kYellow,
                  int radius = 4, const std::vector<Rgb>& colors = {});
+/// How draw_prompts marks point prompts.
+struct PromptMarkers {
+  Rgb positive = colors::kGreen;
+  Rgb negative = colors::kRed;
+  int radius = 4;                 ///< px on the canvas
+  bool signs = false;             ///< "+" / "-" text next to each marker
+  bool negatives_on_top = false;  ///< draw the negatives last (default: the positives)
+};
+
+/// Point prompts of a segmenter (labels 1 = positive, 0 = negative, one per point) given
+/// in a working frame (e.g. the S x S image GBMSeg segments), scaled by (sx, sy) to the
+/// canvas: point (x, y) is drawn at (x * sx, y * sy). One call draws both kinds.
+void draw_prompts(cv::Mat& rgb, const std::vector<cv::Point2f>& points, const std::vector<int>& labels,
+                  double sx, double sy, const PromptMarkers& markers = {});
+
 /// Text with a dark backing box for legibility; `origin` is the top-left corner.
 void draw_text(cv::Mat& rgb, const std::string& text, cv::Point origin, Rgb color = colors::kWhite,
                double scale = 0.5, bool backing = true);

@@ -1,0 +1,148 @@
+// nephroseg/backends/gbmseg_batch.h: the GBMSeg batch runner behind `nephroseg gbmseg`
+// and `nephroseg demo`: one reference image + mask, many targets, files out.
+//
+//   backends::GbmSegBatchOptions o;
+//   o.reference_image = "ref.png";  o.reference_mask = "ref_mask.png";
+//   o.targets = "images/";          o.ground_truth = "truth/";   // file or folder
+//   o.out_dir = "out";
+//   o.features  = {"dinov2", "dinov2_vitg14_pretrain.pth", "vitg14"};
+//   o.segmenter = {"sam", "sam_vit_l_0b3195.pth", "vit_l"};
+//   o.prompts = gbmseg::prompt_options_for(gbmseg::PromptPreset::kAuthorsCode);
+//   backends::GbmSegBatchResult r = backends::run_gbmseg_batch(o, on_progress);
+//
+// Files written under out_dir (each atomically):
+//   <name>.png           the mask (0/255, original size unless resize_to_original = false)
+//   <name>.prompts.json  gbmseg::segment_record_to_json (every prompt stage, the options,
+//                        the backends, the timings)
+//   <name>.overlay.png   the mask (yellow) and the prompts (positives green, negatives red)
+//                        on the image at the mask's size
+//   summary.csv          one row per target (+ a "mean" row with ground truth); see
+//                        write_gbmseg_summary
+//   run.json             reference, backends, preset, options, counts, load times (only
+//                        when something was segmented)
+// <name> is the target's file stem. The mask is written last: a target whose three files
+// exist is finished and is skipped (its row re-read from the files) unless overwrite.
+// A target that fails is recorded (status "failed", the message) and the batch goes on.
+// Inputs are checked before anything is loaded or written; bad inputs throw
+// nephroseg::Error and leave out_dir untouched.
+//
+// This runner lives in the backends area (not gbmseg/) because it builds any backend by
+// name, the weight-free ones included (register_builtin_backends), and it needs the
+// metrics of eval/.
+//
+// Thread safety: run_gbmseg_batch is reentrant for distinct out_dir; the callback is
+// called on the calling thread.
+#pragma once
+
+#include <opencv2/core/mat.hpp>
+
+#include <cmath>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "nephroseg/eval/metrics.h"
+#include "nephroseg/gbmseg/model_backends.h"
+#include "nephroseg/gbmseg/pipeline.h"
+#include "nephroseg/gbmseg/prompt_names.h"
+#include "nephroseg/io/inputs.h"
+
+namespace nephroseg::backends {
+
+struct GbmSegBatchOptions {
+  std::string reference_image;  ///< any image; read as RGB
+  std::string reference_mask;   ///< 8-bit 1-4 channels kept raw (patch rule), others binarised
+  std::string targets;          ///< an image or a folder of images (io::list_inputs)
+  std::string ground_truth;     ///< "" = none; a mask, or a folder paired by stem
+  /// When non-empty, these targets (InputItem::partner = ground truth, "" none) are used
+  /// instead of `targets` / `ground_truth`.
+  std::vector<io::InputItem> items;
+  std::string out_dir;          ///< created when missing
+
+  /// Backends built with gbmseg::make_feature_extractor / make_point_segmenter, unless
+  /// ready instances are given (those take precedence and the specs are ignored).
+  gbmseg::BackendSpec features{"dinov2", "", "", "", false, 0};
+  gbmseg::BackendSpec segmenter{"sam", "", "", "", false, 0};
+  std::shared_ptr<gbmseg::PatchFeatureExtractor> features_backend;
+  std::shared_ptr<gbmseg::PointPromptSegmenter> segmenter_backend;
+
+  gbmseg::PromptOptions prompts = gbmseg::PromptOptions::authors_code();
+  /// Recorded in prompts.json / run.json (the options used are `prompts`).
+  gbmseg::PromptPreset preset = gbmseg::PromptPreset::kAuthorsCode;
+  std::optional<gbmseg::AblationRow> ablation;
+  gbmseg::PipelineOptions pipeline;
+  bool overwrite = false;  ///< redo targets whose outputs exist
+};
+
+/// One row of summary.csv.
+struct GbmSegTargetRecord {
+  std::string name, path, ground_truth;  ///< ground_truth "" = none
+  std::string status;                    ///< "ok" | "skipped" | "failed"
+  std::string message;                   ///< first warning, skip reason, or the error
+  int width = 0, height = 0;             ///< of the written mask (0 = unknown)
+  int n_pos = -1, n_neg = -1, n_warnings = -1;  ///< -1 = unknown
+  double t_features = NAN, t_prompts = NAN, t_segment = NAN, t_total = NAN;  ///< seconds
+  std::optional<eval::MaskMetrics> metrics;  ///< with ground truth
+  /// The masks the metrics compared (prediction at the truth's size), for the
+  /// authors' weighted Dice of the mean row.
+  cv::Mat truth_mask, compared_mask;
+};
+
+/// The "mean" row of summary.csv: textbook means over the targets with metrics, and the
+/// authors' weighted Dice (gbmseg::evaluate_dice, tools/dice.py).
+struct GbmSegMeans {
+  int n = 0;
+  double dice = 0, iou = 0, precision = 0, recall = 0;
+  double dice_authors_weighted = 0, miou_authors = 0;
+};
+
+struct GbmSegBatchResult {
+  std::vector<GbmSegTargetRecord> targets;  ///< in input order (sorted by file name)
+  int segmented = 0, skipped = 0, failed = 0;
+  bool with_ground_truth = false;
+  std::optional<GbmSegMeans> means;          ///< with ground truth and at least one metric
+  std::vector<std::string> warnings;         ///< e.g. a target without ground truth
+  std::string features_name, segmenter_name; ///< "" when nothing was segmented
+  double model_load_s = 0, reference_features_s = 0;
+  std::string summary_csv, run_json;         ///< paths; run_json "" when not written
+};
+
+/// What the callback hears, in this order: kModelsReady once (only when a target is
+/// left to segment), then kTargetStarted / kTargetFinished for each target to segment
+/// and kTargetFinished alone for a skipped one; kWarning at any time.
+struct GbmSegBatchEvent {
+  enum class Kind { kModelsReady, kTargetStarted, kTargetFinished, kWarning };
+  Kind kind = Kind::kWarning;
+  size_t index = 0, total = 0;  ///< target index, number of targets
+  size_t to_segment = 0;        ///< targets not skipped
+  const GbmSegTargetRecord* record = nullptr;     ///< kTarget*
+  const gbmseg::SegmentResult* result = nullptr;  ///< kTargetFinished of a segmented target
+  const cv::Mat* image = nullptr;                 ///< its RGB image, as read
+  const gbmseg::GbmSegPipeline* pipeline = nullptr;  ///< kModelsReady and later events
+  std::string message;                            ///< kWarning
+};
+using GbmSegBatchCallback = std::function<void(const GbmSegBatchEvent&)>;
+
+/// Runs the batch (see the header comment). Throws nephroseg::Error for bad inputs
+/// (missing files, unknown backends, colliding target names, a checkpoint missing for a
+/// model backend) and when the backends or the reference fail; per-target failures are
+/// recorded, not thrown. An exception thrown by `callback` stops the batch.
+GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& options, const GbmSegBatchCallback& callback = {});
+
+/// Writes summary.csv. Columns: name, target, status, message, width, height, mask,
+/// n_pos, n_neg, n_warnings, features_s, prompts_s, segment_s, total_s; with ground
+/// truth also ground_truth, dice, iou, precision, recall, dice_authors_weighted_mean,
+/// miou_authors, filled only in the last row ("mean", whose message says over how many
+/// images). Unknown values are empty cells. Returns the means (nullopt without metrics).
+std::optional<GbmSegMeans> write_gbmseg_summary(const std::string& path, const std::vector<GbmSegTargetRecord>& records,
+                                                bool with_ground_truth);
+
+/// The picture of `<name>.overlay.png`: result.mask tinted yellow (with its outline) on
+/// the target (`target_rgb`, or result.image_working when `working_size`, i.e. when the
+/// mask was kept at S x S), the segmenter's points scaled from S x S to the mask,
+/// negatives red then positives green, radius max(3, round(max(w, h) / 110)).
+cv::Mat gbmseg_prompt_overlay(const cv::Mat& target_rgb, const gbmseg::SegmentResult& result, bool working_size);
+
+}  // namespace nephroseg::backends
