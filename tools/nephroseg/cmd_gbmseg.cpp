@@ -7,6 +7,7 @@
 #include <string>
 
 #include "command.h"
+#include "options.h"
 #include "nephroseg/backends/gbmseg_batch.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
@@ -21,8 +22,8 @@ using gbmseg::PromptOptions;
 struct GbmSegParams {
   // Backends.
   std::string features = "dinov2", segmenter = "sam";
-  std::string dinov2, dinov2_type = "vitg14", dinov2_config;
-  std::string sam, sam_type = "vit_l", sam_config;
+  ModelSelection dinov2{"", "vitg14", ""};
+  ModelSelection sam{"", "vit_l", ""};
   // Data.
   std::string reference_image, reference_mask, target, ground_truth, out;
   // Prompt engineering.
@@ -72,12 +73,12 @@ void set_prompt_options(const GbmSegParams& p, const Overrides& o, backends::Gbm
 }
 
 // A model backend named on the command line: a JSON config replaces the preset type.
-gbmseg::BackendSpec model_spec(const std::string& kind, const std::string& model_kind, const std::string& checkpoint,
-                               const std::string& type, const std::string& config, const char* flag,
-                               const char* kind_flag) {
-  if (kind == model_kind)
-    NEPHRO_CHECK(!checkpoint.empty(), flag, " CHECKPOINT is required for ", kind_flag, " ", kind);
-  return {kind, checkpoint, config.empty() ? type : std::string(), config, /*random_weights=*/false, /*seed=*/0};
+gbmseg::BackendSpec model_spec(const std::string& kind, const std::string& model_kind, const ModelSelection& m,
+                               const char* flag, const char* kind_flag) {
+  if (kind == model_kind && m.checkpoint.empty())
+    throw UsageError(detail::concat(flag, " is required for ", kind_flag, " ", kind));
+  return {kind, m.checkpoint, m.config.empty() ? m.type : std::string(), m.config, /*random_weights=*/false,
+          /*seed=*/0};
 }
 
 // One line per target (log_info: silenced by --quiet).
@@ -110,8 +111,8 @@ int run_gbmseg(const GbmSegParams& p, const Overrides& o) {
   b.pipeline.mask_resize = gbmseg::mask_resize_names().parse(p.mask_resize, "--mask-resize");
   b.pipeline.resize_to_original = !p.keep_working_size;
   b.pipeline.largest_contour = p.largest_contour;
-  b.features = model_spec(p.features, "dinov2", p.dinov2, p.dinov2_type, p.dinov2_config, "--dinov2", "--features");
-  b.segmenter = model_spec(p.segmenter, "sam", p.sam, p.sam_type, p.sam_config, "--sam", "--segmenter");
+  b.features = model_spec(p.features, "dinov2", p.dinov2, "--dinov2-checkpoint", "--features");
+  b.segmenter = model_spec(p.segmenter, "sam", p.sam, "--sam-checkpoint", "--segmenter");
   b.reference_image = p.reference_image;
   b.reference_mask = p.reference_mask;
   b.targets = p.target;
@@ -152,15 +153,15 @@ Runner setup(CLI::App& app) {
       ->capture_default_str();
   app.add_option("--segmenter", p->segmenter, "point-prompt segmenter backend: sam | classical (weight-free)")
       ->capture_default_str();
-  app.add_option("--dinov2", p->dinov2, "DINOv2 checkpoint (dinov2_vit*14[_reg4]_pretrain.pth)");
-  auto* dt = app.add_option("--dinov2-type", p->dinov2_type,
-                            "vits14|vitb14|vitl14|vitg14, optionally _reg4 (authors: vitg14)")
-                 ->capture_default_str();
-  app.add_option("--dinov2-config", p->dinov2_config, "JSON with the DinoVisionTransformer hyper-parameters")
-      ->excludes(dt);
-  app.add_option("--sam", p->sam, "SAM checkpoint (sam_vit_{b,l,h}_*.pth)");
-  auto* st = app.add_option("--sam-type", p->sam_type, "vit_b|vit_l|vit_h (authors: vit_l)")->capture_default_str();
-  app.add_option("--sam-config", p->sam_config, "JSON with the SAM hyper-parameters")->excludes(st);
+  ModelOptionSpec dino("dinov2", "DINOv2 checkpoint (dinov2_vit*14[_reg4]_pretrain.pth)",
+                       "vits14|vitb14|vitl14|vitg14, optionally _reg4 (authors: vitg14)");
+  dino.checkpoint_required = false;  // only for --features dinov2
+  dino.aliases = {"--dinov2"};
+  add_model_options(app, p->dinov2, dino);
+  ModelOptionSpec sam("sam", "SAM checkpoint (sam_vit_{b,l,h}_*.pth)", "vit_b|vit_l|vit_h (authors: vit_l)");
+  sam.checkpoint_required = false;  // only for --segmenter sam
+  sam.aliases = {"--sam"};
+  add_model_options(app, p->sam, sam);
   // Data.
   app.add_option("--reference-image", p->reference_image, "reference image")->required();
   app.add_option("--reference-mask", p->reference_mask, "GBM mask of the reference image (non-zero = GBM)")
@@ -169,7 +170,7 @@ Runner setup(CLI::App& app) {
   app.add_option("--ground-truth", p->ground_truth,
                  "ground-truth mask (file), or folder of masks named like the targets: adds "
                  "Dice, IoU, precision, recall to summary.csv");
-  app.add_option("--out", p->out, "output folder")->required();
+  add_out_option(app, p->out);
   // Prompt engineering.
   o->preset = app.add_option("--preset", p->preset, "authors-code|paper|authors-c0947|authors-2023")
                   ->capture_default_str();
