@@ -12,11 +12,13 @@
 #include "nephroseg/backends/register.h"
 #include "nephroseg/core/atomic_file.h"
 #include "nephroseg/core/error.h"
+#include "nephroseg/core/file_hash.h"
 #include "nephroseg/gbmseg/dice.h"
 #include "nephroseg/gbmseg/prompts_json.h"
 #include "nephroseg/io/csv.h"
 #include "nephroseg/io/image.h"
 #include "nephroseg/io/mask.h"
+#include "nephroseg/io/npy.h"
 #include "nephroseg/io/overlay.h"
 
 namespace fs = std::filesystem;
@@ -136,6 +138,60 @@ void reread_skipped(const GbmSegBatchOptions& o, GbmSegTargetRecord& rec, const 
 std::string num(double v) { return std::isnan(v) ? std::string() : io::format_number(v); }
 std::string num_int(int v) { return v < 0 ? std::string() : std::to_string(v); }
 
+// The settings reference.features.npy depends on (its sidecar): a shard reuses the
+// stored features only when every field agrees.
+nlohmann::json reference_cache_key(const GbmSegBatchOptions& o) {
+  const gbmseg::BackendSpec& f = o.features;
+  nlohmann::json key;
+  key["features"] = {{"kind", f.kind},
+                     {"checkpoint", f.checkpoint.empty() ? std::string() : fs::path(f.checkpoint).filename().string()},
+                     {"checkpoint_fingerprint", f.checkpoint.empty() ? std::string() : file_fingerprint(f.checkpoint)},
+                     {"type", f.model_type},
+                     {"config_fingerprint", f.config_json.empty()              ? std::string()
+                                            : fs::is_regular_file(f.config_json) ? file_fingerprint(f.config_json)
+                                                                                 : text_fingerprint(f.config_json)},
+                     {"random_weights", f.random_weights},
+                     {"seed", static_cast<uint64_t>(f.seed)}};
+  key["reference_image"] = file_fingerprint(o.reference_image);
+  key["reference_mask"] = file_fingerprint(o.reference_mask);
+  key["size"] = o.prompts.size;
+  key["patch_size"] = o.prompts.patch_size;
+  return key;
+}
+
+// Sets the pipeline's reference from OUT/reference.features.npy when its sidecar matches,
+// else computes it and stores both (atomically: concurrent shards write the same bytes).
+bool set_reference_cached(gbmseg::GbmSegPipeline& pipe, const GbmSegBatchOptions& o, const Reporter& rep) {
+  const std::string npy = (fs::path(o.out_dir) / "reference.features.npy").string();
+  const std::string side = (fs::path(o.out_dir) / "reference.features.json").string();
+  const nlohmann::json key = reference_cache_key(o);
+  const cv::Mat image = io::read_image_rgb(o.reference_image);
+  const cv::Mat mask = read_reference_mask(o.reference_mask, rep);
+  if (fs::is_regular_file(npy) && fs::is_regular_file(side)) {
+    std::ifstream in(side);
+    const nlohmann::json stored = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    NEPHRO_CHECK(stored.is_object() && stored.contains("key"), "'", side, "' is not a reference-features record");
+    if (stored["key"] != key) {
+      std::string field = "settings";
+      for (const auto& item : key.items())
+        if (!stored["key"].contains(item.key()) || stored["key"][item.key()] != item.value()) field = item.key();
+      NEPHRO_FAIL("'", npy, "' was computed with other settings than this run (", field,
+                  " differs): use another --out, or delete it and the finished outputs to redo the batch");
+    }
+    pipe.set_reference_working(gbmseg::resize_to_working(image, o.prompts.size),
+                               gbmseg::resize_to_working(mask, o.prompts.size), io::read_npy(npy));
+    return true;
+  }
+  pipe.set_reference(image, mask);
+  io::write_npy(npy, pipe.reference_features());
+  nlohmann::json record;
+  record["key"] = key;
+  record["shape"] = {pipe.reference_features().size(0), pipe.reference_features().size(1)};
+  record["features_backend"] = pipe.feature_extractor().name();
+  write_file_atomically(side, record.dump(1) + "\n");
+  return false;
+}
+
 }  // namespace
 
 cv::Mat gbmseg_prompt_overlay(const cv::Mat& target_rgb, const gbmseg::SegmentResult& r, bool working_size) {
@@ -240,13 +296,22 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatc
                  "' is not available in this build (known: ", join(gbmseg::point_segmenter_kinds()), ")");
     check_model_spec(o.segmenter, "sam", "segmenter backend");
   }
-  const std::vector<io::InputItem> targets = collect_targets(o, rep);
+  const std::vector<io::InputItem> all_targets = collect_targets(o, rep);
+  std::vector<io::InputItem> targets;
+  std::vector<size_t> global_index;  // position of each of this shard's targets in all_targets
+  for (size_t i = 0; i < all_targets.size(); ++i) {
+    if (!o.shard.owns(i)) continue;
+    targets.push_back(all_targets[i]);
+    global_index.push_back(i);
+  }
+  result.inputs_total = all_targets.size();
   NEPHRO_CHECK(!o.out_dir.empty(), "no output folder given");
   NEPHRO_CHECK(!fs::exists(o.out_dir) || fs::is_directory(o.out_dir), "output folder '", o.out_dir,
                "' exists and is not a folder");
   fs::create_directories(o.out_dir);
 
-  result.with_ground_truth = !o.ground_truth.empty() || std::any_of(targets.begin(), targets.end(), [](const auto& t) {
+  result.with_ground_truth = !o.ground_truth.empty() ||
+                             std::any_of(all_targets.begin(), all_targets.end(), [](const auto& t) {
                                return !t.partner.empty();
                              });
   std::vector<size_t> todo;
@@ -279,7 +344,11 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatc
     result.features_name = fx->name();
     result.segmenter_name = sg->name();
     pipe.emplace(fx, sg, prompts, o.pipeline);
-    pipe->set_reference(io::read_image_rgb(o.reference_image), read_reference_mask(o.reference_mask, rep));
+    if (!o.shard.whole() && !o.features_backend) {
+      result.reference_from_cache = set_reference_cached(*pipe, o, rep);
+    } else {
+      pipe->set_reference(io::read_image_rgb(o.reference_image), read_reference_mask(o.reference_mask, rep));
+    }
     result.reference_features_s = pipe->reference_seconds();
     run["backends"] = {{"features", result.features_name}, {"segmenter", result.segmenter_name}};
     run["reference_features_s"] = result.reference_features_s;
@@ -358,14 +427,27 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatc
     rep.emit(e);
   }
 
-  result.summary_csv = (fs::path(o.out_dir) / "summary.csv").string();
+  result.summary_csv = (fs::path(o.out_dir) / ("summary" + o.shard.suffix() + ".csv")).string();
   result.means = write_gbmseg_summary(result.summary_csv, result.targets, result.with_ground_truth);
-  if (pipe) {
-    run["options"] = gbmseg::prompt_options_to_json(pipe->options());
+  if (pipe || !o.shard.whole()) {
+    run["options"] = gbmseg::prompt_options_to_json(pipe ? pipe->options() : o.prompts);
     run["targets"] = targets.size();
     run["segmented"] = result.segmented;
     run["failed"] = result.failed;
-    result.run_json = (fs::path(o.out_dir) / "run.json").string();
+    if (!o.shard.whole()) {
+      // What merge_gbmseg_shards checks and combines.
+      run["shard"] = {{"index", o.shard.index}, {"count", o.shard.count}};
+      run["inputs_total"] = all_targets.size();
+      run["with_ground_truth"] = result.with_ground_truth;
+      run["skipped"] = result.skipped;
+      run["reference_features_from_cache"] = result.reference_from_cache;
+      nlohmann::json items = nlohmann::json::array();
+      for (size_t i = 0; i < targets.size(); ++i)
+        items.push_back({{"index", global_index[i]}, {"name", targets[i].name}, {"status", result.targets[i].status}});
+      run["items"] = items;
+      run["complete"] = true;
+    }
+    result.run_json = (fs::path(o.out_dir) / ("run" + o.shard.suffix() + ".json")).string();
     write_file_atomically(result.run_json, run.dump(1) + "\n");
   }
   return result;

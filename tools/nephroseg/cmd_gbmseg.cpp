@@ -11,6 +11,7 @@
 #include "nephroseg/backends/gbmseg_batch.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
+#include "nephroseg/core/shard.h"
 #include "nephroseg/gbmseg/prompt_names.h"
 #include "nephroseg/io/csv.h"
 
@@ -38,6 +39,7 @@ struct GbmSegParams {
   // Output.
   std::string mask_resize = "nearest";
   bool keep_working_size = false, largest_contour = false, overwrite = false;
+  std::string shard;
 };
 
 // Options given on the command line (count() > 0) override the preset.
@@ -119,6 +121,7 @@ int run_gbmseg(const GbmSegParams& p, const Overrides& o) {
   b.ground_truth = p.ground_truth;
   b.out_dir = p.out;
   b.overwrite = p.overwrite;
+  b.shard = parse_shard(p.shard);
 
   const backends::GbmSegBatchResult r = backends::run_gbmseg_batch(b, report);
   if (r.segmented + r.failed == 0)
@@ -131,6 +134,9 @@ int run_gbmseg(const GbmSegParams& p, const Overrides& o) {
              io::format_fixed(m.recall, 4), " (authors' weighted Dice ", io::format_fixed(m.dice_authors_weighted, 4),
              ")");
   }
+  if (!b.shard.whole())
+    log_info("gbmseg: shard ", b.shard.text(), ": ", r.targets.size(), " of ", r.inputs_total, " target(s)",
+             r.reference_from_cache ? "; reference features from reference.features.npy" : "");
   log_info("gbmseg: ", r.segmented, " segmented, ", r.skipped, " skipped, ", r.failed, " failed -> ", r.summary_csv);
   if (r.failed > 0) {
     log_message(LogLevel::kError, detail::concat(r.failed, " of ", r.targets.size(), " target(s) failed (see ",
@@ -204,6 +210,9 @@ Runner setup(CLI::App& app) {
   app.add_flag("--largest-contour", p->largest_contour,
                "keep only the largest contour, filled (authors' max_contour; off in main.py)");
   app.add_flag("--overwrite", p->overwrite, "redo targets whose outputs exist");
+  app.add_option("--shard", p->shard,
+                 "K/N: segment only targets i with i mod N = K-1 (sorted by name); auto: from the Slurm job "
+                 "array (SLURM_ARRAY_TASK_*). Then run `nephroseg merge OUT`");
   return [p, o]() { return run_gbmseg(*p, *o); };
 }
 

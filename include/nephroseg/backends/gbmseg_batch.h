@@ -30,6 +30,17 @@
 // name, the weight-free ones included (register_builtin_backends), and it needs the
 // metrics of eval/.
 //
+// Sharded runs (GbmSegBatchOptions::shard, `--shard K/N` / `--shard auto`, see
+// core/shard.h): the targets are listed and sorted as above, then this process takes
+// target i when i mod N = K - 1. The per-target files are the same; the summary and the
+// run record get the shard's suffix (summary.shard-K-of-N.csv, run.shard-K-of-N.json,
+// the latter always written, with "complete": true once the shard has finished). The
+// reference features are computed once per output folder and stored as
+// reference.features.npy with reference.features.json (the features backend, its
+// checkpoint's fingerprint, the reference image and mask fingerprints, S): a shard loads
+// them instead of recomputing, and a mismatch with its own settings is an error.
+// merge_gbmseg_shards() then writes the summary.csv and run.json one process would.
+//
 // Thread safety: run_gbmseg_batch is reentrant for distinct out_dir; the callback is
 // called on the calling thread.
 #pragma once
@@ -43,6 +54,7 @@
 #include <string>
 #include <vector>
 
+#include "nephroseg/core/shard.h"
 #include "nephroseg/eval/metrics.h"
 #include "nephroseg/gbmseg/model_backends.h"
 #include "nephroseg/gbmseg/pipeline.h"
@@ -74,6 +86,7 @@ struct GbmSegBatchOptions {
   std::optional<gbmseg::AblationRow> ablation;
   gbmseg::PipelineOptions pipeline;
   bool overwrite = false;  ///< redo targets whose outputs exist
+  Shard shard;             ///< this process's part of the targets (default: all)
 };
 
 /// One row of summary.csv.
@@ -107,6 +120,8 @@ struct GbmSegBatchResult {
   std::string features_name, segmenter_name; ///< "" when nothing was segmented
   double model_load_s = 0, reference_features_s = 0;
   std::string summary_csv, run_json;         ///< paths; run_json "" when not written
+  size_t inputs_total = 0;                   ///< targets before sharding
+  bool reference_from_cache = false;         ///< shard mode: reference.features.npy reused
 };
 
 /// What the callback hears, in this order: kModelsReady once (only when a target is
@@ -138,6 +153,25 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& options, const GbmS
 /// images). Unknown values are empty cells. Returns the means (nullopt without metrics).
 std::optional<GbmSegMeans> write_gbmseg_summary(const std::string& path, const std::vector<GbmSegTargetRecord>& records,
                                                 bool with_ground_truth);
+
+/// Result of merge_gbmseg_shards.
+struct GbmSegMergeResult {
+  int shards = 0;
+  size_t inputs = 0;
+  int segmented = 0, skipped = 0, failed = 0;
+  std::vector<std::string> failed_names;  ///< "name: message"
+  std::optional<GbmSegMeans> means;
+  std::string summary_csv, run_json;
+};
+
+/// Combines the shards of a sharded run in out_dir into summary.csv and run.json: the
+/// rows of every shard in the global input order and the means recomputed over all of
+/// them (the authors' weighted Dice re-reads the written masks and the ground truth), as
+/// one process over the same inputs would write them (timings are each shard's own).
+/// Throws, naming them, when a shard's run.shard-K-of-N.json is missing or incomplete,
+/// when shards disagree (count, inputs, settings), or when an input is in no shard.
+/// Failed inputs are listed in the result (the files are still written).
+GbmSegMergeResult merge_gbmseg_shards(const std::string& out_dir);
 
 /// The picture of `<name>.overlay.png`: result.mask tinted yellow (with its outline) on
 /// the target (`target_rgb`, or result.image_working when `working_size`, i.e. when the
