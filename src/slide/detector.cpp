@@ -51,6 +51,7 @@ cv::Mat sample_grid(const cv::Mat& grid, double scale, const cv::Rect& rect) {
 std::string ClassicalDetector::config_json() const {
   nlohmann::ordered_json j;
   j["sigma_fine_um"] = options_.sigma_fine_um;
+  j["background_radius_um"] = options_.background_radius_um;
   j["sigma_background_um"] = options_.sigma_background_um;
   j["min_contrast"] = options_.min_contrast;
   j["open_radius_um"] = options_.open_radius_um;
@@ -63,7 +64,9 @@ void ClassicalDetector::prepare(const SlideContext& context) {
   NEPHRO_CHECK(!context.thumb_signal.empty() && context.work_mpp > 0, "classical detector: empty slide context");
   context_ = context;
   const double thumb_um = context.work_mpp / context.work_to_thumb;  // µm per thumbnail pixel
-  // Background on a coarse grid where sigma_background is 4 px.
+  // Background on a coarse grid: a grey opening with a disc wider than any glomerulus
+  // (removes the objects, keeps the tissue level: a rolling-ball background), then a
+  // Gaussian; sigma_background is 4 coarse pixels.
   const double coarse_um = std::max(thumb_um, options_.sigma_background_um / 4.0);
   const double thumb_to_coarse = thumb_um / coarse_um;
   const cv::Size coarse(std::max(1, static_cast<int>(std::lround(context.thumb_signal.cols * thumb_to_coarse))),
@@ -72,6 +75,8 @@ void ClassicalDetector::prepare(const SlideContext& context) {
   context.thumb_signal.convertTo(f, CV_32F);
   cv::Mat small;
   cv::resize(f, small, coarse, 0, 0, cv::INTER_AREA);
+  cv::morphologyEx(small, small, cv::MORPH_OPEN, disc(options_.background_radius_um / coarse_um), cv::Point(-1, -1),
+                   /*iterations=*/1, cv::BORDER_REPLICATE);
   const double sigma_coarse = options_.sigma_background_um / coarse_um;
   cv::GaussianBlur(small, background_, cv::Size(0, 0), sigma_coarse, sigma_coarse, cv::BORDER_REFLECT);
   work_to_coarse_ = context.work_to_thumb * (static_cast<double>(coarse.width) / context.thumb_signal.cols);
@@ -110,7 +115,20 @@ void ClassicalDetector::prepare(const SlideContext& context) {
         best_i = i;
       }
     }
-    t = std::max(t, lo + (best_i + 1) * (hi - lo) / 256.0);
+    // Midway between the two Otsu class means: Otsu's own cut sits towards the small
+    // (object) class when it is rare, which would move every outline inwards.
+    const double cut = lo + (best_i + 1) * (hi - lo) / 256.0;
+    double s0 = 0, s1 = 0, n0 = 0, n1 = 0;
+    for (float v : vals) {
+      if (v < cut) {
+        s0 += v;
+        ++n0;
+      } else {
+        s1 += v;
+        ++n1;
+      }
+    }
+    if (n0 > 0 && n1 > 0) t = std::max(t, 0.5 * (s0 / n0 + s1 / n1));
   }
   threshold_ = t;
 }

@@ -126,8 +126,15 @@ cv::Mat detect_tissue(const cv::Mat& signal, double scale_l0, double mpp_l0, con
   cv::Mat s = signal;
   const double sigma = options.smooth_um / um_per_px;
   if (sigma >= 0.5) cv::GaussianBlur(signal, s, cv::Size(0, 0), sigma, sigma, cv::BORDER_REFLECT);
+  // Otsu on a log scale: the signal has three populations (background, tissue, bright
+  // objects); on a linear scale Otsu may split objects from tissue, on a log scale it
+  // splits background from the rest.
+  cv::Mat lut(1, 256, CV_8U);
+  for (int i = 0; i < 256; ++i) lut.at<uint8_t>(i) = cv::saturate_cast<uint8_t>(255.0 * std::log1p(i) / std::log(256.0));
+  cv::Mat logs;
+  cv::LUT(s, lut, logs);
   cv::Mat mask;
-  cv::threshold(s, mask, 0, 255, cv::THRESH_BINARY | cv::THRESH_OTSU);
+  cv::threshold(logs, mask, 0, 255, cv::THRESH_BINARY | cv::THRESH_OTSU);
   // Fill holes: background not reachable from the border.
   cv::Mat padded;
   cv::copyMakeBorder(mask, padded, 1, 1, 1, 1, cv::BORDER_CONSTANT, cv::Scalar(0));

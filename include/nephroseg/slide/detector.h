@@ -9,10 +9,14 @@
 //
 // ClassicalDetector (after Govind et al. 2018, band-pass + threshold + morphology +
 // size and shape filters). With f the foreground signal (slide::foreground_signal):
-//   1. band-pass b = G(sigma_fine) * f - G(sigma_background) * f. The background
-//      term is computed once on the thumbnail (at a scale where sigma is 4 px) and
-//      sampled bilinearly at global coordinates, so it is identical in every tile;
-//   2. threshold T = max(min_contrast, Otsu of b over the thumbnail's tissue);
+//   1. band-pass b = G(sigma_fine) * f - B, with the background B = G(sigma_background)
+//      * opening(f, disc of background_radius_um): a rolling-ball background that
+//      removes objects narrower than the disc (a plain wide Gaussian would sink the
+//      centre of a 250 µm glomerulus). B is computed once on the thumbnail (on a grid
+//      where sigma_background is 4 px) and sampled bilinearly at global coordinates,
+//      so it is identical in every tile;
+//   2. threshold T = max(min_contrast, midpoint of the two class means of Otsu's split
+//      of b over the thumbnail's tissue);
 //      object pixels b > T;
 //   3. opening then closing with discs of open_radius_um / close_radius_um; holes
 //      smaller than max_hole_um2 that do not touch the tile edge are filled;
@@ -58,7 +62,8 @@ class TileSegmenter {
 
 struct ClassicalDetectorOptions {
   double sigma_fine_um = 2.0;
-  double sigma_background_um = 100.0;
+  double background_radius_um = 160.0;  ///< opening disc: wider than the largest glomerulus
+  double sigma_background_um = 30.0;
   double min_contrast = 12.0;      ///< floor of T (grey levels of the 8-bit signal)
   double open_radius_um = 4.0;
   double close_radius_um = 4.0;

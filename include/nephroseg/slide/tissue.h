@@ -52,7 +52,8 @@ struct TissueOptions {
   double smooth_um = 8.0;         ///< Gaussian on the signal before Otsu
 };
 
-/// CV_8UC1 0/255 at thumbnail size: Otsu on the (smoothed) foreground signal, holes
+/// CV_8UC1 0/255 at thumbnail size: Otsu on log(1 + smoothed foreground signal) (the
+/// log scale makes Otsu split background from tissue, not tissue from bright objects), holes
 /// filled, specks below min_speck_um2 dropped. kNone: everything is tissue.
 /// mpp_l0: level-0 µm per pixel (for the speck size).
 cv::Mat detect_tissue(const cv::Mat& signal, double scale_l0, double mpp_l0, const TissueOptions& options);
