@@ -506,7 +506,16 @@ SlideRunResult run_slide(const std::string& slide_path, const std::string& out_d
   const std::string type_name = object_type_names().name(o.object_type);
   const std::string type_title = o.object_type == ObjectType::kAnnotation ? "Annotation" : "Detection";
   const std::string image_name = fs::path(slide_path).filename().string();
-  cv::Mat overlay = thumb_rgb.clone();
+  // The picture: the thumbnail at most 1024 px on its longest side, outlines on top.
+  cv::Mat overlay = thumb_rgb;
+  const double overlay_scale = std::min(1.0, 1024.0 / std::max(thumb_rgb.cols, thumb_rgb.rows));
+  if (overlay_scale < 1.0)
+    cv::resize(thumb_rgb, overlay, cv::Size(std::max(1, static_cast<int>(std::lround(thumb_rgb.cols * overlay_scale))),
+                                            std::max(1, static_cast<int>(std::lround(thumb_rgb.rows * overlay_scale)))),
+               0, 0, cv::INTER_AREA);
+  else
+    overlay = thumb_rgb.clone();
+  const double l0_to_overlay = overlay_scale / thumb.scale_l0;
   const double um2 = res.work_mpp * res.work_mpp;
   const std::string geojson_path = (fs::path(out_dir) / "objects.geojson").string();
   const std::string tsv_path = (fs::path(out_dir) / "objects.tsv").string();
@@ -591,8 +600,8 @@ SlideRunResult run_slide(const std::string& slide_path, const std::string& out_d
               for (const auto& p : poly[ri]) {
                 const double x = (p.x + box.x) * res.scale, y = (p.y + box.y) * res.scale;
                 ring.push_back({x, y});
-                if (ri == 0) thumb_pts.emplace_back(static_cast<int>(std::lround(x / thumb.scale_l0)),
-                                                    static_cast<int>(std::lround(y / thumb.scale_l0)));
+                if (ri == 0) thumb_pts.emplace_back(static_cast<int>(std::lround(x * l0_to_overlay)),
+                                                    static_cast<int>(std::lround(y * l0_to_overlay)));
               }
               if (!poly[ri].empty()) ring.push_back(ring.front());  // GeoJSON rings are closed
               rings.push_back(ring);

@@ -313,6 +313,36 @@ TEST(SlideRoi, OnlyTheRoiIsProcessed) {
   EXPECT_NEAR(r.objects[0].centroid_x, 1150.5, 1.0);
 }
 
+TEST(SlideResolution, CoarserWorkResolutionKeepsLevel0GeometryAndMicrons) {
+  const std::string dir = t::temp_dir("slide_mpp");
+  const std::string path = write_case({"mpp", 8, 1, true, true, true, false}, dir);
+  auto seg = slide::make_segmenter("classical");
+  for (const bool by_magnification : {false, true}) {
+    slide::SlideRunOptions opt;
+    if (by_magnification) opt.magnification = 10.0;  // no objective power: 10 / 10 = 1 µm/px
+    else opt.mpp = 1.0;                               // between level 0 (0.5) and level 1 (1.0): level 1
+    const std::string out = dir + (by_magnification ? "/mag" : "/mpp");
+    const auto r = slide::run_slide(path, out, *seg, opt);
+    EXPECT_DOUBLE_EQ(r.work_mpp, 1.0);
+    ASSERT_EQ(r.objects.size(), kObjects.size());
+    const cv::Mat labels = t::read_label_level(out + "/labels.ome.tif", 0);
+    EXPECT_EQ(labels.size(), cv::Size(1500, 1300)) << "labels at the work resolution";
+    for (size_t i = 0; i < kObjects.size(); ++i) {
+      const int id = labels.at<int>(kObjects[i].center / 2);
+      ASSERT_GT(id, 0);
+      const auto& o = r.objects[id - 1];
+      EXPECT_NEAR(o.centroid_x, kObjects[i].center.x + 0.5, 2.0) << "level-0 pixels, object " << i;
+      EXPECT_NEAR(o.centroid_y, kObjects[i].center.y + 0.5, 2.0) << "level-0 pixels, object " << i;
+      const double area_um2 = M_PI * kObjects[i].axes.width * kObjects[i].axes.height * 0.25;
+      EXPECT_NEAR(o.area_um2, area_um2, 0.04 * area_um2) << "object " << i;
+    }
+  }
+  slide::SlideRunOptions both;
+  both.mpp = 1.0;
+  both.magnification = 10.0;
+  EXPECT_THROW(slide::run_slide(path, dir + "/both", *seg, both), Error);
+}
+
 TEST(SlideOpenSlide, CmuSmallRegionEndToEnd) {
   NEPHRO_REQUIRE_SHARED("data/wsi/CMU-1-Small-Region.svs");
   const std::string svs = t::shared_path("data/wsi/CMU-1-Small-Region.svs");
