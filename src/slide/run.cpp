@@ -516,6 +516,14 @@ SlideRunResult run_slide(const std::string& slide_path, const std::string& out_d
   else
     overlay = thumb_rgb.clone();
   const double l0_to_overlay = overlay_scale / thumb.scale_l0;
+  for (const Tile& t : plan.tiles) {  // the processed tile cores, thin and light
+    const double k = l0_to_overlay * res.scale;
+    cv::rectangle(overlay,
+                  cv::Rect(cv::Point(static_cast<int>(std::lround(t.core.x * k)), static_cast<int>(std::lround(t.core.y * k))),
+                           cv::Point(static_cast<int>(std::lround((t.core.x + t.core.width) * k)) - 1,
+                                     static_cast<int>(std::lround((t.core.y + t.core.height) * k)) - 1)),
+                  cv::Scalar(120, 170, 230), /*thickness=*/1, cv::LINE_8);
+  }
   const double um2 = res.work_mpp * res.work_mpp;
   const std::string geojson_path = (fs::path(out_dir) / "objects.geojson").string();
   const std::string tsv_path = (fs::path(out_dir) / "objects.tsv").string();
@@ -607,7 +615,7 @@ SlideRunResult run_slide(const std::string& slide_path, const std::string& out_d
               rings.push_back(ring);
               if (ri == 0 && !thumb_pts.empty())
                 cv::polylines(overlay, std::vector<std::vector<cv::Point>>{thumb_pts}, /*isClosed=*/true,
-                              cv::Scalar(o.color.r, o.color.g, o.color.b), /*thickness=*/1, cv::LINE_8);
+                              cv::Scalar(o.color.r, o.color.g, o.color.b), /*thickness=*/2, cv::LINE_8);
             }
             polys.push_back(rings);
           }

@@ -33,7 +33,7 @@
 //   labels.ome.tif    uint32 instance ids at the work resolution, tiled 256 px, deflate,
 //                     pyramid as SubIFDs (nearest), BigTIFF when over 2 GiB raw,
 //                     OME-XML PhysicalSizeX/Y in µm
-//   thumbnail.png     the thumbnail (<= 1024 px) with object outlines
+//   thumbnail.png     the thumbnail (<= 1024 px), processed tile cores, object outlines
 //   run.json          slide, levels, mpp, tiles, tissue fraction, segmenter, counts,
 //                     timings (written last: its presence marks a finished run)
 // Resume: a rerun with the same options skips recorded tiles; the outputs are a pure
