@@ -11,6 +11,8 @@ packages=(
   libtorch-dev libgloo-dev libopenblas0-openmp
   # images, CLI, JSON, TIFF
   libopencv-dev libcli11-dev nlohmann-json3-dev libtiff-dev
+  # whole slides (SVS, NDPI, MRXS, ...)
+  libopenslide-dev
   # tests
   libgtest-dev libgmock-dev
   # tests only: headless browser for the HTML report test, Python's torch for the
