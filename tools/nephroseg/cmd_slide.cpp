@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "command.h"
+#include "options.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
 #include "nephroseg/io/image.h"
@@ -75,7 +76,6 @@ class TileProgress {
 };
 
 int run_slide_cmd(SlideParams& p) {
-  NEPHRO_CHECK(!p.slide.empty() && !p.out.empty(), "--slide and --out are required");
   slide::SlideRunOptions opt = p.options;
   opt.tissue.mode = slide::tissue_mode_names().parse(p.tissue, "--tissue");
   opt.object_type = slide::object_type_names().parse(p.object_type, "--object-type");
@@ -111,8 +111,9 @@ int run_slide_cmd(SlideParams& p) {
 
 Runner setup_slide(CLI::App& app) {
   auto p = std::make_shared<SlideParams>();
-  app.add_option("--slide", p->slide, "slide file (SVS, NDPI, MRXS, OME-TIFF, TIFF, PNG, ...) or folder of slides");
-  app.add_option("--out", p->out, "output folder (one subfolder per slide for a folder)");
+  app.add_option("--slide", p->slide, "slide file (SVS, NDPI, MRXS, OME-TIFF, TIFF, PNG, ...) or folder of slides")
+      ->required();
+  add_out_option(app, p->out, "output folder (one subfolder per slide for a folder)");
   app.add_option("--segmenter", p->segmenter, "classical (weight-free); glomsam|sam|medsam: not yet on slides")
       ->capture_default_str();
   app.add_option("--checkpoint", p->checkpoint, "model checkpoint (model segmenters)");
