@@ -93,7 +93,11 @@ Runner setup(CLI::App& app) {
     const double scale = p->patch_size > 0 ? static_cast<double>(cfg.sam.img_size) / static_cast<double>(p->patch_size) : 1.0;
     glomsam::PredictOptions po;
     if (!p->box.empty()) po.box = parse_box(p->box);
-    if (p->box_from_gt) po.box = glomsam::box_from_mask(gt);
+    if (p->box_from_gt) {
+      NEPHRO_CHECK(gt.ne(0).any().item<bool>(), "--box-from-gt: the --gt mask '", p->gt,
+                   "' has no foreground pixel, so it gives no box");
+      po.box = glomsam::box_from_mask(gt);
+    }
     if (po.box) {
       for (auto& v : *po.box) v = static_cast<float>(v * scale);
     }
