@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "command.h"
+#include "nephroseg/core/atomic_file.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/glomsam/glomsam.h"
 #include "nephroseg/io/geojson.h"
@@ -104,6 +105,7 @@ Runner setup(CLI::App& app) {
     po.tile_overlap = p->overlap;
     auto model = glomsam::GlomSamModel::load(p->checkpoint, cfg);
     fs::create_directories(p->out);
+    remove_stale_temporaries(p->out);  // left by a run killed mid-write
     for (const auto& path : images) {
       cv::Mat rgb = io::read_image_rgb(path);
       cv::Mat input = rgb;
