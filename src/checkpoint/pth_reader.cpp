@@ -3,6 +3,7 @@
 // Every LibTorch (c10::Error) message from the zip layer becomes one line of ours.
 #include <ATen/ATen.h>
 #include <caffe2/serialize/inline_container.h>
+#include <caffe2/serialize/versions.h>
 #include <c10/util/Exception.h>
 
 #include <algorithm>
@@ -123,6 +124,7 @@ uint64_t le(const unsigned char* p, int n) {
 // One entry of the zip central directory, as far as the reader needs it.
 struct ZipEntry {
   uint64_t size = 0;  // uncompressed == compressed: only stored entries are accepted
+  uint64_t local_header = 0;
 };
 
 // Reads the zip central directory before LibTorch's reader allocates anything, so
@@ -155,6 +157,10 @@ std::map<std::string, ZipEntry> read_zip_index(const ser::ReadAdapterInterface& 
                " is a corrupt or truncated zip archive (no end-of-central-directory record)");
   uint64_t count = u(tail, eocd + 10, 2), cd_size = u(tail, eocd + 12, 4),
            cd_offset = u(tail, eocd + 16, 4);
+  // Single-disk archives only (as torch.save writes): the entries on this disk are all.
+  NEPHRO_CHECK(u(tail, eocd + 4, 2) == 0 && u(tail, eocd + 6, 2) == 0 &&
+                   u(tail, eocd + 8, 2) == count,
+               what, " is a corrupt zip archive (multi-disk end record)");
   if (count == 0xFFFF || cd_size == 0xFFFFFFFF || cd_offset == 0xFFFFFFFF) {
     const uint64_t eocd_pos = size - tail_len + eocd;
     NEPHRO_CHECK(eocd_pos >= 20, what, " is a corrupt zip archive (zip64 locator missing)");
@@ -173,6 +179,7 @@ std::map<std::string, ZipEntry> read_zip_index(const ser::ReadAdapterInterface& 
                " entries, ", cd_size, " bytes at ", cd_offset, " in a ", size, "-byte file)");
   const std::string cd = bytes(cd_offset, static_cast<size_t>(cd_size));
   std::map<std::string, ZipEntry> index;
+  std::string archive;  // "<folder>/" of the first entry
   size_t at = 0;
   for (uint64_t e = 0; e < count; ++e) {
     NEPHRO_CHECK(at + kCdh <= cd.size() && u(cd, at, 4) == 0x02014b50, what,
@@ -199,18 +206,48 @@ std::map<std::string, ZipEntry> read_zip_index(const ser::ReadAdapterInterface& 
       }
       x += 4 + len;
     }
-    // Record names are "<archive>/<record>", as PyTorchStreamReader looks them up.
+    // Record names are "<archive>/<record>", <archive> being the first entry's folder,
+    // as PyTorchStreamReader looks them up; other names are not records.
     const auto slash = name.find('/');
-    const std::string record = slash == std::string::npos ? name : name.substr(slash + 1);
+    if (e == 0) {
+      NEPHRO_CHECK(slash != std::string::npos && slash > 0, what,
+                   " is a zip file but not a torch.save checkpoint (its first file is not in "
+                   "a folder)");
+      archive = name.substr(0, slash + 1);
+    }
+    const bool in_archive = name.compare(0, archive.size(), archive) == 0;
+    const std::string record = in_archive ? name.substr(archive.size()) : name;
     NEPHRO_CHECK(method == 0, what, ": zip record '", record,
                  "' is compressed; torch.save writes stored records only (re-save the file "
                  "with torch.save)");
     NEPHRO_CHECK(comp == uncomp && local <= size && comp <= size - local, what,
                  " is a corrupt or truncated zip archive (record '", record, "' of ", uncomp,
                  " bytes does not fit in the ", size, "-byte file)");
-    index[record] = ZipEntry{uncomp};
+    if (in_archive) index[record] = ZipEntry{uncomp, local};
     at += kCdh + name_len + extra_len + comment_len;
   }
+  NEPHRO_CHECK(count > 0, what, " is an empty zip archive");
+  // The format version, checked here as PyTorchStreamReader would, so that its constructor does not throw: when it does, LibTorch's zip reader
+  // leaks its state.
+  auto version = index.find(".data/version");
+  if (version == index.end()) version = index.find("version");
+  NEPHRO_CHECK(version != index.end(), what,
+               " is a zip file but not a torch.save checkpoint (no version record)");
+  const std::string local = bytes(version->second.local_header, 30);
+  NEPHRO_CHECK(u(local, 0, 4) == 0x04034b50 && version->second.size <= 64, what,
+               " is a corrupt zip archive (version record)");
+  const std::string text =
+      bytes(version->second.local_header + 30 + u(local, 26, 2) + u(local, 28, 2),
+            static_cast<size_t>(version->second.size));
+  uint64_t v = 0;
+  size_t k = 0;
+  while (k < text.size() && (text[k] == ' ' || text[k] == '\t' || text[k] == '\n')) ++k;
+  const size_t digits = k;
+  while (k < text.size() && text[k] >= '0' && text[k] <= '9' && k - digits < 6) v = v * 10 + (text[k++] - '0');
+  NEPHRO_CHECK(k > digits && v >= ser::kMinSupportedFileFormatVersion &&
+                   v <= ser::kMaxSupportedFileFormatVersion,
+               what, " has an unsupported checkpoint format version (expected ",
+               ser::kMinSupportedFileFormatVersion, "..", ser::kMaxSupportedFileFormatVersion, ")");
   return index;
 }
 
