@@ -17,6 +17,8 @@ packages=(
   # independent checks against files written by torch.save, scikit-image for MedSAM's
   # resize
   chromium python3-torch python3-numpy python3-skimage
+  # fuzzing (fuzz/run_smoke.sh): clang with libFuzzer, ASan and UBSan runtimes
+  clang-14 libclang-rt-14-dev
 )
 
 SUDO=""
