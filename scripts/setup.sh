@@ -21,6 +21,8 @@ packages=(
   chromium python3-torch python3-numpy python3-skimage
   # tests only: a single-node Slurm cluster (scripts/slurm/local_cluster.sh)
   slurm-wlm munge
+  # fuzzing (fuzz/run_smoke.sh): clang with libFuzzer, ASan and UBSan runtimes
+  clang-14 libclang-rt-14-dev
 )
 
 SUDO=""

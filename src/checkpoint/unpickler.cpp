@@ -10,6 +10,8 @@
 
 #include <ATen/ATen.h>
 
+#include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <unordered_map>
@@ -38,6 +40,11 @@ struct Node {
   std::vector<NodeP> items;           // kList, kTuple
   std::vector<std::pair<NodeP, NodeP>> entries;  // kDict
   bool ordered = false;               // dict came from collections.OrderedDict
+  // Nesting depth (1 for a leaf). Exact because a container that is already stored
+  // in another one is never modified again (see Machine::adopt).
+  int depth = 1;
+  bool contained = false;             // stored in a list, tuple or dict
+  std::unique_ptr<std::unordered_map<std::string, size_t>> index;  // kDict: str key -> entry
 };
 
 NodeP make(Node::K k) {
@@ -71,7 +78,9 @@ class Machine {
  public:
   Machine(const char* data, size_t size, const StorageLoader& loader, const std::string& what)
       : p_(reinterpret_cast<const unsigned char*>(data)), end_(p_ + size), loader_(loader),
-        what_(what) {}
+        what_(what), refs_left_(budget(kPickleRefsPerByte, size, kPickleRefsBase)),
+        values_left_(budget(kPickleValuesPerByte, size, kPickleValuesBase)),
+        value_bytes_left_(budget(kPickleValueBytesPerByte, size, kPickleValueBytesBase)) {}
 
   NodeP run() {
     while (true) {
@@ -119,7 +128,7 @@ class Machine {
         }
         case 'F': {                                         // FLOAT (text)
           auto n = make(Node::K::kFloat);
-          n->f = std::stod(read_line());
+          n->f = parse_text_float(read_line());
           push(n);
           break;
         }
@@ -134,7 +143,7 @@ class Machine {
         case ')': push(make(Node::K::kTuple)); break;       // EMPTY_TUPLE
         case 't': {                                         // TUPLE
           auto n = make(Node::K::kTuple);
-          n->items = pop_to_mark();
+          for (auto& v : pop_to_mark()) append(n, v, "TUPLE");
           push(n);
           break;
         }
@@ -144,7 +153,7 @@ class Machine {
         case ']': push(make(Node::K::kList)); break;        // EMPTY_LIST
         case 'l': {                                         // LIST
           auto n = make(Node::K::kList);
-          n->items = pop_to_mark();
+          for (auto& v : pop_to_mark()) append(n, v, "LIST");
           push(n);
           break;
         }
@@ -152,14 +161,14 @@ class Machine {
           NodeP v = pop();
           NodeP list = top();
           expect(list, Node::K::kList, "APPEND");
-          list->items.push_back(v);
+          append(list, v, "APPEND");
           break;
         }
         case 'e': {                                         // APPENDS
           auto vs = pop_to_mark();
           NodeP list = top();
           expect(list, Node::K::kList, "APPENDS");
-          for (auto& v : vs) list->items.push_back(v);
+          for (auto& v : vs) append(list, v, "APPENDS");
           break;
         }
         case '}': push(make(Node::K::kDict)); break;        // EMPTY_DICT
@@ -223,11 +232,11 @@ class Machine {
         }
         case 'q': memo_put(read_le_unsigned(1)); break;     // BINPUT
         case 'r': memo_put(read_le_unsigned(4)); break;     // LONG_BINPUT
-        case 'p': memo_put(std::stoull(read_line())); break;// PUT
+        case 'p': memo_put(parse_text_index(read_line(), "PUT")); break;  // PUT
         case 0x94: memo_put(memo_.size()); break;           // MEMOIZE
         case 'h': memo_get(read_le_unsigned(1)); break;     // BINGET
         case 'j': memo_get(read_le_unsigned(4)); break;     // LONG_BINGET
-        case 'g': memo_get(std::stoull(read_line())); break;// GET
+        case 'g': memo_get(parse_text_index(read_line(), "GET")); break;  // GET
         default:
           NEPHRO_FAIL(what_, ": unsupported pickle opcode 0x", to_hex(op), " at byte ",
                       (p_ - 1) - begin(),
@@ -309,7 +318,41 @@ class Machine {
     if (line == "01") return push_bool(true);
     if (line == "00") return push_bool(false);
     if (!line.empty() && line.back() == 'L') line.pop_back();
-    push_int(std::stoll(line));
+    errno = 0;
+    char* end = nullptr;
+    const long long v = line.empty() ? 0 : std::strtoll(line.c_str(), &end, 10);
+    NEPHRO_CHECK(!line.empty() && end == line.c_str() + line.size() && errno == 0, what_,
+                 ": corrupt pickle (text integer '", printable(line), "' is not a 64-bit number)");
+    push_int(v);
+  }
+  double parse_text_float(const std::string& line) {
+    errno = 0;
+    char* end = nullptr;
+    const double v = line.empty() ? 0 : std::strtod(line.c_str(), &end);
+    NEPHRO_CHECK(!line.empty() && end == line.c_str() + line.size(), what_,
+                 ": corrupt pickle (text float '", printable(line), "' is not a number)");
+    return v;
+  }
+  uint64_t parse_text_index(const std::string& line, const char* op) {
+    uint64_t v = 0;
+    bool ok = !line.empty() && line.size() <= 19;
+    for (char c : line) {
+      if (c < '0' || c > '9') ok = false;
+      if (ok) v = v * 10 + static_cast<uint64_t>(c - '0');
+    }
+    NEPHRO_CHECK(ok, what_, ": corrupt pickle (", op, " index '", printable(line),
+                 "' is not a number)");
+    return v;
+  }
+  // At most 40 characters of s, non-printable bytes as '?'.
+  static std::string printable(const std::string& s) {
+    std::string out;
+    for (size_t k = 0; k < s.size() && k < 40; ++k) {
+      const unsigned char c = static_cast<unsigned char>(s[k]);
+      out += c >= 32 && c < 127 ? static_cast<char>(c) : '?';
+    }
+    if (s.size() > 40) out += "...";
+    return out;
   }
   void push_str(uint64_t n, Node::K kind) {
     const unsigned char* b = take(n);
@@ -319,8 +362,9 @@ class Machine {
   }
   void push_tuple(size_t n) {
     auto t = make(Node::K::kTuple);
-    t->items.resize(n);
-    for (size_t k = n; k-- > 0;) t->items[k] = pop();
+    std::vector<NodeP> items(n);
+    for (size_t k = n; k-- > 0;) items[k] = pop();
+    for (auto& v : items) append(t, v, "TUPLE");
     push(t);
   }
   void expect(const NodeP& n, Node::K k, const char* op) {
@@ -329,26 +373,64 @@ class Machine {
   void set_items(const NodeP& d, const std::vector<NodeP>& kv) {
     NEPHRO_CHECK(kv.size() % 2 == 0, what_, ": corrupt pickle (odd SETITEMS)");
     for (size_t k = 0; k < kv.size(); k += 2) {
-      bool replaced = false;
+      adopt(d, kv[k], "SETITEM");
+      adopt(d, kv[k + 1], "SETITEM");
       if (kv[k]->k == Node::K::kStr) {
-        for (auto& e : d->entries) {
-          if (e.first->k == Node::K::kStr && e.first->s == kv[k]->s) {
-            e.second = kv[k + 1];
-            replaced = true;
-          }
+        // A repeated string key replaces the value, as in a Python dict; the index
+        // keeps this linear in the number of entries.
+        if (!d->index) d->index = std::make_unique<std::unordered_map<std::string, size_t>>();
+        auto [it, fresh] = d->index->try_emplace(kv[k]->s, d->entries.size());
+        if (!fresh) {
+          d->entries[it->second].second = kv[k + 1];
+          continue;
         }
       }
-      if (!replaced) d->entries.emplace_back(kv[k], kv[k + 1]);
+      d->entries.emplace_back(kv[k], kv[k + 1]);
     }
   }
-  void memo_put(uint64_t idx) {
-    NEPHRO_CHECK(idx < (1u << 28), what_, ": corrupt pickle (memo index)");
-    if (memo_.size() <= idx) memo_.resize(idx + 1);
-    memo_[idx] = top();
+  // Records that `child` is stored in `parent`. Limits by construction:
+  //  - a container already stored in another one is never modified again, which is
+  //    how torch.save writes (children are complete before their parent takes them);
+  //    this rejects every reference cycle (no shared_ptr cycle can form) and keeps
+  //    the depth of each node exact;
+  //  - nesting deeper than kMaxPickleDepth is refused, so the recursive conversion and
+  //    destruction of the tree cannot overflow the C++ stack;
+  //  - the total number of stored references is bounded by the pickle's size.
+  void adopt(const NodeP& parent, const NodeP& child, const char* op) {
+    NEPHRO_CHECK(!parent->contained, what_, ": corrupt pickle (", op,
+                 " modifies an object already stored in another one; cyclic or "
+                 "self-referencing objects are not read)");
+    NEPHRO_CHECK(parent.get() != child.get(), what_, ": corrupt pickle (", op,
+                 " stores an object inside itself; cyclic objects are not read)");
+    NEPHRO_CHECK(refs_left_ > 0, what_, ": pickle holds too many object references (limit ",
+                 refs_limit(), " for a ", end_ - start_, "-byte pickle)");
+    --refs_left_;
+    child->contained = true;
+    parent->depth = std::max(parent->depth, child->depth + 1);
+    NEPHRO_CHECK(parent->depth <= kMaxPickleDepth, what_, ": pickle nesting deeper than ",
+                 kMaxPickleDepth, " levels");
   }
+  void append(const NodeP& list, const NodeP& v, const char* op) {
+    adopt(list, v, op);
+    list->items.push_back(v);
+  }
+  static uint64_t budget(uint64_t per_byte, uint64_t size, uint64_t base) {
+    uint64_t v = 0;
+    if (__builtin_mul_overflow(per_byte, size, &v) || __builtin_add_overflow(v, base, &v)) {
+      return ~uint64_t(0);
+    }
+    return v;
+  }
+  uint64_t refs_limit() const {
+    return budget(kPickleRefsPerByte, static_cast<uint64_t>(end_ - start_), kPickleRefsBase);
+  }
+  // The memo is a map: its size grows with the PUT opcodes actually executed (each
+  // costs at least two bytes of pickle), never with the largest index named.
+  void memo_put(uint64_t idx) { memo_[idx] = top(); }
   void memo_get(uint64_t idx) {
-    NEPHRO_CHECK(idx < memo_.size() && memo_[idx], what_, ": corrupt pickle (memo ", idx, ")");
-    push(memo_[idx]);
+    auto it = memo_.find(idx);
+    NEPHRO_CHECK(it != memo_.end(), what_, ": corrupt pickle (memo ", idx, " was never stored)");
+    push(it->second);
   }
 
   NodeP global(const std::string& name) {
@@ -401,17 +483,32 @@ class Machine {
     const std::vector<int64_t> sizes = int_list(a[2], what_);
     const std::vector<int64_t> strides = int_list(a[3], what_);
     NEPHRO_CHECK(sizes.size() == strides.size(), what_, ": corrupt tensor record (rank)");
+    NEPHRO_CHECK(sizes.size() <= kMaxTensorRank, what_, ": corrupt tensor record (rank ",
+                 sizes.size(), " > ", kMaxTensorRank, ")");
     const int64_t offset = a[1]->i;
-    // Bounds check: the largest element addressed must lie inside the storage.
-    int64_t last = offset;
-    bool empty = false;
+    NEPHRO_CHECK(offset >= 0, what_, ": corrupt tensor record (negative storage offset)");
+    // Bounds check before any view exists, every step overflow-checked: the view's
+    // element count and the last element it addresses must both fit in the storage.
+    // (Overlapping views, e.g. from expand(), would address fewer elements than they
+    // hold; torch.save never writes them for module parameters and they are refused.)
+    int64_t last = offset, numel = 1;
+    bool overflow = false;
     for (size_t d = 0; d < sizes.size(); ++d) {
-      NEPHRO_CHECK(sizes[d] >= 0 && strides[d] >= 0, what_, ": corrupt tensor record (shape)");
-      if (sizes[d] == 0) empty = true;
-      last += (sizes[d] - 1) * strides[d];
+      NEPHRO_CHECK(sizes[d] >= 0 && strides[d] >= 0, what_,
+                   ": corrupt tensor record (negative size or stride)");
+      overflow |= __builtin_mul_overflow(numel, sizes[d], &numel);
     }
-    NEPHRO_CHECK(empty || (offset >= 0 && last < storage.numel()), what_,
-                 ": tensor view exceeds its storage (corrupt checkpoint)");
+    if (numel > 0) {
+      for (size_t d = 0; d < sizes.size(); ++d) {
+        int64_t span = 0;
+        overflow |= __builtin_mul_overflow(sizes[d] - 1, strides[d], &span);
+        overflow |= __builtin_add_overflow(last, span, &last);
+      }
+    }
+    NEPHRO_CHECK(!overflow, what_, ": corrupt tensor record (size x stride overflows)");
+    NEPHRO_CHECK(numel == 0 || (last < storage.numel() && numel <= storage.numel()), what_,
+                 ": tensor view exceeds its storage (", numel, " elements up to index ", last,
+                 ", storage holds ", storage.numel(), "; corrupt checkpoint)");
     auto n = make(Node::K::kTensor);
     n->t = at::empty({0}, storage.options()).set_(storage.storage(), offset, sizes, strides);
     return n;
@@ -446,7 +543,9 @@ class Machine {
     }
     if (fn->s == "builtins.set" || fn->s == "__builtin__.set") {
       auto l = make(Node::K::kList);
-      if (!a.empty() && a[0]->k == Node::K::kList) l->items = a[0]->items;
+      if (!a.empty() && a[0]->k == Node::K::kList) {
+        for (const auto& v : a[0]->items) append(l, v, "set()");
+      }
       return l;
     }
     NEPHRO_FAIL(what_, ": cannot call '", fn->s, "'");
@@ -488,13 +587,37 @@ class Machine {
   const std::string& what_;
   const unsigned char* start_ = p_;  // declared after p_: initialised from it
   std::vector<NodeP> stack_;
-  std::vector<NodeP> memo_;
+  std::unordered_map<uint64_t, NodeP> memo_;
   std::unordered_map<std::string, NodeP> storages_;
+  uint64_t refs_left_;         // references containers may still store
+  uint64_t values_left_;       // Values the conversion may still produce
+  uint64_t value_bytes_left_;  // string bytes the conversion may still copy
 
  public:
-  // Converts the internal tree to the public Value tree.
+  void check_fanout(uint64_t children) {
+    NEPHRO_CHECK(children <= values_left_, what_,
+                 ": pickle expands to too many objects (it references the same objects "
+                 "over and over; limit ",
+                 budget(kPickleValuesPerByte, static_cast<uint64_t>(end_ - start_),
+                        kPickleValuesBase),
+                 ")");
+  }
+  // Converts the internal tree to the public Value tree. Value is a plain value type,
+  // so an object the pickle references n times (memo GET, DUP) is copied n times;
+  // tensors share their storage. The copies are budgeted (kPickleValues*, counted as
+  // they are made), so a pickle that references one object exponentially often (a
+  // tuple of itself, twice, a hundred levels deep) is refused after at most the budget,
+  // in milliseconds, instead of expanding.
   Value to_value(const NodeP& n, int depth = 0) {
-    NEPHRO_CHECK(depth < 200, what_, ": pickle nesting too deep");
+    NEPHRO_CHECK(depth <= kMaxPickleDepth, what_, ": pickle nesting deeper than ",
+                 kMaxPickleDepth, " levels");
+    NEPHRO_CHECK(values_left_ > 0, what_,
+                 ": pickle expands to too many objects (it references the same objects "
+                 "over and over; limit ",
+                 budget(kPickleValuesPerByte, static_cast<uint64_t>(end_ - start_),
+                        kPickleValuesBase),
+                 ")");
+    --values_left_;
     Value v;
     switch (n->k) {
       case Node::K::kNone: v.kind = Value::Kind::kNone; break;
@@ -502,15 +625,26 @@ class Machine {
       case Node::K::kInt: v.kind = Value::Kind::kInt; v.i = n->i; break;
       case Node::K::kFloat: v.kind = Value::Kind::kFloat; v.f = n->f; break;
       case Node::K::kStr:
-      case Node::K::kBytes: v.kind = Value::Kind::kString; v.s = n->s; break;
+      case Node::K::kBytes:
+        NEPHRO_CHECK(value_bytes_left_ >= n->s.size(), what_,
+                     ": pickle expands to too many string bytes (it references the same "
+                     "strings over and over)");
+        value_bytes_left_ -= n->s.size();
+        v.kind = Value::Kind::kString;
+        v.s = n->s;
+        break;
       case Node::K::kTensor: v.kind = Value::Kind::kTensor; v.tensor = n->t; break;
       case Node::K::kList:
       case Node::K::kTuple:
         v.kind = n->k == Node::K::kList ? Value::Kind::kList : Value::Kind::kTuple;
+        check_fanout(n->items.size());
+        v.items.reserve(n->items.size());
         for (const auto& it : n->items) v.items.push_back(to_value(it, depth + 1));
         break;
       case Node::K::kDict:
         v.kind = Value::Kind::kDict;
+        check_fanout(2 * n->entries.size());
+        v.entries.reserve(n->entries.size());
         for (const auto& [k, val] : n->entries) {
           v.entries.emplace_back(to_value(k, depth + 1), to_value(val, depth + 1));
         }

@@ -171,23 +171,36 @@ double Boundary::cast(cv::Point2d o, cv::Point2d d, double t_min, double t_max) 
 }
 
 double Boundary::nearest(cv::Point2d p, double max_r) const {
-  const int gx = static_cast<int>(std::floor(p.x / cell_)), gy = static_cast<int>(std::floor(p.y / cell_));
   double best = std::numeric_limits<double>::infinity();
-  const int max_ring = static_cast<int>(std::ceil(max_r / cell_)) + 1;
+  if (segs_.empty()) return best;  // no boundary at all: nothing is near
+  const int gx = static_cast<int>(std::floor(p.x / cell_)), gy = static_cast<int>(std::floor(p.y / cell_));
+  // Rings beyond the grid hold no segment: stop there even when max_r is huge (the
+  // distance transform of a mask without background is ~FLT_MAX).
+  const int grid_reach = std::max({gx + 1, gw_ - gx, gy + 1, gh_ - gy});
+  const double want = std::min(std::ceil(max_r / cell_) + 1.0, static_cast<double>(grid_reach));
+  const int max_ring = want > 0 ? static_cast<int>(want) : 0;
+  auto visit = [&](int x, int y) {
+    if (x < 0 || y < 0 || x >= gw_ || y >= gh_) return;
+    for (int i : grid_[static_cast<size_t>(y) * gw_ + x]) {
+      const Seg& s = segs_[i];
+      const cv::Point2d e = s.b - s.a;
+      const double len2 = e.dot(e);
+      const double u = len2 > 0 ? std::clamp((p - s.a).dot(e) / len2, 0.0, 1.0) : 0.0;
+      const cv::Point2d q = s.a + u * e;
+      best = std::min(best, std::hypot(p.x - q.x, p.y - q.y));
+    }
+  };
   for (int r = 0; r <= max_ring; ++r) {
-    for (int y = gy - r; y <= gy + r; ++y)
-      for (int x = gx - r; x <= gx + r; ++x) {
-        if (std::max(std::abs(x - gx), std::abs(y - gy)) != r) continue;
-        if (x < 0 || y < 0 || x >= gw_ || y >= gh_) continue;
-        for (int i : grid_[static_cast<size_t>(y) * gw_ + x]) {
-          const Seg& s = segs_[i];
-          const cv::Point2d e = s.b - s.a;
-          const double len2 = e.dot(e);
-          const double u = len2 > 0 ? std::clamp((p - s.a).dot(e) / len2, 0.0, 1.0) : 0.0;
-          const cv::Point2d q = s.a + u * e;
-          best = std::min(best, std::hypot(p.x - q.x, p.y - q.y));
-        }
-      }
+    // The cells at Chebyshev distance r from (gx, gy): top and bottom rows, then the
+    // two columns between them (O(r) per ring, not O(r^2)).
+    for (int x = gx - r; x <= gx + r; ++x) {
+      visit(x, gy - r);
+      if (r > 0) visit(x, gy + r);
+    }
+    for (int y = gy - r + 1; y <= gy + r - 1; ++y) {
+      visit(gx - r, y);
+      visit(gx + r, y);
+    }
     if (best <= r * cell_) break;
   }
   return best;

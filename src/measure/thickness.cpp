@@ -159,6 +159,9 @@ ThicknessResult measure_thickness(const cv::Mat& mask_in, const ThicknessOptions
   result.nm_per_pixel = o.nm_per_pixel;
   result.mask_area_px = cv::countNonZero(mask);
   NEPHRO_CHECK(result.mask_area_px > 0, "thickness: the mask is empty (no foreground pixel)");
+  NEPHRO_CHECK(result.mask_area_px < static_cast<double>(W) * H,
+               "thickness: the mask has no background pixel (it covers the whole ", W, "x", H,
+               " image, so no membrane edge can be measured)");
 
   cv::Mat field;
   mask.convertTo(field, CV_32F, 1.0 / 255.0);

@@ -3,8 +3,13 @@
 
 #include <chrono>
 #include <cmath>
+#include <csignal>
 #include <cstdio>
+#include <functional>
+#include <thread>
 #include <opencv2/imgproc.hpp>
+#include <sys/wait.h>
+#include <unistd.h>
 
 #include "nephroseg/core/error.h"
 #include "nephroseg/measure/phantom.h"
@@ -164,4 +169,61 @@ TEST(Phantom, DeterministicAndWellFormed) {
   EXPECT_DOUBLE_EQ(a.true_thickness_nm(), 10 * po.nm_per_pixel);
   // The membrane is darker than the background on average.
   EXPECT_LT(cv::mean(a.image, a.mask)[0] + 20, cv::mean(a.image, a.mask == 0)[0]);
+}
+
+namespace {
+
+// Runs fn in a child process and returns its exit status, or -1 when it is still
+// running after limit_s seconds (the child is then killed): a hang fails the test
+// instead of stalling the suite.
+int exit_status_within(double limit_s, const std::function<int()>& fn) {
+  const pid_t pid = fork();
+  if (pid == 0) _exit(fn());
+  const auto t0 = std::chrono::steady_clock::now();
+  while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < limit_s) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) return WIFEXITED(status) ? WEXITSTATUS(status) : 128;
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, nullptr, 0);
+  return -1;
+}
+
+}  // namespace
+
+TEST(Thickness, MaskWithoutBackgroundIsAClearErrorNotAHang) {
+  // Regression: a 64 x 64 all-foreground mask looped forever in the boundary's
+  // nearest-point search (the distance transform has no background to measure to).
+  for (int size : {64, 300}) {
+    const int status = exit_status_within(20.0, [size] {
+      ThicknessOptions o;
+      o.nm_per_pixel = 2;
+      try {
+        measure_thickness(cv::Mat(size, size, CV_8U, cv::Scalar(255)), o);
+      } catch (const Error& e) {
+        return std::string(e.what()).find("no background pixel") != std::string::npos ? 0 : 2;
+      }
+      return 3;  // no error
+    });
+    EXPECT_EQ(status, 0) << size << "x" << size << " (-1: still running after 20 s)";
+  }
+}
+
+TEST(Thickness, NearlyFullMaskFinishesInBoundedTime) {
+  // One background pixel in a corner: the widths reach across the whole image, and
+  // each nearest-point query used to scan O(r^2) grid cells per ring.
+  const int status = exit_status_within(60.0, [] {
+    cv::Mat m(160, 160, CV_8U, cv::Scalar(255));
+    m.at<uchar>(0, 0) = 0;
+    ThicknessOptions o;
+    o.nm_per_pixel = 2;
+    try {
+      measure_thickness(m, o);
+    } catch (const Error&) {
+      return 0;  // a clear error is a defined result too
+    }
+    return 0;
+  });
+  EXPECT_EQ(status, 0) << "(-1: still running after 60 s)";
 }

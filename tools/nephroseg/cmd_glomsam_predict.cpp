@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "command.h"
+#include "nephroseg/core/atomic_file.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/glomsam/glomsam.h"
 #include "nephroseg/io/geojson.h"
@@ -93,13 +94,18 @@ Runner setup(CLI::App& app) {
     const double scale = p->patch_size > 0 ? static_cast<double>(cfg.sam.img_size) / static_cast<double>(p->patch_size) : 1.0;
     glomsam::PredictOptions po;
     if (!p->box.empty()) po.box = parse_box(p->box);
-    if (p->box_from_gt) po.box = glomsam::box_from_mask(gt);
+    if (p->box_from_gt) {
+      NEPHRO_CHECK(gt.ne(0).any().item<bool>(), "--box-from-gt: the --gt mask '", p->gt,
+                   "' has no foreground pixel, so it gives no box");
+      po.box = glomsam::box_from_mask(gt);
+    }
     if (po.box) {
       for (auto& v : *po.box) v = static_cast<float>(v * scale);
     }
     po.tile_overlap = p->overlap;
     auto model = glomsam::GlomSamModel::load(p->checkpoint, cfg);
     fs::create_directories(p->out);
+    remove_stale_temporaries(p->out);  // left by a run killed mid-write
     for (const auto& path : images) {
       cv::Mat rgb = io::read_image_rgb(path);
       cv::Mat input = rgb;

@@ -5,6 +5,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 
 #include "models/glomsam/glomsam.h"
 #include "nephroseg/checkpoint/pth.h"
@@ -114,6 +115,16 @@ PredictResult GlomSamModel::predict(const cv::Mat& rgb, const PredictOptions& op
   const int64_t H = rgb.rows, W = rgb.cols;
   NEPHRO_CHECK(options.tile_overlap >= 0 && options.tile_overlap < S,
                "GlomSAM predict: tile_overlap must be in [0, ", S, ")");
+  if (options.box) {
+    const Box& b = *options.box;
+    NEPHRO_CHECK(std::isfinite(b[0]) && std::isfinite(b[1]) && std::isfinite(b[2]) &&
+                     std::isfinite(b[3]) && b[2] > b[0] && b[3] > b[1],
+                 "GlomSAM predict: the box (", b[0], ",", b[1], ",", b[2], ",", b[3],
+                 ") must be finite with x1 > x0 and y1 > y0");
+    NEPHRO_CHECK(b[2] > 0 && b[3] > 0 && b[0] < W && b[1] < H, "GlomSAM predict: the box (", b[0],
+                 ",", b[1], ",", b[2], ",", b[3], ") lies entirely outside the ", W, "x", H,
+                 " image");
+  }
   cv::Mat cont = rgb.isContinuous() ? rgb : rgb.clone();
   // [H, W, 3] uint8 -> [3, H, W] float in [0,1] (uint8 * float32(1/255), as the reference).
   at::Tensor img = at::from_blob(cont.data, {H, W, 3}, at::kByte).permute({2, 0, 1}).to(at::kFloat) *
