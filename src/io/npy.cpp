@@ -83,9 +83,24 @@ at::Tensor read_npy(const std::string& path) {
       item.erase(0, item.find_first_not_of(" \t"));
       item.erase(item.find_last_not_of(" \tL") + 1);
       if (item.empty()) continue;
+      NEPHRO_CHECK(item.size() <= 18 && item.find_first_not_of("0123456789") == std::string::npos, "'", path,
+                   "': .npy shape entry '", item, "' is not a dimension");
       shape.push_back(std::stoll(item));
     }
   }
+  NEPHRO_CHECK(shape.size() <= 16, "'", path, "': .npy has ", shape.size(), " dimensions (at most 16)");
+  // The declared size must fit the bytes the file holds before anything is allocated.
+  const std::streamoff data_start = in.tellg();
+  in.seekg(0, std::ios::end);
+  const std::streamoff file_end = in.tellg();
+  in.seekg(data_start);
+  NEPHRO_CHECK(data_start >= 0 && file_end >= data_start, "'", path, "': cannot read .npy data");
+  uint64_t nbytes_u = static_cast<uint64_t>(at::elementSize(type));
+  for (int64_t d : shape)
+    NEPHRO_CHECK(!__builtin_mul_overflow(nbytes_u, static_cast<uint64_t>(d), &nbytes_u), "'", path,
+                 "': .npy shape overflows");
+  NEPHRO_CHECK(nbytes_u <= static_cast<uint64_t>(file_end - data_start), "'", path, "': .npy data truncated (the header declares ",
+               nbytes_u, " bytes, the file holds ", file_end - data_start, ")");
   at::Tensor out = at::empty(shape, at::TensorOptions().dtype(type));
   const auto nbytes = static_cast<std::streamsize>(out.numel() * out.element_size());
   in.read(static_cast<char*>(out.data_ptr()), nbytes);

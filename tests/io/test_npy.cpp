@@ -43,3 +43,38 @@ TEST(Npy, RejectsBadFilesByName) {
     EXPECT_NE(std::string(e.what()).find("bad.npy"), std::string::npos);
   }
 }
+
+// Found by fuzz/fuzz_npy: a shape entry that is not a number escaped as std::stoll's
+// exception; a huge declared shape was allocated before the data was checked.
+TEST(Npy, HostileHeadersAreClearErrorsWithoutAllocating) {
+  const std::string dir = test::temp_dir("npy_hostile");
+  auto write = [&](const std::string& name, const std::string& header, size_t data_bytes) {
+    std::string h = header;
+    while ((10 + h.size() + 1) % 64) h += ' ';
+    h += '\n';
+    std::string bytes = std::string("\x93NUMPY\x01\x00", 8);
+    bytes += static_cast<char>(h.size() & 0xff);
+    bytes += static_cast<char>(h.size() >> 8);
+    bytes += h + std::string(data_bytes, '\0');
+    std::ofstream(dir + "/" + name, std::ios::binary) << bytes;
+    return dir + "/" + name;
+  };
+  auto error_of = [](const std::string& path) {
+    try {
+      io::read_npy(path);
+    } catch (const Error& e) {
+      return std::string(e.what());
+    }
+    return std::string("no error");
+  };
+  const std::string bad = write("bad.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (0,\xfd 2), }", 0);
+  EXPECT_NE(error_of(bad).find("is not a dimension"), std::string::npos) << error_of(bad);
+  const std::string huge =
+      write("huge.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (100000, 100000, 100000), }", 16);
+  EXPECT_NE(error_of(huge).find("the header declares"), std::string::npos) << error_of(huge);
+  const std::string over =
+      write("over.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (999999999999999999, 999999999999), }", 16);
+  EXPECT_NE(error_of(over).find("overflows"), std::string::npos) << error_of(over);
+  const std::string ok = write("ok.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", 16);
+  EXPECT_EQ(io::read_npy(ok).numel(), 4);
+}
