@@ -1,12 +1,14 @@
 # nephroseg_add_library(<area> SOURCES ... DEPS ...)
-#   Creates the static library nephroseg_<area> from src/<area>, with the public
-#   include/ folder and src/ (for internal module headers) on its include path.
+#   Creates the static library nephroseg_<area> from src/<area>. The public include/
+#   folder is on its users' include path; src/ (internal module headers such as
+#   models/sam/internal.h) only on its own. Tests and benchmarks that need internals
+#   link nephroseg_internal (see nephroseg_add_internal_target).
 function(nephroseg_add_library area)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
   set(target nephroseg_${area})
   add_library(${target} STATIC ${ARG_SOURCES})
-  target_include_directories(${target} PUBLIC
-    ${PROJECT_SOURCE_DIR}/include ${PROJECT_SOURCE_DIR}/src)
+  target_include_directories(${target} PUBLIC ${PROJECT_SOURCE_DIR}/include
+                             PRIVATE ${PROJECT_SOURCE_DIR}/src)
   target_link_libraries(${target} PUBLIC ${ARG_DEPS} PRIVATE nephroseg_warnings)
   set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE ON)
   set_property(GLOBAL APPEND PROPERTY NEPHROSEG_AREAS ${target})
@@ -29,4 +31,13 @@ function(nephroseg_add_test name)
     WORKING_DIRECTORY ${PROJECT_BINARY_DIR}
     PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
     DISCOVERY_TIMEOUT 120)
+endfunction()
+
+# nephroseg_add_internal_target()
+#   nephroseg_internal: an INTERFACE target that puts src/ on the include path, for
+#   the tests and benchmarks that reach internal module headers (src/models/*/
+#   internal.h and friends). The CLI never links it.
+function(nephroseg_add_internal_target)
+  add_library(nephroseg_internal INTERFACE)
+  target_include_directories(nephroseg_internal INTERFACE ${PROJECT_SOURCE_DIR}/src)
 endfunction()

@@ -98,6 +98,17 @@ bool is_float(at::ScalarType t) {
 
 }  // namespace
 
+BindError::BindError(const std::string& message, std::string checkpoint,
+                     std::vector<std::string> missing, std::vector<std::string> unexpected,
+                     std::vector<Mismatch> mismatched, size_t expected_count, size_t found_count)
+    : Error(message),
+      checkpoint_(std::move(checkpoint)),
+      missing_(std::move(missing)),
+      unexpected_(std::move(unexpected)),
+      mismatched_(std::move(mismatched)),
+      expected_count_(expected_count),
+      found_count_(found_count) {}
+
 void bind_state_dict(torch::nn::Module& module, const StateDict& sd, const std::string& what,
                      const BindOptions& options) {
   const StateDict expected = state_dict_of(module);
@@ -106,6 +117,7 @@ void bind_state_dict(torch::nn::Module& module, const StateDict& sd, const std::
   const std::unordered_set<std::string> allow_unexpected(options.allow_unexpected.begin(),
                                                          options.allow_unexpected.end());
   std::vector<std::string> missing, unexpected, mismatched;
+  std::vector<BindError::Mismatch> mismatches;
   for (const auto& key : expected.keys()) {
     if (!sd.contains(key)) {
       if (!allow_missing.count(key)) missing.push_back(key);
@@ -116,10 +128,13 @@ void bind_state_dict(torch::nn::Module& module, const StateDict& sd, const std::
     if (want.sizes() != got.sizes()) {
       mismatched.push_back(key + ": expected " + shape_str(want.sizes()) + ", found " +
                            shape_str(got.sizes()));
+      mismatches.push_back({key, want.sizes().vec(), got.sizes().vec(), {}, {}});
     } else if (is_float(want.scalar_type()) != is_float(got.scalar_type())) {
       std::ostringstream o;
       o << key << ": expected dtype " << want.scalar_type() << ", found " << got.scalar_type();
       mismatched.push_back(o.str());
+      mismatches.push_back({key, want.sizes().vec(), got.sizes().vec(),
+                            c10::toString(want.scalar_type()), c10::toString(got.scalar_type())});
     }
   }
   for (const auto& key : sd.keys()) {
@@ -137,7 +152,8 @@ void bind_state_dict(torch::nn::Module& module, const StateDict& sd, const std::
     list("missing keys", missing);
     list("unexpected keys", unexpected);
     list("shape/dtype mismatches", mismatched);
-    throw Error(msg.str());
+    throw BindError(msg.str(), what, std::move(missing), std::move(unexpected),
+                    std::move(mismatches), expected.size(), sd.size());
   }
 
   at::NoGradGuard no_grad;

@@ -13,7 +13,7 @@
 #include <random>
 #include <sstream>
 
-#include "models/glomsam/glomsam.h"
+#include "models/glomsam/internal.h"
 #include "models/unet/unet.h"
 #include "nephroseg/checkpoint/pth.h"
 #include "nephroseg/checkpoint/state_dict.h"
@@ -356,10 +356,10 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
   NEPHRO_CHECK(data.train.size() > 0, "train: no training patches");
 
   auto model = glomsam::GlomSamModel::create(o.config, o.seed);
-  auto mod = std::static_pointer_cast<models::glomsam::GlomSamImpl>(model->module_handle());
+  auto mod = glomsam::internal::module_ptr(*model);
   if (!o.init_checkpoint.empty()) {
     model = glomsam::GlomSamModel::load(o.init_checkpoint, o.config);
-    mod = std::static_pointer_cast<models::glomsam::GlomSamImpl>(model->module_handle());
+    mod = glomsam::internal::module_ptr(*model);
   } else {
     model->load_initial_weights(o.sam_checkpoint, o.resnet_checkpoint, o.unet_checkpoint);
   }

@@ -12,6 +12,8 @@
 #include <unordered_map>
 #include <vector>
 
+#include "nephroseg/core/error.h"
+
 namespace torch {
 namespace nn {
 class Module;
@@ -64,10 +66,43 @@ struct BindOptions {
   bool share_storage = true;
 };
 
-/// Binds `sd` to `module` strictly: throws nephroseg::Error listing every missing key,
-/// every unexpected key and every shape mismatch (key, expected shape, found shape)
-/// at once. `what` names the checkpoint (file name) in the message. Half and
-/// bfloat16 tensors are cast to the parameter's dtype.
+/// What bind_state_dict throws when a state dict does not fit a module. what() is
+/// the user-facing message (every key listed); the lists are for callers that want
+/// to summarise or test them without parsing that text.
+class BindError : public Error {
+ public:
+  struct Mismatch {
+    std::string key;
+    std::vector<int64_t> expected_shape, found_shape;
+    std::string expected_dtype, found_dtype;  // set when the dtype kind differs
+  };
+
+  BindError(const std::string& message, std::string checkpoint, std::vector<std::string> missing,
+            std::vector<std::string> unexpected, std::vector<Mismatch> mismatched,
+            size_t expected_count, size_t found_count);
+
+  /// The `what` given to bind_state_dict (the checkpoint's name).
+  const std::string& checkpoint() const { return checkpoint_; }
+  /// Module keys the state dict lacks, in module order.
+  const std::vector<std::string>& missing() const { return missing_; }
+  /// State-dict keys the module does not have, in file order.
+  const std::vector<std::string>& unexpected() const { return unexpected_; }
+  /// Keys present in both with a different shape or dtype kind, in module order.
+  const std::vector<Mismatch>& mismatched() const { return mismatched_; }
+  size_t expected_count() const { return expected_count_; }
+  size_t found_count() const { return found_count_; }
+
+ private:
+  std::string checkpoint_;
+  std::vector<std::string> missing_, unexpected_;
+  std::vector<Mismatch> mismatched_;
+  size_t expected_count_ = 0, found_count_ = 0;
+};
+
+/// Binds `sd` to `module` strictly: throws BindError (a nephroseg::Error) listing
+/// every missing key, every unexpected key and every shape mismatch (key, expected
+/// shape, found shape) at once. `what` names the checkpoint (file name) in the
+/// message. Half and bfloat16 tensors are cast to the parameter's dtype.
 void bind_state_dict(torch::nn::Module& module, const StateDict& sd,
                      const std::string& what, const BindOptions& options = {});
 

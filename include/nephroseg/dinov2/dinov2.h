@@ -15,18 +15,13 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <nlohmann/json_fwd.hpp>
 
 #include <cstdint>
 #include <memory>
 #include <string>
 #include <utility>
 #include <vector>
-
-namespace torch {
-namespace nn {
-class Module;
-}
-}  // namespace torch
 
 namespace nephroseg::dinov2 {
 
@@ -66,9 +61,20 @@ struct Dinov2Config {
   /// The valid preset names, in the order above (without the "dinov2_" prefix).
   static std::vector<std::string> preset_names();
   /// Reads a JSON object with the fields above (missing fields keep their defaults;
-  /// unknown fields and block_chunks != 0 are errors), or a golden model description
+  /// unknown fields, wrong types and block_chunks != 0 are errors naming the field,
+  /// e.g. "config.depth"; init_values null means 0), or a golden model description
   /// whose "config" member is such an object (shared/golden/models/dinov2_tiny.json).
   static Dinov2Config from_json(const std::string& path);
+  /// Same, from JSON text; `what` names the source in errors.
+  static Dinov2Config from_json_text(const std::string& text, const std::string& what);
+  /// Same, from a parsed object (the config itself).
+  static Dinov2Config from_json_object(const nlohmann::json& object, const std::string& what);
+  /// Every field above under its JSON name; from_json_object gives it back.
+  nlohmann::json to_json_object() const;
+  /// to_json_object() as text (2-space indent).
+  std::string to_json() const;
+  bool operator==(const Dinov2Config& other) const;
+  bool operator!=(const Dinov2Config& other) const { return !(*this == other); }
   /// Throws nephroseg::Error if the values are inconsistent (e.g. embed_dim not
   /// divisible by num_heads, unknown ffn_layer).
   void validate() const;
@@ -104,11 +110,12 @@ class Dinov2Model {
   struct Impl;
 
   /// Builds the model for `config` and binds the checkpoint strictly (every key and
-  /// shape must match). On a mismatch the nephroseg::Error's first line says what the
-  /// file holds (width, depth, FFN, registers, matching preset) against the config;
-  /// the following lines list every missing, unexpected and mis-shaped key. Weights
-  /// are not randomly initialised first, and float32 tensors are adopted without a
-  /// copy, so peak memory is about one checkpoint (4.5 GB for ViT-g/14).
+  /// shape must match). On a mismatch the checkpoint::BindError's first line says
+  /// what the file holds (width, depth, FFN, registers, matching preset) against the
+  /// config; the following lines list every missing, unexpected and mis-shaped key
+  /// (also available as lists). Weights are not randomly initialised first (the
+  /// global random generator is left as it was), and float32 tensors are adopted
+  /// without a copy, so peak memory is about one checkpoint (4.5 GB for ViT-g/14).
   static std::shared_ptr<Dinov2Model> load(const std::string& checkpoint_path,
                                            const Dinov2Config& config);
   /// A model with random weights seeded by `seed` (LibTorch's default layer
@@ -157,12 +164,13 @@ class Dinov2Model {
   /// Every parameter/buffer key with its shape, in state-dict order (equal to the
   /// official checkpoint's keys).
   std::vector<std::pair<std::string, std::vector<int64_t>>> state_dict_shapes() const;
-  /// The underlying torch::nn::Module (DinoVisionTransformer) for advanced use.
-  std::shared_ptr<torch::nn::Module> module() const;
 
  private:
   explicit Dinov2Model(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
+  // Typed access to the torch module for tests and benchmarks:
+  // src/models/dinov2/internal.h (not part of the public API).
+  friend struct ModelAccess;
 };
 
 }  // namespace nephroseg::dinov2

@@ -14,6 +14,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <nlohmann/json_fwd.hpp>
 
 #include <array>
 #include <cstdint>
@@ -22,6 +23,7 @@
 #include <string>
 #include <vector>
 
+#include "nephroseg/core/enum_names.h"
 #include "nephroseg/sam/sam.h"
 
 namespace cv {
@@ -32,6 +34,9 @@ namespace nephroseg::glomsam {
 
 /// Embedding-feature token order of the prompt generator (spec §3.2, §9 #6).
 enum class TokenOrder { kReference, kPerToken };
+
+/// The one name table of TokenOrder: "reference" | "per_token" (configs, CLI).
+const EnumNames<TokenOrder>& token_order_names();
 
 struct GlomSamConfig {
   /// ViT, prompt encoder and mask decoder sizes (SAM field names).
@@ -68,9 +73,19 @@ struct GlomSamConfig {
   static GlomSamConfig preset(const std::string& name);
   /// Reads {"config": {...}} or the object itself, with the golden JSON field names
   /// (img_size, encoder_embed_dim, ..., pg_scale_factor, resnet_layers, unet_features).
+  /// Missing fields keep official(); the SAM fields are read by SAM's reader
+  /// (out_chans = prompt_embed_dim, pg_freq_nums = pg_freq_ratio; name, unet_in
+  /// and mask_in are informative). Unknown fields, wrong types and unknown
+  /// token_order names are errors naming the field ("config.token_order").
   static GlomSamConfig from_json(const std::string& path);
   /// Same, from JSON text (`what` names the source in errors).
   static GlomSamConfig from_json_text(const std::string& text, const std::string& what);
+  /// Same, from a parsed object (the config itself, or one with a "config" member).
+  static GlomSamConfig from_json_object(const nlohmann::json& object, const std::string& what);
+  /// The fields above (SAM architecture fields flat, as in the golden files);
+  /// from_json_object gives back an equal config (except sam.name, not stored).
+  nlohmann::json to_json_object() const;
+  /// to_json_object() as text (2-space indent; what the trainer stores).
   std::string to_json() const;
 };
 
@@ -103,8 +118,10 @@ class GlomSamModel {
  public:
   /// Random initialisation (each module's reference init). Deterministic in seed.
   static std::shared_ptr<GlomSamModel> create(const GlomSamConfig& config, uint64_t seed = 0);
-  /// Loads a GlomSAM checkpoint (bare state dict or {"model": ...}); `config` must fit.
-  /// The `features.*` aliases may be absent from the file.
+  /// Loads a GlomSAM checkpoint (bare state dict or {"model": ...}); `config` must fit
+  /// (else checkpoint::BindError listing the keys). The `features.*` aliases may be
+  /// absent from the file. The big layers are not randomly initialised first and the
+  /// global random generator is left as it was.
   static std::shared_ptr<GlomSamModel> load(const std::string& checkpoint,
                                             const GlomSamConfig& config = GlomSamConfig::official());
   /// The config stored by the trainer in a checkpoint's "config" entry, if any.
@@ -127,15 +144,17 @@ class GlomSamModel {
   /// zero-padded.
   PredictResult predict(const cv::Mat& rgb, const PredictOptions& options = {}) const;
 
-  /// Internal module (src/models/glomsam/glomsam.h::GlomSamImpl) for the trainer.
-  std::shared_ptr<void> module_handle() const;
-
   struct Impl;
   explicit GlomSamModel(std::unique_ptr<Impl> impl);
   ~GlomSamModel();
+  GlomSamModel(const GlomSamModel&) = delete;
+  GlomSamModel& operator=(const GlomSamModel&) = delete;
 
  private:
   std::unique_ptr<Impl> impl_;
+  // Typed access to the torch module for the trainer, tests and benchmarks:
+  // src/models/glomsam/internal.h (not part of the public API).
+  friend struct ModelAccess;
 };
 
 }  // namespace nephroseg::glomsam

@@ -23,6 +23,7 @@
 #pragma once
 
 #include <ATen/core/Tensor.h>
+#include <nlohmann/json_fwd.hpp>
 
 #include <array>
 #include <cstdint>
@@ -30,6 +31,8 @@
 #include <optional>
 #include <string>
 #include <vector>
+
+#include "nephroseg/core/enum_names.h"
 
 namespace nephroseg::sam {
 
@@ -45,6 +48,9 @@ enum class SamPreprocess {
   /// box prompts only; masks = bilinear(sigmoid(low-res logits)) > 0.5.
   kMedSam,
 };
+
+/// The one name table of SamPreprocess: "sam" | "medsam" (config files, CLI).
+const EnumNames<SamPreprocess>& preprocess_names();
 
 /// Model hyper-parameters. Field names follow segment-anything's build_sam.py and
 /// the `config` object of golden/models/sam_tiny.json. Nothing else in the model is
@@ -95,9 +101,22 @@ struct SamConfig {
   static SamConfig preset(const std::string& name);
   /// Reads a JSON file holding either the config object itself or an object with a
   /// "config" member (e.g. golden/models/sam_tiny.json). Missing fields keep the
-  /// vit_b defaults; optional "preprocess": "sam" | "medsam"; unknown fields are an
-  /// error naming them.
+  /// vit_b defaults (name: the file's path); optional "preprocess": "sam" | "medsam";
+  /// unknown fields, wrong types and unknown enum names are errors naming the field
+  /// ("config.encoder_depth"). The result is validated.
   static SamConfig from_json(const std::string& path);
+  /// Same, from JSON text; `what` names the source in errors.
+  static SamConfig from_json_text(const std::string& text, const std::string& what);
+  /// Same, from a parsed object (the config itself; `what` names it in errors).
+  static SamConfig from_json_object(const nlohmann::json& object, const std::string& what);
+  /// Every field above under its JSON name (from_json_object(to_json_object())
+  /// gives back an equal config).
+  nlohmann::json to_json_object() const;
+  /// to_json_object() as text (2-space indent).
+  std::string to_json() const;
+
+  bool operator==(const SamConfig& other) const;
+  bool operator!=(const SamConfig& other) const { return !(*this == other); }
 };
 
 /// The encoder output for one image plus the geometry needed to map prompts and
@@ -138,7 +157,9 @@ class SamModel {
  public:
   /// Loads weights from an official checkpoint (bare state dict or {"model": ...})
   /// and binds them strictly: a file whose keys or shapes do not fit `config` gives
-  /// nephroseg::Error listing the missing/unexpected/mismatched keys.
+  /// checkpoint::BindError (a nephroseg::Error) listing the missing/unexpected/
+  /// mismatched keys. The encoder's layers are not randomly initialised first, and
+  /// LibTorch's global random generator is left as it was.
   static std::shared_ptr<SamModel> load(const std::string& checkpoint, const SamConfig& config);
   /// A model with random weights (benchmarks, shape tests). Deterministic in `seed`.
   static std::shared_ptr<SamModel> random(const SamConfig& config, uint64_t seed = 0);
@@ -161,16 +182,17 @@ class SamModel {
                           bool multimask) const;
 
   ~SamModel();
+  SamModel(const SamModel&) = delete;
+  SamModel& operator=(const SamModel&) = delete;
+
   struct Impl;
 
  private:
   explicit SamModel(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
-
- public:
-  /// Internal access for tests and benchmarks (the torch module; see
-  /// src/models/sam/sam.h).
-  Impl& impl() const { return *impl_; }
+  // Typed access to the torch module for tests and benchmarks:
+  // src/models/sam/internal.h (not part of the public API).
+  friend struct ModelAccess;
 };
 
 }  // namespace nephroseg::sam

@@ -4,7 +4,7 @@
 
 #include <cmath>
 
-#include "models/dinov2/module_init.h"
+#include "core/module_init.h"
 #include "nephroseg/core/error.h"
 
 namespace nephroseg::dinov2 {

@@ -6,15 +6,15 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <fstream>
 #include <numeric>
-#include <set>
 
-#include "models/dinov2/module_init.h"
+#include "core/module_init.h"
+#include "models/dinov2/internal.h"
 #include "models/dinov2/vision_transformer.h"
 #include "nephroseg/checkpoint/pth.h"
 #include "nephroseg/checkpoint/state_dict.h"
 #include "nephroseg/core/error.h"
+#include "nephroseg/core/json_config.h"
 #include "nephroseg/core/resize.h"
 
 namespace nephroseg::dinov2 {
@@ -60,54 +60,76 @@ Dinov2Config Dinov2Config::preset(const std::string& name) {
   return c;
 }
 
-Dinov2Config Dinov2Config::from_json(const std::string& path) {
-  std::ifstream in(path);
-  NEPHRO_CHECK(in, "cannot open DINOv2 model config ", path);
-  nlohmann::json j;
-  try {
-    in >> j;
-  } catch (const nlohmann::json::exception& e) {
-    NEPHRO_FAIL("DINOv2 model config ", path, " is not valid JSON: ", e.what());
-  }
-  if (j.is_object() && j.contains("config") && j["config"].is_object()) j = j["config"];
-  NEPHRO_CHECK(j.is_object(), "DINOv2 model config ", path, ": expected a JSON object");
+Dinov2Config Dinov2Config::from_json_object(const nlohmann::json& j, const std::string& what) {
   Dinov2Config c;
-  try {
-    for (auto it = j.begin(); it != j.end(); ++it) {
-      const std::string& key = it.key();
-      const auto& v = it.value();
-      if (key == "img_size") c.img_size = v.get<int64_t>();
-      else if (key == "patch_size") c.patch_size = v.get<int64_t>();
-      else if (key == "in_chans") c.in_chans = v.get<int64_t>();
-      else if (key == "embed_dim") c.embed_dim = v.get<int64_t>();
-      else if (key == "depth") c.depth = v.get<int64_t>();
-      else if (key == "num_heads") c.num_heads = v.get<int64_t>();
-      else if (key == "mlp_ratio") c.mlp_ratio = v.get<double>();
-      else if (key == "qkv_bias") c.qkv_bias = v.get<bool>();
-      else if (key == "proj_bias") c.proj_bias = v.get<bool>();
-      else if (key == "ffn_bias") c.ffn_bias = v.get<bool>();
-      else if (key == "init_values") c.init_values = v.is_null() ? 0.0 : v.get<double>();
-      else if (key == "layernorm_eps") c.layernorm_eps = v.get<double>();
-      else if (key == "ffn_layer") c.ffn_layer = v.get<std::string>();
-      else if (key == "num_register_tokens") c.num_register_tokens = v.get<int64_t>();
-      else if (key == "interpolate_antialias") c.interpolate_antialias = v.get<bool>();
-      else if (key == "interpolate_offset") c.interpolate_offset = v.get<double>();
-      else if (key == "block_chunks") {
-        NEPHRO_CHECK(v.get<int64_t>() == 0, "DINOv2 model config ", path,
-                     ": only block_chunks 0 (the hub checkpoints' layout) is supported");
-      } else {
-        NEPHRO_FAIL("DINOv2 model config ", path, ": unknown field \"", key, "\"");
-      }
-    }
-  } catch (const nlohmann::json::exception& e) {
-    NEPHRO_FAIL("DINOv2 model config ", path, ": wrong value type: ", e.what());
+  JsonConfigReader r(j, what);
+  r.read("img_size", c.img_size);
+  r.read("patch_size", c.patch_size);
+  r.read("in_chans", c.in_chans);
+  r.read("embed_dim", c.embed_dim);
+  r.read("depth", c.depth);
+  r.read("num_heads", c.num_heads);
+  r.read("mlp_ratio", c.mlp_ratio);
+  r.read("qkv_bias", c.qkv_bias);
+  r.read("proj_bias", c.proj_bias);
+  r.read("ffn_bias", c.ffn_bias);
+  if (const nlohmann::json* v = r.take("init_values"); v && v->is_null()) {
+    c.init_values = 0.0;  // the reference's None: no LayerScale
+  } else if (v) {
+    r.read("init_values", c.init_values);
   }
+  r.read("layernorm_eps", c.layernorm_eps);
+  r.read("ffn_layer", c.ffn_layer);
+  r.read("num_register_tokens", c.num_register_tokens);
+  r.read("interpolate_antialias", c.interpolate_antialias);
+  r.read("interpolate_offset", c.interpolate_offset);
+  int64_t block_chunks = 0;
+  r.read("block_chunks", block_chunks);
+  NEPHRO_CHECK(block_chunks == 0, r.where("block_chunks"),
+               ": only block_chunks 0 (the hub checkpoints' layout) is supported");
+  r.finish();
   try {
     c.validate();
   } catch (const Error& e) {
-    NEPHRO_FAIL("DINOv2 model config ", path, ": ", e.what());
+    NEPHRO_FAIL(what, ": ", e.what());
   }
   return c;
+}
+
+Dinov2Config Dinov2Config::from_json(const std::string& path) {
+  return from_json_object(read_json_config_file(path, "DINOv2 model config"),
+                          "DINOv2 model config " + path);
+}
+
+Dinov2Config Dinov2Config::from_json_text(const std::string& text, const std::string& what) {
+  return from_json_object(read_json_config_text(text, what), what);
+}
+
+nlohmann::json Dinov2Config::to_json_object() const {
+  nlohmann::json j;
+  j["img_size"] = img_size;
+  j["patch_size"] = patch_size;
+  j["in_chans"] = in_chans;
+  j["embed_dim"] = embed_dim;
+  j["depth"] = depth;
+  j["num_heads"] = num_heads;
+  j["mlp_ratio"] = mlp_ratio;
+  j["qkv_bias"] = qkv_bias;
+  j["proj_bias"] = proj_bias;
+  j["ffn_bias"] = ffn_bias;
+  j["init_values"] = init_values;
+  j["layernorm_eps"] = layernorm_eps;
+  j["ffn_layer"] = ffn_layer;
+  j["num_register_tokens"] = num_register_tokens;
+  j["interpolate_antialias"] = interpolate_antialias;
+  j["interpolate_offset"] = interpolate_offset;
+  return j;
+}
+
+std::string Dinov2Config::to_json() const { return to_json_object().dump(2); }
+
+bool Dinov2Config::operator==(const Dinov2Config& o) const {
+  return to_json_object() == o.to_json_object();
 }
 
 void Dinov2Config::validate() const {
@@ -130,10 +152,6 @@ void Dinov2Config::validate() const {
 // ---------------------------------------------------------------------------------
 // Dinov2Model
 // ---------------------------------------------------------------------------------
-
-struct Dinov2Model::Impl {
-  DinoVisionTransformer vit{nullptr};
-};
 
 namespace {
 
@@ -193,17 +211,21 @@ std::shared_ptr<Dinov2Model> Dinov2Model::load(const std::string& checkpoint_pat
     // Every weight comes from the checkpoint: skip the random initialisation.
     at::NoGradGuard no_grad;
     SkipInitGuard skip_init;
+    GlobalRngGuard keep_rng;
     impl->vit = DinoVisionTransformer(config);
   }
   checkpoint::StateDict sd = checkpoint::load_state_dict(checkpoint_path);
   try {
     checkpoint::bind_state_dict(*impl->vit, sd, checkpoint_path);
-  } catch (const Error& e) {
+  } catch (const checkpoint::BindError& e) {
     // One summary line first (what the file looks like vs what was asked), then the
-    // strict binder's full key lists.
-    NEPHRO_FAIL("checkpoint ", checkpoint_path, " holds ", describe_checkpoint(sd),
-                " but the model was built as ", describe_config(config),
-                "; check --model-type / --model-config\n", e.what());
+    // strict binder's full key lists; the lists travel on unchanged.
+    throw checkpoint::BindError(
+        c10::str("checkpoint ", checkpoint_path, " holds ", describe_checkpoint(sd),
+                 " but the model was built as ", describe_config(config),
+                 "; check --model-type / --model-config\n", e.what()),
+        e.checkpoint(), e.missing(), e.unexpected(), e.mismatched(), e.expected_count(),
+        e.found_count());
   }
   impl->vit->eval();
   return std::shared_ptr<Dinov2Model>(new Dinov2Model(std::move(impl)));
@@ -310,7 +332,5 @@ std::vector<std::pair<std::string, std::vector<int64_t>>> Dinov2Model::state_dic
   }
   return shapes;
 }
-
-std::shared_ptr<torch::nn::Module> Dinov2Model::module() const { return impl_->vit.ptr(); }
 
 }  // namespace nephroseg::dinov2

@@ -2,7 +2,7 @@
 
 #include <ATen/ATen.h>
 
-#include "models/dinov2/module_init.h"
+#include "core/module_init.h"
 
 namespace nephroseg::dinov2 {
 

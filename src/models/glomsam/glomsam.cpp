@@ -8,7 +8,9 @@
 #include <fstream>
 #include <unordered_set>
 
+#include "models/sam/config_json.h"
 #include "nephroseg/core/error.h"
+#include "nephroseg/core/json_config.h"
 
 namespace nephroseg::glomsam {
 
@@ -65,107 +67,56 @@ GlomSamConfig GlomSamConfig::preset(const std::string& name) {
   return from_json(name);
 }
 
-namespace {
-GlomSamConfig config_from_object(nlohmann::json j, const std::string& path);
-}  // namespace
-
-GlomSamConfig GlomSamConfig::from_json(const std::string& path) {
-  std::ifstream in(path);
-  NEPHRO_CHECK(in.good(), "GlomSAM config: cannot open '", path,
-               "' (expected 'official', 'tiny' or a JSON file)");
-  nlohmann::json j;
-  try {
-    in >> j;
-  } catch (const std::exception& e) {
-    NEPHRO_FAIL("GlomSAM config: '", path, "' is not valid JSON: ", e.what());
-  }
-  return config_from_object(j, path);
+const EnumNames<TokenOrder>& token_order_names() {
+  static const EnumNames<TokenOrder> names(
+      "token order",
+      {{TokenOrder::kReference, "reference", {}}, {TokenOrder::kPerToken, "per_token", {"per-token"}}});
+  return names;
 }
 
-GlomSamConfig GlomSamConfig::from_json_text(const std::string& text, const std::string& what) {
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(text);
-  } catch (const std::exception& e) {
-    NEPHRO_FAIL("GlomSAM config in ", what, " is not valid JSON: ", e.what());
-  }
-  return config_from_object(j, what);
-}
-
-namespace {
-GlomSamConfig config_from_object(nlohmann::json j, const std::string& path) {
-  if (j.contains("config")) j = j["config"];
+GlomSamConfig GlomSamConfig::from_json_object(const nlohmann::json& object, const std::string& what) {
+  const nlohmann::json& j =
+      object.is_object() && object.contains("config") ? object.at("config") : object;
   GlomSamConfig c = GlomSamConfig::official();
-  sam::SamConfig& s = c.sam;
-  for (auto it = j.begin(); it != j.end(); ++it) {
-    const std::string& k = it.key();
-    const auto& v = it.value();
-    if (k == "img_size") s.img_size = v;
-    else if (k == "patch_size") s.patch_size = v;
-    else if (k == "encoder_embed_dim") s.encoder_embed_dim = v;
-    else if (k == "encoder_depth") s.encoder_depth = v;
-    else if (k == "encoder_num_heads") s.encoder_num_heads = v;
-    else if (k == "encoder_global_attn_indexes") s.encoder_global_attn_indexes = v.get<std::vector<int64_t>>();
-    else if (k == "window_size") s.window_size = v;
-    else if (k == "mlp_ratio") s.mlp_ratio = v;
-    else if (k == "use_rel_pos") s.use_rel_pos = v;
-    else if (k == "qkv_bias") s.qkv_bias = v;
-    else if (k == "layernorm_eps") s.layernorm_eps = v;
-    else if (k == "out_chans" || k == "prompt_embed_dim") s.prompt_embed_dim = v;
-    else if (k == "mask_in_chans") s.mask_in_chans = v;
-    else if (k == "decoder_depth") s.decoder_depth = v;
-    else if (k == "decoder_num_heads") s.decoder_num_heads = v;
-    else if (k == "decoder_mlp_dim") s.decoder_mlp_dim = v;
-    else if (k == "attention_downsample_rate") s.attention_downsample_rate = v;
-    else if (k == "num_multimask_outputs") s.num_multimask_outputs = v;
-    else if (k == "iou_head_depth") s.iou_head_depth = v;
-    else if (k == "iou_head_hidden_dim") s.iou_head_hidden_dim = v;
-    else if (k == "cnn_chans") c.cnn_chans = v;
-    else if (k == "pg_scale_factor") c.pg_scale_factor = v;
-    else if (k == "pg_freq_nums" || k == "pg_freq_ratio") c.pg_freq_ratio = v;
-    else if (k == "token_order") c.token_order = v.get<std::string>() == "per_token" ? TokenOrder::kPerToken : TokenOrder::kReference;
-    else if (k == "resnet_layers") c.resnet_layers = v.get<std::vector<int64_t>>();
-    else if (k == "resnet_stem_width") c.resnet_stem_width = v;
-    else if (k == "resnet_num_classes") c.resnet_num_classes = v;
-    else if (k == "resnet_basic_block") c.resnet_basic_block = v;
-    else if (k == "se_reduction") c.se_reduction = v;
-    else if (k == "feature_aliases") c.feature_aliases = v;
-    else if (k == "unet_features") c.unet_features = v.get<std::vector<int64_t>>();
-    else if (k == "mask_threshold") c.mask_threshold = v;
-    else if (k == "unet_in" || k == "mask_in" || k == "name") continue;  // derived / informative
-    else NEPHRO_FAIL("GlomSAM config '", path, "': unknown field '", k, "'");
-  }
+  JsonConfigReader r(j, what);
+  sam::read_architecture(r, c.sam);  // the SAM part, read by SAM's own reader
+  r.read("cnn_chans", c.cnn_chans);
+  r.read("pg_scale_factor", c.pg_scale_factor);
+  r.read("pg_freq_ratio", c.pg_freq_ratio, {"pg_freq_nums"});
+  r.read("token_order", c.token_order, token_order_names());
+  r.read("resnet_layers", c.resnet_layers);
+  r.read("resnet_stem_width", c.resnet_stem_width);
+  r.read("resnet_num_classes", c.resnet_num_classes);
+  r.read("resnet_basic_block", c.resnet_basic_block);
+  r.read("se_reduction", c.se_reduction);
+  r.read("feature_aliases", c.feature_aliases);
+  r.read("unet_features", c.unet_features);
+  r.read("mask_threshold", c.mask_threshold);
+  for (const char* informative : {"name", "unet_in", "mask_in"}) r.ignore(informative);
+  r.finish();
   c.validate();
   return c;
 }
-}  // namespace
 
-std::string GlomSamConfig::to_json() const {
+GlomSamConfig GlomSamConfig::from_json(const std::string& path) {
+  std::ifstream probe(path);
+  NEPHRO_CHECK(probe.good(), "GlomSAM config: cannot open '", path,
+               "' (expected 'official', 'tiny' or a JSON file)");
+  return from_json_object(read_json_config_file(path, "GlomSAM config"), "GlomSAM config " + path);
+}
+
+GlomSamConfig GlomSamConfig::from_json_text(const std::string& text, const std::string& what) {
+  return from_json_object(read_json_config_text(text, "GlomSAM config in " + what),
+                          "GlomSAM config in " + what);
+}
+
+nlohmann::json GlomSamConfig::to_json_object() const {
   nlohmann::json j;
-  j["img_size"] = sam.img_size;
-  j["patch_size"] = sam.patch_size;
-  j["encoder_embed_dim"] = sam.encoder_embed_dim;
-  j["encoder_depth"] = sam.encoder_depth;
-  j["encoder_num_heads"] = sam.encoder_num_heads;
-  j["encoder_global_attn_indexes"] = sam.encoder_global_attn_indexes;
-  j["window_size"] = sam.window_size;
-  j["mlp_ratio"] = sam.mlp_ratio;
-  j["use_rel_pos"] = sam.use_rel_pos;
-  j["qkv_bias"] = sam.qkv_bias;
-  j["layernorm_eps"] = sam.layernorm_eps;
-  j["prompt_embed_dim"] = sam.prompt_embed_dim;
-  j["mask_in_chans"] = sam.mask_in_chans;
-  j["decoder_depth"] = sam.decoder_depth;
-  j["decoder_num_heads"] = sam.decoder_num_heads;
-  j["decoder_mlp_dim"] = sam.decoder_mlp_dim;
-  j["attention_downsample_rate"] = sam.attention_downsample_rate;
-  j["num_multimask_outputs"] = sam.num_multimask_outputs;
-  j["iou_head_depth"] = sam.iou_head_depth;
-  j["iou_head_hidden_dim"] = sam.iou_head_hidden_dim;
+  sam::write_architecture(j, sam);
   j["cnn_chans"] = cnn_chans;
   j["pg_scale_factor"] = pg_scale_factor;
   j["pg_freq_ratio"] = pg_freq_ratio;
-  j["token_order"] = token_order == TokenOrder::kPerToken ? "per_token" : "reference";
+  j["token_order"] = token_order_names().name(token_order);
   j["resnet_layers"] = resnet_layers;
   j["resnet_stem_width"] = resnet_stem_width;
   j["resnet_num_classes"] = resnet_num_classes;
@@ -174,8 +125,10 @@ std::string GlomSamConfig::to_json() const {
   j["feature_aliases"] = feature_aliases;
   j["unet_features"] = unet_features;
   j["mask_threshold"] = mask_threshold;
-  return j.dump(2);
+  return j;
 }
+
+std::string GlomSamConfig::to_json() const { return to_json_object().dump(2); }
 
 Box box_from_mask(const at::Tensor& mask_hw, const std::array<int64_t, 4>& jitter) {
   NEPHRO_CHECK(mask_hw.dim() == 2, "box_from_mask: expected [H, W], got ", mask_hw.sizes());

@@ -7,27 +7,22 @@
 #include <chrono>
 #include <cmath>
 
-#include "models/glomsam/glomsam.h"
+#include "core/module_init.h"
+#include "models/glomsam/internal.h"
 #include "nephroseg/checkpoint/pth.h"
 #include "nephroseg/checkpoint/state_dict.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
+#include "nephroseg/io/tensor_mat.h"
 
 namespace nephroseg::glomsam {
 
 using models::glomsam::GlomSam;
 
-struct GlomSamModel::Impl {
-  GlomSamConfig config;
-  GlomSam module{nullptr};
-};
-
 GlomSamModel::GlomSamModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 GlomSamModel::~GlomSamModel() = default;
 
 const GlomSamConfig& GlomSamModel::config() const { return impl_->config; }
-
-std::shared_ptr<void> GlomSamModel::module_handle() const { return impl_->module.ptr(); }
 
 std::shared_ptr<GlomSamModel> GlomSamModel::create(const GlomSamConfig& config, uint64_t seed) {
   config.validate();
@@ -51,7 +46,19 @@ std::vector<std::string> alias_keys(const checkpoint::StateDict& own) {
 }  // namespace
 
 std::shared_ptr<GlomSamModel> GlomSamModel::load(const std::string& path, const GlomSamConfig& config) {
-  auto model = create(config, 0);
+  config.validate();
+  auto impl = std::make_unique<Impl>();
+  impl->config = config;
+  {
+    // Every weight comes from the checkpoint (the features.* aliases share the
+    // trunk's tensors): skip the random initialisation of the big layers, and leave
+    // the caller's random stream as it was.
+    at::NoGradGuard no_grad;
+    SkipInitGuard skip_init;
+    GlobalRngGuard keep_rng;
+    impl->module = GlomSam(config);
+  }
+  auto model = std::make_shared<GlomSamModel>(std::move(impl));
   checkpoint::StateDict sd = checkpoint::load_state_dict(path);
   checkpoint::BindOptions bo;
   bo.allow_missing = alias_keys(checkpoint::state_dict_of(*model->impl_->module));
@@ -125,10 +132,9 @@ PredictResult GlomSamModel::predict(const cv::Mat& rgb, const PredictOptions& op
                  ",", b[1], ",", b[2], ",", b[3], ") lies entirely outside the ", W, "x", H,
                  " image");
   }
-  cv::Mat cont = rgb.isContinuous() ? rgb : rgb.clone();
   // [H, W, 3] uint8 -> [3, H, W] float in [0,1] (uint8 * float32(1/255), as the reference).
-  at::Tensor img = at::from_blob(cont.data, {H, W, 3}, at::kByte).permute({2, 0, 1}).to(at::kFloat) *
-                   (1.0f / 255.0f);
+  at::Tensor img =
+      io::mat_to_tensor(rgb).permute({2, 0, 1}).to(at::kFloat) * (1.0f / 255.0f);
   auto starts = [&](int64_t len) {
     std::vector<int64_t> s{0};
     if (len <= S) return s;

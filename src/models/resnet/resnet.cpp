@@ -4,6 +4,7 @@
 #include <ATen/ATen.h>
 #include <torch/nn/init.h>
 
+#include "core/module_init.h"
 #include "nephroseg/core/error.h"
 
 namespace nephroseg::models {
@@ -11,15 +12,15 @@ namespace nephroseg::models {
 namespace {
 
 torch::nn::Conv2d conv3x3(int64_t in, int64_t out, int64_t stride, int64_t dilation) {
-  return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 3)
-                               .stride(stride)
-                               .padding(dilation)
-                               .dilation(dilation)
-                               .bias(false));
+  return make_conv2d(torch::nn::Conv2dOptions(in, out, 3)
+                         .stride(stride)
+                         .padding(dilation)
+                         .dilation(dilation)
+                         .bias(false));
 }
 
 torch::nn::Conv2d conv1x1(int64_t in, int64_t out, int64_t stride = 1) {
-  return torch::nn::Conv2d(torch::nn::Conv2dOptions(in, out, 1).stride(stride).bias(false));
+  return make_conv2d(torch::nn::Conv2dOptions(in, out, 1).stride(stride).bias(false));
 }
 
 torch::nn::Sequential make_downsample(int64_t in, int64_t out, int64_t stride) {
@@ -100,10 +101,10 @@ ResNetImpl::ResNetImpl(const ResNetOptions& options) : options_(options) {
   NEPHRO_CHECK(options.stem_width > 0, "ResNet: stem_width must be positive");
   inplanes_ = options.stem_width;
   conv1 = register_module(
-      "conv1", torch::nn::Conv2d(torch::nn::Conv2dOptions(options.in_channels, inplanes_, 7)
-                                     .stride(2)
-                                     .padding(3)
-                                     .bias(false)));
+      "conv1", make_conv2d(torch::nn::Conv2dOptions(options.in_channels, inplanes_, 7)
+                               .stride(2)
+                               .padding(3)
+                               .bias(false)));
   bn1 = register_module("bn1", torch::nn::BatchNorm2d(inplanes_));
   for (int i = 0; i < 4; ++i) {
     const int64_t planes = options.stem_width << i;
@@ -116,6 +117,8 @@ ResNetImpl::ResNetImpl(const ResNetOptions& options) : options_(options) {
     fc = register_module("fc", torch::nn::Linear(options.out_channels(), options.num_classes));
   }
   // torchvision init: kaiming-normal (fan_out, relu) convs, BN weight 1 / bias 0.
+  // Skipped when a checkpoint will overwrite every weight (core/module_init.h).
+  if (SkipInitGuard::active()) return;
   for (auto& m : modules(/*include_self=*/false)) {
     if (auto* conv = m->as<torch::nn::Conv2d>()) {
       torch::nn::init::kaiming_normal_(conv->weight, /*a=*/0.0, torch::kFanOut, torch::kReLU);

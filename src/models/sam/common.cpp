@@ -2,6 +2,8 @@
 
 #include <ATen/ATen.h>
 
+#include "core/module_init.h"
+
 namespace nephroseg::sam {
 
 at::Tensor apply_activation(const at::Tensor& x, Activation act) {
@@ -22,8 +24,8 @@ at::Tensor LayerNorm2dImpl::forward(const at::Tensor& x) {
 }
 
 MLPBlockImpl::MLPBlockImpl(int64_t embedding_dim, int64_t mlp_dim, Activation act_) : act(act_) {
-  lin1 = register_module("lin1", torch::nn::Linear(embedding_dim, mlp_dim));
-  lin2 = register_module("lin2", torch::nn::Linear(mlp_dim, embedding_dim));
+  lin1 = register_module("lin1", make_linear(embedding_dim, mlp_dim));
+  lin2 = register_module("lin2", make_linear(mlp_dim, embedding_dim));
 }
 
 at::Tensor MLPBlockImpl::forward(const at::Tensor& x) {

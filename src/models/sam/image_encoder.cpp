@@ -8,6 +8,7 @@
 #include <algorithm>
 #include <cmath>
 
+#include "core/module_init.h"
 #include "nephroseg/core/error.h"
 
 namespace nephroseg::sam {
@@ -87,8 +88,8 @@ RelPosAttentionImpl::RelPosAttentionImpl(int64_t dim, int64_t num_heads_, bool q
     : num_heads(num_heads_), use_rel_pos(use_rel_pos_) {
   const int64_t head_dim = dim / num_heads;
   scale = std::pow(static_cast<double>(head_dim), -0.5);
-  qkv = register_module("qkv", torch::nn::Linear(torch::nn::LinearOptions(dim, dim * 3).bias(qkv_bias)));
-  proj = register_module("proj", torch::nn::Linear(dim, dim));
+  qkv = register_module("qkv", make_linear(dim, dim * 3, qkv_bias));
+  proj = register_module("proj", make_linear(dim, dim));
   if (use_rel_pos) {
     rel_pos_h = register_parameter("rel_pos_h", at::zeros({2 * input_size.first - 1, head_dim}));
     rel_pos_w = register_parameter("rel_pos_w", at::zeros({2 * input_size.second - 1, head_dim}));
@@ -251,8 +252,8 @@ at::Tensor BlockImpl::forward_windowed_inference(const at::Tensor& x) {
 
 PatchEmbedImpl::PatchEmbedImpl(int64_t patch_size, int64_t in_chans, int64_t embed_dim) {
   proj = register_module(
-      "proj", torch::nn::Conv2d(torch::nn::Conv2dOptions(in_chans, embed_dim, patch_size)
-                                    .stride(patch_size)));
+      "proj", make_conv2d(torch::nn::Conv2dOptions(in_chans, embed_dim, patch_size)
+                              .stride(patch_size)));
 }
 
 at::Tensor PatchEmbedImpl::forward(const at::Tensor& x) {
@@ -278,9 +279,9 @@ ImageEncoderViTImpl::ImageEncoderViTImpl(const SamConfig& c) : img_size(c.img_si
   neck = register_module(
       "neck",
       torch::nn::Sequential(
-          torch::nn::Conv2d(torch::nn::Conv2dOptions(dim, out, 1).bias(false)),
+          make_conv2d(torch::nn::Conv2dOptions(dim, out, 1).bias(false)),
           LayerNorm2d(out, 1e-6),
-          torch::nn::Conv2d(torch::nn::Conv2dOptions(out, out, 3).padding(1).bias(false)),
+          make_conv2d(torch::nn::Conv2dOptions(out, out, 3).padding(1).bias(false)),
           LayerNorm2d(out, 1e-6)));
 }
 

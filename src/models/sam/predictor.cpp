@@ -7,6 +7,8 @@
 #include <cmath>
 #include <filesystem>
 
+#include "core/module_init.h"
+#include "models/sam/internal.h"
 #include "nephroseg/checkpoint/pth.h"
 #include "nephroseg/checkpoint/state_dict.h"
 #include "nephroseg/core/error.h"
@@ -128,7 +130,12 @@ std::shared_ptr<SamModel> SamModel::load(const std::string& checkpoint, const Sa
                checkpoint);
   auto impl = std::make_unique<Impl>();
   {
+    // Every weight comes from the checkpoint: skip the random initialisation of the
+    // big layers, and leave the caller's random stream as it was (the small layers
+    // and the positional-encoding buffer still draw while being built).
     c10::NoGradGuard no_grad;
+    SkipInitGuard skip_init;
+    GlobalRngGuard keep_rng;
     impl->sam = Sam(config);
   }
   const checkpoint::StateDict sd = checkpoint::load_state_dict(checkpoint);

@@ -16,10 +16,6 @@
 
 namespace nephroseg::sam {
 
-struct SamModel::Impl {
-  Sam sam{nullptr};
-};
-
 /// (new_h, new_w) with the longest side scaled to long_side (double precision,
 /// +0.5 then truncation). Ref: transforms.py::ResizeLongestSide.get_preprocess_shape
 std::array<int64_t, 2> preprocess_shape(int64_t h, int64_t w, int64_t long_side);

@@ -4,10 +4,10 @@
 #include <nlohmann/json.hpp>
 
 #include <algorithm>
-#include <fstream>
-#include <set>
 
+#include "models/sam/config_json.h"
 #include "nephroseg/core/error.h"
+#include "nephroseg/core/json_config.h"
 
 namespace nephroseg::sam {
 
@@ -112,72 +112,105 @@ SamConfig SamConfig::preset(const std::string& name) {
   NEPHRO_FAIL("unknown SAM model type '", name, "' (expected vit_b, vit_l, vit_h or medsam)");
 }
 
-SamConfig SamConfig::from_json(const std::string& path) {
-  std::ifstream in(path);
-  NEPHRO_CHECK(in.good(), "cannot open SAM config file ", path);
-  nlohmann::json j;
-  try {
-    j = nlohmann::json::parse(in);
-  } catch (const std::exception& e) {
-    NEPHRO_FAIL("SAM config file ", path, " is not valid JSON: ", e.what());
-  }
-  NEPHRO_CHECK(j.is_object(), "SAM config file ", path, " must hold a JSON object");
-  if (j.contains("config") && j["config"].is_object()) j = j["config"];
+const EnumNames<SamPreprocess>& preprocess_names() {
+  static const EnumNames<SamPreprocess> names(
+      "SAM preprocessing", {{SamPreprocess::kSam, "sam", {}}, {SamPreprocess::kMedSam, "medsam", {}}});
+  return names;
+}
 
+void read_architecture(JsonConfigReader& r, SamConfig& c) {
+  r.read("img_size", c.img_size);
+  r.read("patch_size", c.patch_size);
+  r.read("encoder_embed_dim", c.encoder_embed_dim);
+  r.read("encoder_depth", c.encoder_depth);
+  r.read("encoder_num_heads", c.encoder_num_heads);
+  r.read("encoder_global_attn_indexes", c.encoder_global_attn_indexes);
+  r.read("window_size", c.window_size);
+  r.read("mlp_ratio", c.mlp_ratio);
+  r.read("use_rel_pos", c.use_rel_pos);
+  r.read("qkv_bias", c.qkv_bias);
+  r.read("layernorm_eps", c.layernorm_eps);
+  r.read("prompt_embed_dim", c.prompt_embed_dim, {"out_chans"});
+  r.read("mask_in_chans", c.mask_in_chans);
+  r.read("decoder_depth", c.decoder_depth);
+  r.read("decoder_num_heads", c.decoder_num_heads);
+  r.read("decoder_mlp_dim", c.decoder_mlp_dim);
+  r.read("attention_downsample_rate", c.attention_downsample_rate);
+  r.read("num_multimask_outputs", c.num_multimask_outputs);
+  r.read("iou_head_depth", c.iou_head_depth);
+  r.read("iou_head_hidden_dim", c.iou_head_hidden_dim);
+}
+
+void write_architecture(nlohmann::json& j, const SamConfig& c) {
+  j["img_size"] = c.img_size;
+  j["patch_size"] = c.patch_size;
+  j["encoder_embed_dim"] = c.encoder_embed_dim;
+  j["encoder_depth"] = c.encoder_depth;
+  j["encoder_num_heads"] = c.encoder_num_heads;
+  j["encoder_global_attn_indexes"] = c.encoder_global_attn_indexes;
+  j["window_size"] = c.window_size;
+  j["mlp_ratio"] = c.mlp_ratio;
+  j["use_rel_pos"] = c.use_rel_pos;
+  j["qkv_bias"] = c.qkv_bias;
+  j["layernorm_eps"] = c.layernorm_eps;
+  j["prompt_embed_dim"] = c.prompt_embed_dim;
+  j["mask_in_chans"] = c.mask_in_chans;
+  j["decoder_depth"] = c.decoder_depth;
+  j["decoder_num_heads"] = c.decoder_num_heads;
+  j["decoder_mlp_dim"] = c.decoder_mlp_dim;
+  j["attention_downsample_rate"] = c.attention_downsample_rate;
+  j["num_multimask_outputs"] = c.num_multimask_outputs;
+  j["iou_head_depth"] = c.iou_head_depth;
+  j["iou_head_hidden_dim"] = c.iou_head_hidden_dim;
+}
+
+namespace {
+SamConfig sam_from_object(const nlohmann::json& j, const std::string& what,
+                          const std::string& default_name) {
   SamConfig c;
-  c.name = path;
-  std::set<std::string> seen;
-  const auto get = [&](const char* key, auto& field) {
-    if (!j.contains(key)) return;
-    seen.insert(key);
-    try {
-      j.at(key).get_to(field);
-    } catch (const std::exception& e) {
-      NEPHRO_FAIL("SAM config file ", path, ": field '", key, "' has the wrong type (",
-                  e.what(), ")");
-    }
-  };
-  get("name", c.name);
-  get("img_size", c.img_size);
-  get("patch_size", c.patch_size);
-  get("encoder_embed_dim", c.encoder_embed_dim);
-  get("encoder_depth", c.encoder_depth);
-  get("encoder_num_heads", c.encoder_num_heads);
-  get("encoder_global_attn_indexes", c.encoder_global_attn_indexes);
-  get("window_size", c.window_size);
-  get("mlp_ratio", c.mlp_ratio);
-  get("use_rel_pos", c.use_rel_pos);
-  get("qkv_bias", c.qkv_bias);
-  get("layernorm_eps", c.layernorm_eps);
-  get("prompt_embed_dim", c.prompt_embed_dim);
-  get("mask_in_chans", c.mask_in_chans);
-  get("decoder_depth", c.decoder_depth);
-  get("decoder_num_heads", c.decoder_num_heads);
-  get("decoder_mlp_dim", c.decoder_mlp_dim);
-  get("attention_downsample_rate", c.attention_downsample_rate);
-  get("num_multimask_outputs", c.num_multimask_outputs);
-  get("iou_head_depth", c.iou_head_depth);
-  get("iou_head_hidden_dim", c.iou_head_hidden_dim);
-  get("pixel_mean", c.pixel_mean);
-  get("pixel_std", c.pixel_std);
-  get("mask_threshold", c.mask_threshold);
-  if (j.contains("preprocess")) {
-    seen.insert("preprocess");
-    const std::string p = j["preprocess"].is_string() ? j["preprocess"].get<std::string>() : "";
-    if (p == "sam") {
-      c.preprocess = SamPreprocess::kSam;
-    } else if (p == "medsam") {
-      c.preprocess = SamPreprocess::kMedSam;
-    } else {
-      NEPHRO_FAIL("SAM config file ", path, ": 'preprocess' must be \"sam\" or \"medsam\"");
-    }
-  }
-  for (const auto& item : j.items()) {
-    NEPHRO_CHECK(seen.count(item.key()) != 0, "SAM config file ", path, ": unknown field '",
-                 item.key(), "'");
-  }
+  c.name = default_name;
+  JsonConfigReader r(j, what);
+  r.read("name", c.name);
+  read_architecture(r, c);
+  r.read("pixel_mean", c.pixel_mean);
+  r.read("pixel_std", c.pixel_std);
+  r.read("mask_threshold", c.mask_threshold);
+  r.read("preprocess", c.preprocess, preprocess_names());
+  r.finish();
   c.validate();
   return c;
+}
+}  // namespace
+
+SamConfig SamConfig::from_json_object(const nlohmann::json& j, const std::string& what) {
+  return sam_from_object(j, what, what);
+}
+
+SamConfig SamConfig::from_json(const std::string& path) {
+  // Without a "name" field the model is named after its file.
+  return sam_from_object(read_json_config_file(path, "SAM config file"),
+                         "SAM config file " + path, path);
+}
+
+SamConfig SamConfig::from_json_text(const std::string& text, const std::string& what) {
+  return sam_from_object(read_json_config_text(text, what), what, what);
+}
+
+nlohmann::json SamConfig::to_json_object() const {
+  nlohmann::json j;
+  j["name"] = name;
+  write_architecture(j, *this);
+  j["pixel_mean"] = pixel_mean;
+  j["pixel_std"] = pixel_std;
+  j["mask_threshold"] = mask_threshold;
+  j["preprocess"] = preprocess_names().name(preprocess);
+  return j;
+}
+
+std::string SamConfig::to_json() const { return to_json_object().dump(2); }
+
+bool SamConfig::operator==(const SamConfig& o) const {
+  return to_json_object() == o.to_json_object();
 }
 
 }  // namespace nephroseg::sam

@@ -9,7 +9,7 @@
 #include <string>
 #include <vector>
 
-#include "models/sam/predictor.h"
+#include "models/sam/internal.h"
 #include "nephroseg/checkpoint/state_dict.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/threads.h"
@@ -58,7 +58,7 @@ TEST_P(SamKeys, ParameterNamesAndShapesEqualOfficialCheckpoint) {
 
   c10::InferenceMode guard;  // no autograd bookkeeping while building big models
   const auto model = SamModel::random(SamConfig::preset(type));
-  const checkpoint::StateDict sd = checkpoint::state_dict_of(*model->impl().sam);
+  const checkpoint::StateDict sd = checkpoint::state_dict_of(internal::module(*model));
 
   std::map<std::string, std::vector<int64_t>> actual;
   for (const auto& key : sd.keys()) actual[key] = sd.at(key).sizes().vec();
@@ -226,7 +226,7 @@ TEST(SamMedSam, BoxOnlyAndProbabilityThreshold) {
   EXPECT_NE(error_of([&] { model->predict(e, pts); }).find("MedSAM"), std::string::npos);
   // Min-max normalisation: the encoder input spans exactly [0, 1].
   c10::InferenceMode guard;
-  const at::Tensor input = model_input(*model->impl().sam, resize_for_model(image, c));
+  const at::Tensor input = model_input(internal::module(*model), resize_for_model(image, c));
   EXPECT_EQ(input.sizes(), (at::IntArrayRef{1, 3, 160, 160}));
   EXPECT_FLOAT_EQ(input.min().item<float>(), 0.f);
   EXPECT_FLOAT_EQ(input.max().item<float>(), 1.f);

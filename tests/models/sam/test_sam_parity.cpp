@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "models/sam/predictor.h"
+#include "models/sam/internal.h"
 #include "nephroseg/core/threads.h"
 #include "nephroseg/sam/sam.h"
 #include "support/golden.h"
@@ -42,7 +42,7 @@ class SamParity : public ::testing::Test {
     return it->second;
   }
   bool has(const std::string& key) const { return ref_.count(key) != 0; }
-  SamImpl& sam() { return *model_->impl().sam; }
+  SamImpl& sam() { return internal::module(*model_); }
 
   // Boolean masks may differ only where the reference logit is within 1e-3 of 0.
   void expect_masks(const at::Tensor& masks, const std::string& prefix) {

@@ -1,0 +1,60 @@
+// nephroseg/bench/bench.h: the benchmarks behind `nephroseg bench sam|gbmseg|glomsam|
+// checkpoint` (bench/*.cpp, library nephroseg_bench). Each one builds random-weight
+// models or synthetic files, times them and writes its report lines to `out`; the CLI
+// passes std::cout. They return the command's exit code (0, or 3 when a checked
+// target is missed, as `bench checkpoint` does).
+//
+//   nephroseg::bench::SamBenchOptions o;
+//   o.model_type = "vit_l";
+//   return nephroseg::bench::run_sam(o, std::cout);
+//
+// Timings are meaningful only on an otherwise idle machine. Not thread-safe (each
+// run times the whole process and reads its peak memory).
+#pragma once
+
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+
+namespace nephroseg::bench {
+
+/// SAM image encoder and decoder timings, the encoder's GFLOP/s (analytic count)
+/// and its ratio to an sgemm peak measured in the same run.
+struct SamBenchOptions {
+  int64_t runs = 3;           ///< timed encoder runs (median reported, >= 1)
+  int64_t warmup = 1;         ///< untimed warm-up runs (>= 0)
+  int64_t decoder_runs = 10;  ///< timed decoder runs (>= 1)
+  std::string model_type = "vit_b";  ///< vit_b | vit_l | vit_h | medsam
+  bool breakdown = false;     ///< also time each encoder block once
+};
+int run_sam(const SamBenchOptions& options, std::ostream& out);
+
+/// GBMSeg batch pipeline per target against the authors' per-target schedule.
+struct GbmsegBenchOptions {
+  std::string dinov2_type = "vitl14";
+  std::string sam_type = "vit_l";
+  int targets = 2;
+  int size = 560;             ///< working size S (multiple of 14)
+  bool skip_authors = false;  ///< time the batch pipeline only
+  uint64_t seed = 0;          ///< weights/images seed
+};
+int run_gbmseg(const GbmsegBenchOptions& options, std::ostream& out);
+
+/// GlomSAM training img/s, inference s/patch and the process's peak memory.
+struct GlomsamBenchOptions {
+  std::string config = "official";  ///< official | tiny | JSON file
+  int64_t batch_size = 1;
+  int64_t train_steps = 2;  ///< 0 = skip
+  int64_t infer_runs = 2;   ///< 0 = skip
+  int64_t warmup = 1;
+};
+int run_glomsam(const GlomsamBenchOptions& options, std::ostream& out);
+
+/// Peak memory of loading a SAM vit_b-sized checkpoint written to `dir`, relative to
+/// the file size; returns 3 when above the 1.5x target.
+struct CheckpointBenchOptions {
+  std::string dir;  ///< folder for the temporary checkpoint file
+};
+int run_checkpoint(const CheckpointBenchOptions& options, std::ostream& out);
+
+}  // namespace nephroseg::bench
