@@ -90,7 +90,8 @@ Calibration from_ome(const std::string& xml) {
   if (ux.empty()) ux = "µm";  // the OME schema's default
   if (uy.empty()) uy = "µm";
   if (sx <= 0) return {};
-  return from_sizes(CalibrationSource::kOmeXml, sx, sy > 0 ? sy : sx, ux, uy);
+  if (sy <= 0) return from_sizes(CalibrationSource::kOmeXml, sx, sx, ux, ux);  // no y: square pixels
+  return from_sizes(CalibrationSource::kOmeXml, sx, sy, ux, uy);
 }
 
 std::string imagej_value(const std::string& desc, const std::string& key) {
