@@ -1,6 +1,10 @@
 #include "nephroseg/io/image.h"
 
+#include <png.h>
 #include <tiffio.h>
+
+#include <csetjmp>
+#include <cstdio>
 
 #include <algorithm>
 #include <cmath>
@@ -98,6 +102,85 @@ void check_png(const std::string& path, const std::string& b) {
     if (b.compare(pos + 4, 4, "IEND") == 0) break;
     pos += 12 + len;
   }
+}
+
+// PNG decoding through libpng with our own error and warning handlers (OpenCV's PNG
+// decoder leaves libpng's default handler, which prints "libpng error: ..."). The
+// result matches cv::imread(IMREAD_UNCHANGED) after BGR -> RGB: grey stays 1 channel,
+// RGB and palette give 3, any alpha or tRNS gives RGBA, bit depths < 8 expand to 8
+// and 16-bit stays 16-bit.
+struct PngInput {
+  const std::string* bytes;
+  size_t pos;
+  char message[256];
+};
+
+void png_on_error(png_structp png, png_const_charp msg) {
+  auto* in = static_cast<PngInput*>(png_get_error_ptr(png));
+  std::snprintf(in->message, sizeof in->message, "%s", msg ? msg : "unknown error");
+  png_longjmp(png, 1);
+}
+void png_on_warning(png_structp, png_const_charp) {}
+
+void png_on_read(png_structp png, png_bytep out, png_size_t n) {
+  auto* in = static_cast<PngInput*>(png_get_io_ptr(png));
+  if (n > in->bytes->size() - in->pos) png_error(png, "read past the end of the file");
+  std::memcpy(out, in->bytes->data() + in->pos, n);
+  in->pos += n;
+}
+
+// Only plain data lives in the frames below setjmp (longjmp skips destructors).
+int png_read_header(png_structp png, png_infop info, PngInput* in, png_uint_32* w, png_uint_32* h, int* channels,
+                    int* depth16) {
+  if (setjmp(png_jmpbuf(png))) return 0;
+  png_set_read_fn(png, in, png_on_read);
+  png_read_info(png, info);
+  int bit_depth = 0, color_type = 0;
+  png_get_IHDR(png, info, w, h, &bit_depth, &color_type, nullptr, nullptr, nullptr);
+  const bool alpha = (color_type & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, info, PNG_INFO_tRNS);
+  const bool colour = (color_type & PNG_COLOR_MASK_COLOR) || color_type == PNG_COLOR_TYPE_PALETTE;
+  if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+  if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+  if (alpha && !colour) png_set_gray_to_rgb(png);
+  if (bit_depth == 16) png_set_swap(png);  // host order (little-endian)
+  if (bit_depth < 8) png_set_packing(png);
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  *channels = alpha ? 4 : colour ? 3 : 1;
+  *depth16 = bit_depth == 16 ? 1 : 0;
+  return static_cast<int>(png_get_channels(png, info)) == *channels ? 1 : -1;
+}
+
+int png_read_pixels(png_structp png, png_infop info, png_bytepp rows) {
+  if (setjmp(png_jmpbuf(png))) return 0;
+  png_read_image(png, rows);
+  png_read_end(png, info);
+  return 1;
+}
+
+cv::Mat decode_png(const std::string& path, const std::string& bytes) {
+  PngInput in{&bytes, 0, {0}};
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &in, png_on_error, png_on_warning);
+  NEPHRO_CHECK(png != nullptr, "cannot start the PNG decoder for '", path, "'");
+  png_infop info = png_create_info_struct(png);
+  struct Cleanup {
+    png_structp* png;
+    png_infop* info;
+    ~Cleanup() { png_destroy_read_struct(png, info, nullptr); }
+  } cleanup{&png, &info};
+  NEPHRO_CHECK(info != nullptr, "cannot start the PNG decoder for '", path, "'");
+  png_uint_32 w = 0, h = 0;
+  int channels = 0, depth16 = 0;
+  const int header = png_read_header(png, info, &in, &w, &h, &channels, &depth16);
+  NEPHRO_CHECK(header != 0, "cannot read PNG '", path, "': ", in.message);
+  NEPHRO_CHECK(header > 0, "cannot read PNG '", path, "': unsupported channel layout");
+  check_dimensions(path, "PNG", w, h);
+  cv::Mat out(static_cast<int>(h), static_cast<int>(w), CV_MAKETYPE(depth16 ? CV_16U : CV_8U, channels));
+  std::vector<png_bytep> rows(h);
+  for (png_uint_32 y = 0; y < h; ++y) rows[y] = out.ptr<png_byte>(static_cast<int>(y));
+  NEPHRO_CHECK(png_read_pixels(png, info, rows.data()) != 0, "cannot read PNG '", path, "': ", in.message);
+  return out;
 }
 
 // JPEG: SOF dimensions against the limits, and the end-of-image marker after the scan
@@ -380,7 +463,10 @@ cv::Mat read_image_raw(const std::string& path, int page) {
   if (format == Format::kDm) return dm_to_raw(read_dm_bytes(bytes, path));
   NEPHRO_CHECK(bytes.size() < (1u << 31), "image '", path, "' is larger than 2 GiB (", bytes.size(),
                " bytes): not supported for PNG/JPEG");
-  if (format == Format::kPng) check_png(path, bytes);
+  if (format == Format::kPng) {
+    check_png(path, bytes);
+    return decode_png(path, bytes);  // RGB order already
+  }
   if (format == Format::kJpeg) check_jpeg(path, bytes);
   cv::Mat m;
   try {

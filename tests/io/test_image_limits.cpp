@@ -9,6 +9,7 @@
 #include <functional>
 #include <opencv2/core.hpp>
 #include <opencv2/imgcodecs.hpp>
+#include <opencv2/imgproc.hpp>
 #include <string>
 #include <vector>
 
@@ -152,4 +153,54 @@ TEST(ImageLimits, HugeDeclaredDimensionsAreRefusedFromTheHeader) {
   le32(0);
   tif += '\0';
   expect_clean_error(read_outcome(put(dir, "huge.tif", tif)), "huge.tif", "limit");
+}
+
+namespace {
+uint32_t crc32_bitwise(const std::string& s) {
+  uint32_t c = 0xFFFFFFFFu;
+  for (unsigned char ch : s) {
+    c ^= ch;
+    for (int k = 0; k < 8; ++k) c = (c >> 1) ^ (0xEDB88320u & (0u - (c & 1)));
+  }
+  return ~c;
+}
+}  // namespace
+
+TEST(ImageLimits, PngDecodesAsOpenCvDoes) {
+  const std::string dir = test::temp_dir("limits_png_same");
+  cv::Mat grey8(13, 17, CV_8U), grey16(13, 17, CV_16U), rgb8 = noise(17, 13), rgba8(13, 17, CV_8UC4), rgb16(13, 17, CV_16UC3);
+  cv::randu(grey8, 0, 255);
+  cv::randu(grey16, 0, 65535);
+  cv::randu(rgba8, 0, 255);
+  cv::randu(rgb16, 0, 65535);
+  cv::Mat bilevel = grey8 > 128;
+  int k = 0;
+  for (const cv::Mat& m : {grey8, grey16, rgb8, rgba8, rgb16}) {
+    const std::string path = dir + "/m" + std::to_string(k++) + ".png";
+    ASSERT_TRUE(cv::imwrite(path, m));
+    cv::Mat expected = cv::imread(path, cv::IMREAD_UNCHANGED);
+    if (expected.channels() == 3) cv::cvtColor(expected, expected, cv::COLOR_BGR2RGB);
+    if (expected.channels() == 4) cv::cvtColor(expected, expected, cv::COLOR_BGRA2RGBA);
+    const cv::Mat got = io::read_image_raw(path);
+    ASSERT_EQ(got.type(), expected.type()) << path;
+    EXPECT_EQ(cv::norm(got, expected, cv::NORM_INF), 0.0) << path;
+  }
+  const std::string bl = dir + "/bilevel.png";
+  ASSERT_TRUE(cv::imwrite(bl, bilevel, {cv::IMWRITE_PNG_BILEVEL, 1}));
+  const cv::Mat got = io::read_image_raw(bl);
+  ASSERT_EQ(got.type(), CV_8UC1);
+  EXPECT_EQ(cv::norm(got, cv::imread(bl, cv::IMREAD_UNCHANGED), cv::NORM_INF), 0.0);
+}
+
+TEST(ImageLimits, CorruptPngDataWithValidCrcGivesOurErrorOnly) {
+  const std::string dir = test::temp_dir("limits_png_zlib");
+  std::string png = encode(".png", noise(32, 32));
+  const size_t idat = png.find("IDAT");
+  ASSERT_NE(idat, std::string::npos);
+  const uint32_t len = (uint32_t(uint8_t(png[idat - 4])) << 24) | (uint32_t(uint8_t(png[idat - 3])) << 16) |
+                       (uint32_t(uint8_t(png[idat - 2])) << 8) | uint32_t(uint8_t(png[idat - 1]));
+  for (size_t i = idat + 4 + 2; i < idat + 4 + len; i += 5) png[i] = static_cast<char>(png[i] ^ 0xA5);
+  be32_at(png, idat + 4 + len, crc32_bitwise(png.substr(idat, 4 + len)));
+  const Outcome o = read_outcome(put(dir, "zlib.png", png));
+  expect_clean_error(o, "zlib.png", "cannot read PNG");
 }

@@ -33,8 +33,10 @@
 // kMaxImageSide pixels per side and kMaxImagePixels pixels in all; the message names
 // the file and the limit. A PNG whose chunks run past the end of the file or lack
 // IEND, and a JPEG without its end-of-image marker (truncated files) are refused
-// before decoding too; libpng's, libjpeg's and libtiff's own messages are silenced and
-// replaced by one nephroseg::Error line naming the file. An empty (0-byte) file is
+// before decoding too. PNG is decoded through libpng with our own error handler (the
+// pixels OpenCV's reader gives, RGB order); libtiff's handlers are silenced; libpng's
+// and libtiff's messages become one nephroseg::Error line naming the file. (A JPEG
+// that is complete but damaged inside still goes to OpenCV, whose libjpeg may warn.) An empty (0-byte) file is
 // refused as such.
 #pragma once
 
