@@ -7,7 +7,7 @@
 #include <filesystem>
 #include <memory>
 #include <nlohmann/json.hpp>
-#include <regex>
+#include <cctype>
 
 #include "nephroseg/core/error.h"
 #include "nephroseg/io/dm.h"
@@ -70,18 +70,39 @@ Calibration from_sizes(CalibrationSource source, double size_x, double size_y, c
   return c;
 }
 
+// The value of name="..." in one XML start tag (no regex: descriptions can be large).
 std::string attribute(const std::string& element, const std::string& name) {
-  const std::regex re("\\b" + name + "\\s*=\\s*\"([^\"]*)\"");
-  std::smatch m;
-  if (std::regex_search(element, m, re)) return m[1].str();
+  for (size_t p = element.find(name); p != std::string::npos; p = element.find(name, p + 1)) {
+    const bool starts = p > 0 && (std::isspace(static_cast<unsigned char>(element[p - 1])) != 0);
+    size_t q = p + name.size();
+    while (q < element.size() && std::isspace(static_cast<unsigned char>(element[q]))) ++q;
+    if (!starts || q >= element.size() || element[q] != '=') continue;
+    ++q;
+    while (q < element.size() && std::isspace(static_cast<unsigned char>(element[q]))) ++q;
+    if (q >= element.size() || (element[q] != '"' && element[q] != '\'')) continue;
+    const size_t close = element.find(element[q], q + 1);
+    if (close == std::string::npos) return {};
+    return element.substr(q + 1, close - q - 1);
+  }
   return {};
 }
 
 Calibration from_ome(const std::string& xml) {
-  static const std::regex pixels_re("<([A-Za-z0-9_]+:)?Pixels[\\s>]");
-  std::smatch m;
-  if (!std::regex_search(xml, m, pixels_re)) return {};
-  const size_t begin = static_cast<size_t>(m.position(0));
+  // The first <Pixels ...> or <prefix:Pixels ...> start tag.
+  size_t begin = std::string::npos;
+  for (size_t p = xml.find("Pixels"); p != std::string::npos; p = xml.find("Pixels", p + 1)) {
+    const size_t after = p + 6;
+    if (after >= xml.size() || !(std::isspace(static_cast<unsigned char>(xml[after])) || xml[after] == '>')) continue;
+    size_t q = p;
+    while (q > 0 && (std::isalnum(static_cast<unsigned char>(xml[q - 1])) || xml[q - 1] == '_' || xml[q - 1] == ':'))
+      --q;
+    const std::string prefix = xml.substr(q, p - q);
+    if (q > 0 && xml[q - 1] == '<' && (prefix.empty() || prefix.back() == ':')) {
+      begin = q - 1;
+      break;
+    }
+  }
+  if (begin == std::string::npos) return {};
   const size_t end = xml.find('>', begin);
   if (end == std::string::npos) return {};
   const std::string el = xml.substr(begin, end - begin);

@@ -315,7 +315,10 @@ DmImage read_dm_bytes(const std::string& bytes, const std::string& name) {
   std::set<uint64_t> thumbnails;
   if (const Tag* th = root.child("Thumbnails"); th && th->group)
     for (const auto& t : th->children)
-      if (const Tag* idx = t.path({"ImageIndex"}); idx && !idx->group) thumbnails.insert(static_cast<uint64_t>(parser.number(*idx)));
+      if (const Tag* idx = t.path({"ImageIndex"}); idx && !idx->group) {
+        const double v = parser.number(*idx);
+        if (v >= 0 && v < 1e9) thumbnails.insert(static_cast<uint64_t>(v));
+      }
 
   // Candidates: images with data, not thumbnails; fall back to all images with data.
   auto has_data = [](const Tag& im) {
