@@ -10,7 +10,7 @@ packages=(
   # reference BLAS is ~50x slower: install OpenBLAS (OpenMP flavour) explicitly.
   libtorch-dev libgloo-dev libopenblas0-openmp
   # images, CLI, JSON, TIFF
-  libopencv-dev libcli11-dev nlohmann-json3-dev libtiff-dev
+  libopencv-dev libcli11-dev nlohmann-json3-dev libtiff-dev libpng-dev
   # whole slides (SVS, NDPI, MRXS, ...)
   libopenslide-dev
   # tests

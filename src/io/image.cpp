@@ -1,17 +1,23 @@
 #include "nephroseg/io/image.h"
 
+#include <png.h>
 #include <tiffio.h>
+
+#include <csetjmp>
+#include <cstdio>
 
 #include <algorithm>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <memory>
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/atomic_file.h"
+#include "nephroseg/io/dm.h"
 
 namespace fs = std::filesystem;
 
@@ -25,9 +31,188 @@ std::string lower_ext(const std::string& path) {
   return ext;
 }
 
-bool is_tiff(const std::string& path) {
-  const std::string ext = lower_ext(path);
-  return ext == ".tif" || ext == ".tiff";
+enum class Format { kEmpty, kPng, kJpeg, kTiff, kDm, kOther };
+
+// The decoder is chosen by the first bytes, not by the extension.
+Format sniff(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  NEPHRO_CHECK(in.good(), "cannot open image '", path, "'");
+  char h[16] = {};
+  in.read(h, sizeof h);
+  const std::string head(h, static_cast<size_t>(in.gcount()));
+  if (head.empty()) return Format::kEmpty;
+  if (head.size() >= 8 && head.compare(0, 8, "\x89PNG\r\n\x1a\n") == 0) return Format::kPng;
+  if (head.size() >= 3 && head.compare(0, 3, "\xff\xd8\xff") == 0) return Format::kJpeg;
+  if (head.size() >= 4 && (head.compare(0, 4, std::string("II*\0", 4)) == 0 || head.compare(0, 4, std::string("MM\0*", 4)) == 0 ||
+                           head.compare(0, 4, std::string("II+\0", 4)) == 0 || head.compare(0, 4, std::string("MM\0+", 4)) == 0))
+    return Format::kTiff;
+  if (looks_like_dm(head)) return Format::kDm;
+  return Format::kOther;
+}
+
+std::string read_bytes(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  NEPHRO_CHECK(in.good(), "cannot open image '", path, "'");
+  return std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+}
+
+void check_dimensions(const std::string& path, const char* format, uint64_t width, uint64_t height) {
+  NEPHRO_CHECK(width >= 1 && height >= 1, format, " '", path, "' declares a ", width, " x ", height, " image (no pixels)");
+  NEPHRO_CHECK(width <= static_cast<uint64_t>(kMaxImageSide) && height <= static_cast<uint64_t>(kMaxImageSide) &&
+                   width * height <= static_cast<uint64_t>(kMaxImagePixels),
+               format, " '", path, "' declares a ", width, " x ", height, " image, beyond the limit of ", kMaxImageSide,
+               " pixels per side and ", kMaxImagePixels, " pixels in all");
+}
+
+uint32_t be32(const std::string& b, size_t at) {
+  return (uint32_t(uint8_t(b[at])) << 24) | (uint32_t(uint8_t(b[at + 1])) << 16) | (uint32_t(uint8_t(b[at + 2])) << 8) |
+         uint32_t(uint8_t(b[at + 3]));
+}
+
+uint32_t crc32_of(const char* data, size_t n) {
+  static const auto table = [] {
+    std::vector<uint32_t> t(256);
+    for (uint32_t i = 0; i < 256; ++i) {
+      uint32_t c = i;
+      for (int k = 0; k < 8; ++k) c = (c & 1) ? 0xEDB88320u ^ (c >> 1) : c >> 1;
+      t[i] = c;
+    }
+    return t;
+  }();
+  uint32_t c = 0xFFFFFFFFu;
+  for (size_t i = 0; i < n; ++i) c = table[(c ^ uint8_t(data[i])) & 0xFF] ^ (c >> 8);
+  return c ^ 0xFFFFFFFFu;
+}
+
+// PNG: IHDR dimensions against the limits, and every chunk inside the file with a
+// correct CRC up to IEND, so that libpng is never handed a truncated or damaged file
+// (it would print "libpng error: ..." itself).
+void check_png(const std::string& path, const std::string& b) {
+  NEPHRO_CHECK(b.size() >= 33 && b.compare(12, 4, "IHDR") == 0 && be32(b, 8) == 13,
+               "PNG '", path, "' is truncated or corrupt (no IHDR header)");
+  check_dimensions(path, "PNG", be32(b, 16), be32(b, 20));
+  size_t pos = 8;
+  while (true) {
+    NEPHRO_CHECK(pos + 12 <= b.size(), "PNG '", path, "' is truncated (", b.size(), " bytes; ends before its IEND chunk)");
+    const uint64_t len = be32(b, pos);
+    NEPHRO_CHECK(len <= b.size() - pos - 12, "PNG '", path, "' is truncated (chunk '", b.substr(pos + 4, 4),
+                 "' at byte ", pos, " runs past the end of the file)");
+    NEPHRO_CHECK(crc32_of(b.data() + pos + 4, len + 4) == be32(b, pos + 8 + len), "PNG '", path,
+                 "' is corrupt (CRC error in chunk '", b.substr(pos + 4, 4), "' at byte ", pos, ")");
+    if (b.compare(pos + 4, 4, "IEND") == 0) break;
+    pos += 12 + len;
+  }
+}
+
+// PNG decoding through libpng with our own error and warning handlers (OpenCV's PNG
+// decoder leaves libpng's default handler, which prints "libpng error: ..."). The
+// result matches cv::imread(IMREAD_UNCHANGED) after BGR -> RGB: grey stays 1 channel,
+// RGB and palette give 3, any alpha or tRNS gives RGBA, bit depths < 8 expand to 8
+// and 16-bit stays 16-bit.
+struct PngInput {
+  const std::string* bytes;
+  size_t pos;
+  char message[256];
+};
+
+void png_on_error(png_structp png, png_const_charp msg) {
+  auto* in = static_cast<PngInput*>(png_get_error_ptr(png));
+  std::snprintf(in->message, sizeof in->message, "%s", msg ? msg : "unknown error");
+  png_longjmp(png, 1);
+}
+void png_on_warning(png_structp, png_const_charp) {}
+
+void png_on_read(png_structp png, png_bytep out, png_size_t n) {
+  auto* in = static_cast<PngInput*>(png_get_io_ptr(png));
+  if (n > in->bytes->size() - in->pos) png_error(png, "read past the end of the file");
+  std::memcpy(out, in->bytes->data() + in->pos, n);
+  in->pos += n;
+}
+
+// Only plain data lives in the frames below setjmp (longjmp skips destructors).
+int png_read_header(png_structp png, png_infop info, PngInput* in, png_uint_32* w, png_uint_32* h, int* channels,
+                    int* depth16) {
+  if (setjmp(png_jmpbuf(png))) return 0;
+  png_set_read_fn(png, in, png_on_read);
+  png_read_info(png, info);
+  int bit_depth = 0, color_type = 0;
+  png_get_IHDR(png, info, w, h, &bit_depth, &color_type, nullptr, nullptr, nullptr);
+  const bool alpha = (color_type & PNG_COLOR_MASK_ALPHA) || png_get_valid(png, info, PNG_INFO_tRNS);
+  const bool colour = (color_type & PNG_COLOR_MASK_COLOR) || color_type == PNG_COLOR_TYPE_PALETTE;
+  if (color_type == PNG_COLOR_TYPE_PALETTE) png_set_palette_to_rgb(png);
+  if (color_type == PNG_COLOR_TYPE_GRAY && bit_depth < 8) png_set_expand_gray_1_2_4_to_8(png);
+  if (png_get_valid(png, info, PNG_INFO_tRNS)) png_set_tRNS_to_alpha(png);
+  if (alpha && !colour) png_set_gray_to_rgb(png);
+  if (bit_depth == 16) png_set_swap(png);  // host order (little-endian)
+  if (bit_depth < 8) png_set_packing(png);
+  png_set_interlace_handling(png);
+  png_read_update_info(png, info);
+  *channels = alpha ? 4 : colour ? 3 : 1;
+  *depth16 = bit_depth == 16 ? 1 : 0;
+  return static_cast<int>(png_get_channels(png, info)) == *channels ? 1 : -1;
+}
+
+int png_read_pixels(png_structp png, png_infop info, png_bytepp rows) {
+  if (setjmp(png_jmpbuf(png))) return 0;
+  png_read_image(png, rows);
+  png_read_end(png, info);
+  return 1;
+}
+
+cv::Mat decode_png(const std::string& path, const std::string& bytes) {
+  PngInput in{&bytes, 0, {0}};
+  png_structp png = png_create_read_struct(PNG_LIBPNG_VER_STRING, &in, png_on_error, png_on_warning);
+  NEPHRO_CHECK(png != nullptr, "cannot start the PNG decoder for '", path, "'");
+  png_infop info = png_create_info_struct(png);
+  struct Cleanup {
+    png_structp* png;
+    png_infop* info;
+    ~Cleanup() { png_destroy_read_struct(png, info, nullptr); }
+  } cleanup{&png, &info};
+  NEPHRO_CHECK(info != nullptr, "cannot start the PNG decoder for '", path, "'");
+  png_uint_32 w = 0, h = 0;
+  int channels = 0, depth16 = 0;
+  const int header = png_read_header(png, info, &in, &w, &h, &channels, &depth16);
+  NEPHRO_CHECK(header != 0, "cannot read PNG '", path, "': ", in.message);
+  NEPHRO_CHECK(header > 0, "cannot read PNG '", path, "': unsupported channel layout");
+  check_dimensions(path, "PNG", w, h);
+  cv::Mat out(static_cast<int>(h), static_cast<int>(w), CV_MAKETYPE(depth16 ? CV_16U : CV_8U, channels));
+  std::vector<png_bytep> rows(h);
+  for (png_uint_32 y = 0; y < h; ++y) rows[y] = out.ptr<png_byte>(static_cast<int>(y));
+  NEPHRO_CHECK(png_read_pixels(png, info, rows.data()) != 0, "cannot read PNG '", path, "': ", in.message);
+  return out;
+}
+
+// JPEG: SOF dimensions against the limits, and the end-of-image marker after the scan
+// data (a truncated JPEG otherwise decodes to grey with a libjpeg warning on stderr).
+void check_jpeg(const std::string& path, const std::string& b) {
+  size_t pos = 2;
+  bool have_size = false;
+  while (true) {
+    while (pos < b.size() && uint8_t(b[pos]) == 0xFF && pos + 1 < b.size() && uint8_t(b[pos + 1]) == 0xFF) ++pos;
+    NEPHRO_CHECK(pos + 4 <= b.size() && uint8_t(b[pos]) == 0xFF, "JPEG '", path, "' is truncated or corrupt (bad marker at byte ",
+                 pos, ")");
+    const uint8_t marker = uint8_t(b[pos + 1]);
+    const size_t len = (size_t(uint8_t(b[pos + 2])) << 8) | uint8_t(b[pos + 3]);
+    NEPHRO_CHECK(len >= 2 && pos + 2 + len <= b.size(), "JPEG '", path, "' is truncated (segment at byte ", pos,
+                 " runs past the end of the file)");
+    const bool sof = marker >= 0xC0 && marker <= 0xCF && marker != 0xC4 && marker != 0xC8 && marker != 0xCC;
+    if (sof) {
+      NEPHRO_CHECK(len >= 7, "JPEG '", path, "' is corrupt (short frame header)");
+      const uint32_t h = (uint32_t(uint8_t(b[pos + 5])) << 8) | uint8_t(b[pos + 6]);
+      const uint32_t w = (uint32_t(uint8_t(b[pos + 7])) << 8) | uint8_t(b[pos + 8]);
+      check_dimensions(path, "JPEG", w, h);
+      have_size = true;
+    }
+    if (marker == 0xDA) {  // start of scan: entropy-coded data follows
+      NEPHRO_CHECK(have_size, "JPEG '", path, "' is corrupt (scan before the frame header)");
+      const size_t eoi = b.rfind("\xff\xd9");
+      NEPHRO_CHECK(eoi != std::string::npos && eoi > pos, "JPEG '", path,
+                   "' is truncated (no end-of-image marker after the image data)");
+      return;
+    }
+    pos += 2 + len;
+  }
 }
 
 // libtiff reports through global handlers; silence them and report through our errors.
@@ -48,8 +233,17 @@ using TiffPtr = std::unique_ptr<TIFF, TiffCloser>;
 TiffPtr open_tiff(const std::string& path, const char* mode) {
   silence_libtiff();
   TiffPtr tif(TIFFOpen(path.c_str(), mode));
-  NEPHRO_CHECK(tif != nullptr, "cannot open TIFF '", path, "' (missing or not a TIFF file)");
+  NEPHRO_CHECK(tif != nullptr, "cannot open TIFF '", path, "' (missing, truncated or not a TIFF file)");
   return tif;
+}
+
+// A DM image in the depths of read_image_raw (see image.h).
+cv::Mat dm_to_raw(const DmImage& dm) {
+  if (dm.pixels.depth() == CV_8U) return dm.pixels;  // uint8 grey, or RGBA
+  if (dm.pixels.depth() == CV_16U) return dm.pixels;
+  cv::Mat f;
+  dm.pixels.convertTo(f, CV_32F);
+  return f;
 }
 
 // Reads the current directory of an open TIFF into a Mat with file channel order.
@@ -66,6 +260,7 @@ cv::Mat read_tiff_directory(TIFF* tif, const std::string& path, int page) {
   TIFFGetFieldDefaulted(tif, TIFFTAG_COMPRESSION, &compression);
   if (!TIFFGetField(tif, TIFFTAG_PHOTOMETRIC, &photometric)) photometric = PHOTOMETRIC_MINISBLACK;
   NEPHRO_CHECK(width > 0 && height > 0, "TIFF '", path, "' page ", page, " has no pixels");
+  check_dimensions(path, "TIFF", width, height);
   NEPHRO_CHECK(spp >= 1 && spp <= 64, "TIFF '", path, "': unsupported samples per pixel ", spp);
 
   if (photometric == PHOTOMETRIC_YCBCR && compression == COMPRESSION_JPEG) {
@@ -206,7 +401,8 @@ double percentile_of(const cv::Mat& single, double q) {
 
 bool is_image_file(const std::string& path) {
   const std::string ext = lower_ext(path);
-  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".tif" || ext == ".tiff";
+  return ext == ".png" || ext == ".jpg" || ext == ".jpeg" || ext == ".tif" || ext == ".tiff" || ext == ".dm3" ||
+         ext == ".dm4";
 }
 
 std::vector<std::string> list_image_files(const std::string& dir) {
@@ -223,11 +419,28 @@ std::vector<std::string> list_image_files(const std::string& dir) {
   return files;
 }
 
+std::string image_format(const std::string& path) {
+  switch (sniff(path)) {
+    case Format::kEmpty: return "empty";
+    case Format::kPng: return "png";
+    case Format::kJpeg: return "jpeg";
+    case Format::kTiff: return "tiff";
+    case Format::kDm: {
+      std::ifstream in(path, std::ios::binary);
+      char h[4] = {};
+      in.read(h, 4);
+      return h[3] == 4 ? "dm4" : "dm3";
+    }
+    case Format::kOther: break;
+  }
+  return "other";
+}
+
 std::string file_stem(const std::string& path) { return fs::path(path).stem().string(); }
 
 int count_pages(const std::string& path) {
   NEPHRO_CHECK(fs::is_regular_file(path), "image '", path, "' does not exist");
-  if (!is_tiff(path)) return 1;
+  if (sniff(path) != Format::kTiff) return 1;
   TiffPtr tif = open_tiff(path, "r");
   return static_cast<int>(TIFFNumberOfDirectories(tif.get()));
 }
@@ -235,7 +448,9 @@ int count_pages(const std::string& path) {
 cv::Mat read_image_raw(const std::string& path, int page) {
   NEPHRO_CHECK(fs::is_regular_file(path), "image '", path, "' does not exist");
   NEPHRO_CHECK(page >= 0, "page must be >= 0 (got ", page, ") for '", path, "'");
-  if (is_tiff(path)) {
+  const Format format = sniff(path);
+  NEPHRO_CHECK(format != Format::kEmpty, "image '", path, "' is empty (0 bytes)");
+  if (format == Format::kTiff) {
     TiffPtr tif = open_tiff(path, "r");
     const int pages = static_cast<int>(TIFFNumberOfDirectories(tif.get()));
     NEPHRO_CHECK(page < pages, "TIFF '", path, "' has ", pages, " page(s); page ", page, " requested");
@@ -244,7 +459,22 @@ cv::Mat read_image_raw(const std::string& path, int page) {
     return read_tiff_directory(tif.get(), path, page);
   }
   NEPHRO_CHECK(page == 0, "'", path, "' has one page; page ", page, " requested");
-  cv::Mat m = cv::imread(path, cv::IMREAD_UNCHANGED);
+  const std::string bytes = read_bytes(path);
+  if (format == Format::kDm) return dm_to_raw(read_dm_bytes(bytes, path));
+  NEPHRO_CHECK(bytes.size() < (1u << 31), "image '", path, "' is larger than 2 GiB (", bytes.size(),
+               " bytes): not supported for PNG/JPEG");
+  if (format == Format::kPng) {
+    check_png(path, bytes);
+    return decode_png(path, bytes);  // RGB order already
+  }
+  if (format == Format::kJpeg) check_jpeg(path, bytes);
+  cv::Mat m;
+  try {
+    m = cv::imdecode(cv::_InputArray(reinterpret_cast<const uchar*>(bytes.data()), static_cast<int>(bytes.size())),
+                     cv::IMREAD_UNCHANGED);
+  } catch (const cv::Exception&) {
+    m = cv::Mat();
+  }
   NEPHRO_CHECK(!m.empty(), "cannot read image '", path, "' (corrupt or unsupported format)");
   if (m.channels() == 3) cv::cvtColor(m, m, cv::COLOR_BGR2RGB);
   else if (m.channels() == 4) cv::cvtColor(m, m, cv::COLOR_BGRA2RGBA);

@@ -1,19 +1,26 @@
 // `nephroseg measure`: GBM thickness in nanometres from membrane masks.
 #include <cmath>
+#include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iostream>
 #include <limits>
 #include <map>
 #include <opencv2/core.hpp>
 
 #include "command.h"
+#include "nephroseg/core/atomic_file.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
+#include "nephroseg/io/calibration.h"
+#include "nephroseg/io/csv.h"
 #include "nephroseg/io/image.h"
 #include "nephroseg/io/mask.h"
 #include "nephroseg/measure/reference.h"
 #include "nephroseg/measure/report.h"
 #include "nephroseg/measure/thickness.h"
+
+#include <nlohmann/json.hpp>
 
 namespace fs = std::filesystem;
 
@@ -22,13 +29,92 @@ namespace {
 
 struct MeasureParams {
   std::string mask, image, out, reference = measure::default_reference_id(), ref_method = "direct";
-  double nm_per_pixel = std::numeric_limits<double>::quiet_NaN();
+  std::string nm_per_pixel = "auto";
   double ref_low = std::numeric_limits<double>::quiet_NaN(), ref_high = std::numeric_limits<double>::quiet_NaN();
   int mask_channel = -1;
   double mask_threshold = 127;
   bool list_references = false;
   measure::ThicknessOptions thickness;
 };
+
+// The pixel size of one image and where it came from.
+struct ImageCalibration {
+  double nm_per_pixel = 0;
+  std::string source;       // "option" or the file's calibration source ("dm", "ome-xml", ...)
+  std::string file;         // the file whose calibration was read
+  io::Calibration in_file;  // what that file says
+};
+
+// A strict number: the whole text, finite, > 0; 0 otherwise.
+double parse_nm_per_pixel(const std::string& text) {
+  if (text.empty()) return 0;
+  char* end = nullptr;
+  const double v = std::strtod(text.c_str(), &end);
+  if (end != text.c_str() + text.size() || !std::isfinite(v) || v <= 0) return 0;
+  return v;
+}
+
+// --nm-per-pixel auto: the file's calibration (an error when there is none); an
+// explicit value wins, with a warning when the file disagrees by more than 1 %.
+ImageCalibration resolve_calibration(const std::string& file, bool automatic, double explicit_nm) {
+  ImageCalibration c;
+  c.file = file;
+  c.in_file = io::read_calibration(file);
+  if (!automatic) {
+    c.nm_per_pixel = explicit_nm;
+    c.source = "option";
+    if (c.in_file.known()) {
+      const double file_nm = 0.5 * (c.in_file.nm_per_pixel_x + c.in_file.nm_per_pixel_y);
+      if (std::abs(explicit_nm - file_nm) > 0.01 * file_nm)
+        log_warn("--nm-per-pixel ", explicit_nm, " disagrees with the calibration of '", file, "' (", file_nm,
+                 " nm per pixel from ", io::calibration_source_names().name(c.in_file.source), "); using ",
+                 explicit_nm);
+    }
+    return c;
+  }
+  NEPHRO_CHECK(c.in_file.known() || c.in_file.reciprocal, "no pixel size for '", file,
+               "': the file carries no calibration (DM, OME-XML, ImageJ or TIFF resolution tags); give "
+               "--nm-per-pixel <nm>");
+  c.nm_per_pixel = io::require_nm_per_pixel(c.in_file, file);
+  c.source = io::calibration_source_names().name(c.in_file.source);
+  return c;
+}
+
+// Adds where the pixel size came from to the files measure::write_* wrote (new fields
+// only; nothing renamed): <name>_summary.json, summary.json and summary.csv.
+void record_calibrations(const std::string& out, const std::vector<std::string>& names,
+                         const std::vector<ImageCalibration>& cals) {
+  auto read_json = [](const std::string& path) {
+    std::ifstream in(path);
+    return nlohmann::json::parse(in);
+  };
+  auto file_nm = [](const io::Calibration& c) {
+    return c.known() ? nlohmann::json(0.5 * (c.nm_per_pixel_x + c.nm_per_pixel_y)) : nlohmann::json(nullptr);
+  };
+  for (size_t i = 0; i < names.size(); ++i) {
+    const std::string path = (fs::path(out) / (names[i] + "_summary.json")).string();
+    nlohmann::json j = read_json(path);
+    j["calibration"] = {{"source", cals[i].source},
+                        {"file", cals[i].file},
+                        {"file_source", io::calibration_source_names().name(cals[i].in_file.source)},
+                        {"file_nm_per_pixel", file_nm(cals[i].in_file)},
+                        {"file_unit", cals[i].in_file.unit}};
+    write_file_atomically(path, j.dump(2) + "\n");
+  }
+  const std::string json_path = (fs::path(out) / "summary.json").string();
+  nlohmann::json batch = read_json(json_path);
+  for (size_t i = 0; i < names.size() && i < batch["images"].size(); ++i)
+    batch["images"][i]["calibration_source"] = cals[i].source;
+  write_file_atomically(json_path, batch.dump(2) + "\n");
+  const std::string csv_path = (fs::path(out) / "summary.csv").string();
+  std::vector<io::CsvRow> rows = io::read_csv(csv_path);
+  NEPHRO_CHECK(rows.size() == names.size() + 1, "internal: '", csv_path, "' has ", rows.size(), " rows");
+  io::CsvRow header = rows[0];
+  header.push_back("calibration_source");
+  std::vector<io::CsvRow> body(rows.begin() + 1, rows.end());
+  for (size_t i = 0; i < body.size(); ++i) body[i].push_back(cals[i].source);
+  io::write_csv(csv_path, header, body);
+}
 
 int run_measure(MeasureParams& p) {
   if (p.list_references) {
@@ -40,10 +126,13 @@ int run_measure(MeasureParams& p) {
   }
   NEPHRO_CHECK(!p.mask.empty(), "--mask is required");
   NEPHRO_CHECK(!p.out.empty(), "--out is required");
-  NEPHRO_CHECK(!std::isnan(p.nm_per_pixel), "--nm-per-pixel is required (the image calibration in nm per pixel)");
-  NEPHRO_CHECK(p.nm_per_pixel > 0 && std::isfinite(p.nm_per_pixel), "--nm-per-pixel must be a positive number (got ",
-               p.nm_per_pixel, ")");
-  p.thickness.nm_per_pixel = p.nm_per_pixel;
+  const bool auto_calibration = p.nm_per_pixel == "auto";
+  double explicit_nm = 0;
+  if (!auto_calibration) {
+    explicit_nm = parse_nm_per_pixel(p.nm_per_pixel);
+    NEPHRO_CHECK(explicit_nm > 0, "--nm-per-pixel must be 'auto' or a positive, finite number of nm per pixel (got '",
+                 p.nm_per_pixel, "')");
+  }
   measure::ReferenceRange range;
   if (!std::isnan(p.ref_low) || !std::isnan(p.ref_high)) {
     NEPHRO_CHECK(p.ref_method == "oi" || p.ref_method == "direct", "--ref-method must be 'oi' or 'direct'");
@@ -83,7 +172,9 @@ int run_measure(MeasureParams& p) {
   mopt.threshold = p.mask_threshold;
   std::vector<std::string> names;
   std::vector<cv::Mat> masks, images;
+  std::vector<ImageCalibration> calibrations;
   for (const auto& [m, img] : pairs) {
+    calibrations.push_back(resolve_calibration(img.empty() ? m : img, auto_calibration, explicit_nm));
     cv::Mat mask = io::read_mask(m, mopt);
     NEPHRO_CHECK(cv::countNonZero(mask) > 0, "mask '", m, "' is empty (no foreground pixel)");
     cv::Mat image;
@@ -98,7 +189,9 @@ int run_measure(MeasureParams& p) {
   }
   std::vector<measure::ThicknessResult> results;
   for (size_t i = 0; i < masks.size(); ++i) {
-    results.push_back(measure::measure_thickness(masks[i], p.thickness));
+    measure::ThicknessOptions options = p.thickness;
+    options.nm_per_pixel = calibrations[i].nm_per_pixel;
+    results.push_back(measure::measure_thickness(masks[i], options));
     const auto& r = results.back();
     const double k = r.nm_per_pixel, value = measure::reference_value_nm(r, range);
     char line[300];
@@ -113,6 +206,7 @@ int run_measure(MeasureParams& p) {
   for (size_t i = 0; i < masks.size(); ++i)
     measure::write_thickness_report(p.out, names[i], images[i], masks[i], results[i], range, p.thickness);
   measure::write_thickness_batch_summary(p.out, names, results, range);
+  record_calibrations(p.out, names, calibrations);
   log_info("wrote ", names.size() * 4 + 2, " files to ", p.out);
   return 0;
 }
@@ -121,7 +215,10 @@ Runner setup_measure(CLI::App& app) {
   auto p = std::make_shared<MeasureParams>();
   app.add_option("--mask", p->mask, "GBM mask file or folder (non-zero = membrane)");
   app.add_option("--image", p->image, "image file or folder (same names) for the overlay");
-  app.add_option("--nm-per-pixel", p->nm_per_pixel, "calibration in nm per pixel (required)");
+  app.add_option("--nm-per-pixel", p->nm_per_pixel,
+                 "calibration in nm per pixel, or 'auto': the file's own (--image if given, else --mask; DM, "
+                 "OME-XML, ImageJ or TIFF resolution)")
+      ->capture_default_str();
   app.add_option("--out", p->out, "output folder");
   app.add_option("--reference", p->reference, "reference range id (see --list-references)")->capture_default_str();
   app.add_option("--ref-low-nm", p->ref_low, "custom reference range: lower bound in nm");

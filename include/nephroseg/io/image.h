@@ -1,4 +1,5 @@
-// nephroseg/io/image.h: reading microscopy images (PNG, JPEG, TIFF) into 8-bit RGB.
+// nephroseg/io/image.h: reading microscopy images (PNG, JPEG, TIFF, DigitalMicrograph
+// DM3/DM4) into 8-bit RGB.
 //
 // Colour convention of the whole library: every 3-channel cv::Mat is **RGB** order
 // (not OpenCV's BGR). Readers convert on the way in, writers on the way out.
@@ -6,6 +7,9 @@
 // Reading is two steps:
 //   1. read_image_raw(): the stored samples, native depth (8U, 16U, 32F), channels in
 //      file order (RGB / RGBA for colour files, N channels for multi-channel TIFF).
+//      DM files (io/dm.h): uint8 and uint16 keep their depth; int8, int16, int32,
+//      uint32, float32 and float64 become CV_32F (so the float rule below applies);
+//      RGB(A) becomes CV_8UC4 RGBA.
 //   2. to_rgb8(): channel selection and intensity window -> CV_8UC3 RGB.
 //
 // The rule for 16-bit and multi-channel (immunofluorescence) images:
@@ -20,6 +24,20 @@
 //     kFullRange maps 0..max-of-type (0..65535 for 16-bit; 0..1 for float).
 //   * multi-page TIFF: `page` picks one page; pages_as_channels = true stacks every
 //     single-channel page as a channel (the OME-TIFF layout of multi-channel IF).
+//
+// Which decoder: by the file's first bytes (PNG signature, JPEG SOI, TIFF II/MM, DM
+// version 3/4), not by its extension; other content goes to OpenCV's readers.
+//
+// Limits (hostile or broken files): before anything is decoded, the dimensions are
+// read from the header (PNG IHDR, JPEG SOF, TIFF tags, DM Dimensions) and held to
+// kMaxImageSide pixels per side and kMaxImagePixels pixels in all; the message names
+// the file and the limit. A PNG whose chunks run past the end of the file or lack
+// IEND, and a JPEG without its end-of-image marker (truncated files) are refused
+// before decoding too. PNG is decoded through libpng with our own error handler (the
+// pixels OpenCV's reader gives, RGB order); libtiff's handlers are silenced; libpng's
+// and libtiff's messages become one nephroseg::Error line naming the file. (A JPEG
+// that is complete but damaged inside still goes to OpenCV, whose libjpeg may warn.) An empty (0-byte) file is
+// refused as such.
 #pragma once
 
 #include <opencv2/core/mat.hpp>
@@ -28,6 +46,12 @@
 #include <vector>
 
 namespace nephroseg::io {
+
+/// Largest width or height the readers accept (2^17 = 131072 pixels).
+constexpr long long kMaxImageSide = 1LL << 17;
+/// Largest number of pixels (width x height) the readers accept (2^30, OpenCV's own
+/// default; a 32768 x 32768 micrograph).
+constexpr long long kMaxImagePixels = 1LL << 30;
 
 enum class WindowMode { kAuto, kPercentile, kMinMax, kFullRange };
 
@@ -42,7 +66,8 @@ struct ImageReadOptions {
   double window_max = 0.0;
 };
 
-/// True for the extensions the readers accept (.png .jpg .jpeg .tif .tiff, any case).
+/// True for the extensions the readers accept (.png .jpg .jpeg .tif .tiff .dm3 .dm4,
+/// any case).
 bool is_image_file(const std::string& path);
 /// Image files of a folder (not recursive), sorted by name. Throws if the folder is
 /// missing.
@@ -50,10 +75,15 @@ std::vector<std::string> list_image_files(const std::string& dir);
 /// A file name without folder and extension ("a/b/x.ome.tif" -> "x.ome").
 std::string file_stem(const std::string& path);
 
+/// The format by the file's first bytes: "png", "jpeg", "tiff", "dm3", "dm4", "empty"
+/// (0 bytes) or "other". Throws if the file cannot be opened.
+std::string image_format(const std::string& path);
 /// Number of pages (TIFF directories); 1 for PNG/JPEG. Throws on unreadable files.
 int count_pages(const std::string& path);
 /// The stored samples of one page: depth CV_8U, CV_16U or CV_32F, channels in file
 /// order (RGB/RGBA for colour). 1-bit TIFF becomes 0/255; palette TIFF becomes RGB.
+/// DM3/DM4: the data image (see the rule above). Throws nephroseg::Error naming the
+/// file for missing, empty, truncated or oversized files (the limits above).
 cv::Mat read_image_raw(const std::string& path, int page = 0);
 /// read_image_raw() honouring options.page / options.pages_as_channels.
 cv::Mat read_image_raw(const std::string& path, const ImageReadOptions& options);
