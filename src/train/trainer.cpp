@@ -129,15 +129,17 @@ void freeze_batchnorm(torch::nn::Module& m) {
 
 // After backward: sums the gradients over ranks (the losses were already weighted by each
 // rank's share of the batch) and averages the running statistics of training-mode
-// BatchNorm layers, with `extra` float32 tensors summed along, in one all-reduce.
+// BatchNorm layers weighted by the same shares (so the running mean is exactly the one
+// of the global batch, and an idle rank's dummy image counts for nothing), with `extra`
+// float32 tensors summed along, in one all-reduce.
 void sync_step(const std::vector<at::Tensor>& params, const torch::nn::Module& m, Communicator& comm,
-               const std::vector<at::Tensor>& extra = {}) {
+               double share, const std::vector<at::Tensor>& extra = {}) {
   std::vector<at::Tensor> t;
   for (const auto& p : params) {
     if (p.grad().defined()) t.push_back(p.grad());
   }
   for (auto& stat : training_bn_stats(m)) {
-    stat.div_(static_cast<double>(comm.world_size()));
+    stat.mul_(share);
     t.push_back(stat);
   }
   t.insert(t.end(), extra.begin(), extra.end());
@@ -501,8 +503,8 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
 
   const int64_t n = static_cast<int64_t>(data.train.size());
   if (world > 1) {
-    // Every rank resumed from the same last.pth (or none), so rank 0's values only make
-    // the start bit-identical by construction.
+    // Same plan everywhere, then rank 0's weights everywhere (initial weights are already
+    // identical for one seed and one last.pth; the broadcast makes it so by construction).
     check_same_plan(*comm, {{"start epoch", start_epoch}, {"training patches", n}, {"batch size", o.batch_size},
                             {"epochs", o.epochs}, {"seed", static_cast<int64_t>(o.seed)},
                             {"max batches", o.max_batches_per_epoch}});
@@ -551,7 +553,7 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
             part.idle ? 0.0 : static_cast<double>(part.end - part.begin) / static_cast<double>(e - s);
         ShardedLossTerms loss = sharded_glomsam_loss(logits, masks, o.loss, share, *comm);
         loss.local.backward();
-        sync_step(params, *mod, *comm);
+        sync_step(params, *mod, *comm, share);
         opt.step();
         sums[0] += loss.total;
         sums[1] += loss.bce;
@@ -720,7 +722,7 @@ TrainSummary train_unet(const UNetTrainOptions& o) {
         at::Tensor local = loss * share;
         at::Tensor value = local.detach().clone().reshape({1});
         local.backward();
-        sync_step(params, *unet, *comm, {value});
+        sync_step(params, *unet, *comm, share, {value});
         opt.step();
         sum += value.item<double>();
       }

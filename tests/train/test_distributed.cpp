@@ -328,14 +328,20 @@ class DistributedTraining : public ::testing::Test {
            " --lr 2e-4 --box-jitter 6 --patience 0 --train-vit --freeze-bn";
   }
 
-  // Runs `world` ranks of the same command with a fresh FileStore; returns rank 0's log.
-  static std::string run_ranks(int world, const std::string& args, const std::string& out) {
-    const std::string store = out + ".store";
+  // Runs `world` ranks of the same command, returns rank 0's log. FileStore with
+  // RANK / WORLD_SIZE, or (tcp) TCPStore at MASTER_ADDR:MASTER_PORT with Slurm's
+  // SLURM_PROCID / SLURM_NTASKS, as srun sets them.
+  static std::string run_ranks(int world, const std::string& args, const std::string& out, bool tcp = false) {
     std::vector<pid_t> pids;
+    const std::string port = std::to_string(free_tcp_port());
     for (int r = 0; r < world; ++r) {
-      const std::string env = "RANK=" + std::to_string(r) + " WORLD_SIZE=" + std::to_string(world);
-      pids.push_back(start_cli(env, args + " --distributed --dist-store " + store + " --dist-timeout 120",
-                               out + ".rank" + std::to_string(r) + ".log"));
+      const std::string rank = std::to_string(r), size = std::to_string(world);
+      const std::string env = tcp ? "SLURM_PROCID=" + rank + " SLURM_NTASKS=" + size +
+                                        " MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port
+                                  : "RANK=" + rank + " WORLD_SIZE=" + size;
+      const std::string store = tcp ? "" : " --dist-store " + out + ".store";
+      pids.push_back(start_cli(env, args + " --distributed --dist-timeout 120" + store,
+                               out + ".rank" + rank + ".log"));
     }
     for (int r = 0; r < world; ++r) {
       const std::string log = out + ".rank" + std::to_string(r) + ".log";
@@ -436,9 +442,12 @@ TEST_F(DistributedTraining, TwoRanksMatchOneProcessWithTheGlobalBatchAndResume) 
     }
   }
 
-  // Distributed --resume: 1 epoch, then resume to 2, on 2 ranks -> the uninterrupted run.
+  // Distributed --resume: 1 epoch, then resume to 2 (over TCP, ranks from Slurm's
+  // variables), on 2 ranks -> the uninterrupted run.
   run_ranks(2, train_args(root + "/resumed", 3, 1), root + "/resumed_a");
-  run_ranks(2, train_args(root + "/resumed", 3, 2) + " --resume", root + "/resumed_b");
+  const std::string resumed_log =
+      run_ranks(2, train_args(root + "/resumed", 3, 2) + " --resume", root + "/resumed_b", /*tcp=*/true);
+  EXPECT_NE(resumed_log.find("resuming from"), std::string::npos) << resumed_log;
   const Difference resumed = compare(root + "/resumed/last.pth", root + "/two_b3/last.pth");
   std::printf("distributed resume vs uninterrupted: %.3g (%s)\n", resumed.tensor_rel, resumed.worst.c_str());
   EXPECT_EQ(resumed.tensor_rel, 0.0) << resumed.worst;
