@@ -6,6 +6,7 @@
 #include <ATen/ATen.h>
 
 #include "nephroseg/core/error.h"
+#include "nephroseg/train/distributed.h"
 
 namespace nephroseg::train {
 
@@ -34,6 +35,11 @@ at::Tensor cross_sum(const at::Tensor& target_f) {  // [B, 1, H, W] float
 
 int64_t count_boundary(const at::Tensor& y) {
   return ((y != 0) & (y != 5)).sum().item<int64_t>();
+}
+
+// alpha > 0.8 is replaced by the Python float 0.8; otherwise it stays a float32 value.
+double one_plus_alpha_of(const BoundaryDouTerms& terms) {
+  return terms.alpha_unclamped > 0.8 ? 1.8 : static_cast<double>(1.0f + static_cast<float>(terms.alpha));
 }
 
 }  // namespace
@@ -70,7 +76,13 @@ BoundaryDouTerms boundary_dou_terms(const at::Tensor& target, BoundaryConvention
     // (B,H,W) * (B,1,H,W) -> (B,B,H,W), as the released port computes it.
     t.boundary = count_boundary(conv.squeeze(1) * g);
   }
-  t.foreground = (g != 0).sum().item<int64_t>();
+  return boundary_dou_terms_from_counts(t.boundary, (g != 0).sum().item<int64_t>());
+}
+
+BoundaryDouTerms boundary_dou_terms_from_counts(int64_t boundary, int64_t foreground) {
+  BoundaryDouTerms t;
+  t.boundary = boundary;
+  t.foreground = foreground;
   // float32 arithmetic, as the reference (int64 tensor + Python float -> float32).
   at::Tensor c = at::scalar_tensor(static_cast<double>(t.boundary), at::kFloat);
   at::Tensor s = at::scalar_tensor(static_cast<double>(t.foreground), at::kFloat);
@@ -90,9 +102,7 @@ at::Tensor boundary_dou_loss(const at::Tensor& logits, const at::Tensor& target,
   at::Tensor intersect = (score * g).sum();
   at::Tensor y_sum = (g * g).sum();
   at::Tensor z_sum = (score * score).sum();
-  // alpha > 0.8 is replaced by the Python float 0.8; otherwise it stays a float32 value.
-  const double one_plus_alpha =
-      terms.alpha_unclamped > 0.8 ? 1.8 : static_cast<double>(1.0f + static_cast<float>(terms.alpha));
+  const double one_plus_alpha = one_plus_alpha_of(terms);
   return (z_sum + y_sum - 2.0 * intersect + kSmooth) /
          (z_sum + y_sum - one_plus_alpha * intersect + kSmooth);
 }
@@ -107,6 +117,54 @@ GlomSamLossTerms glomsam_loss(const at::Tensor& logits, const at::Tensor& target
   if (options.bce_weight == 1.0 && options.dice_weight == 1.0 && options.bdou_weight == 1.0) {
     t.total = t.bce + t.dice + t.bdou;  // bitwise the reference sum
   }
+  return t;
+}
+
+ShardedLossTerms sharded_glomsam_loss(const at::Tensor& logits, const at::Tensor& target,
+                                      const GlomSamLossOptions& options, double share, Communicator& comm) {
+  NEPHRO_CHECK(options.boundary == BoundaryConvention::kPerImage,
+               "sharded_glomsam_loss: the glomsam_broadcast Boundary DoU convention pairs every two images of a "
+               "batch and cannot be split across ranks; use per_image");
+  NEPHRO_CHECK(share >= 0.0 && share <= 1.0, "sharded_glomsam_loss: share must be in [0, 1], got ", share);
+  check_pair(logits, target, "sharded_glomsam_loss");
+  const double active = share > 0.0 ? 1.0 : 0.0;
+  const at::Tensor bce = bce_with_logits_loss(logits, target);  // mean over this rank's pixels
+  const at::Tensor dice = dice_loss(logits, target);            // mean over this rank's images
+  // Boundary DoU pools the whole batch: its sums and counts are summed over ranks first.
+  const at::Tensor score = at::sigmoid(logits);
+  const at::Tensor g = as_float(target, logits);
+  const at::Tensor intersect = (score * g).sum();
+  const at::Tensor z_sum = (score * score).sum();
+  at::Tensor sums;
+  at::Tensor counts;
+  {
+    at::NoGradGuard no_grad;
+    const double y_sum = (g * g).sum().item<double>();
+    const BoundaryDouTerms local = boundary_dou_terms(target, BoundaryConvention::kPerImage);
+    sums = at::stack({bce.to(at::kDouble) * share, dice.to(at::kDouble) * share, z_sum.to(at::kDouble) * active,
+                      at::scalar_tensor(y_sum * active, at::kDouble), intersect.to(at::kDouble) * active});
+    counts = at::tensor({active > 0 ? local.boundary : 0, active > 0 ? local.foreground : 0}, at::kLong);
+  }
+  comm.all_reduce_sum({sums, counts});
+  const auto s = sums.accessor<double, 1>();
+  const auto c = counts.accessor<int64_t, 1>();
+  const double z = s[2], y = s[3], i = s[4];
+  const double a1 = one_plus_alpha_of(boundary_dou_terms_from_counts(c[0], c[1]));
+  // L = N / D with N = Z + Y - 2I + eps, D = Z + Y - (1 + alpha) I + eps; Y and alpha
+  // carry no gradient. dL/dZ = (D - N) / D^2, dL/dI = ((1 + alpha) N - 2 D) / D^2, so
+  // dL/dZ * Z_r + dL/dI * I_r summed over ranks has the gradient of L.
+  const double num = z + y - 2.0 * i + kSmooth;
+  const double den = z + y - a1 * i + kSmooth;
+  const double dl_dz = (den - num) / (den * den);
+  const double dl_di = (a1 * num - 2.0 * den) / (den * den);
+  const at::Tensor bdou_part = (z_sum * dl_dz + intersect * dl_di) * active;
+  ShardedLossTerms t;
+  t.local = bce * (share * options.bce_weight) + dice * (share * options.dice_weight) +
+            bdou_part * options.bdou_weight;
+  t.bce = s[0];
+  t.dice = s[1];
+  t.bdou = num / den;
+  t.total = t.bce * options.bce_weight + t.dice * options.dice_weight + t.bdou * options.bdou_weight;
   return t;
 }
 

@@ -3,6 +3,7 @@
 #include <c10/util/string_utils.h>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
+#include <torch/nn/modules/batchnorm.h>
 #include <torch/optim/adam.h>
 #include <torch/optim/adamw.h>
 
@@ -12,6 +13,7 @@
 #include <iomanip>
 #include <random>
 #include <sstream>
+#include <unordered_set>
 
 #include "models/glomsam/internal.h"
 #include "models/unet/unet.h"
@@ -22,6 +24,7 @@
 #include "nephroseg/core/atomic_file.h"
 #include "nephroseg/io/image.h"
 #include "nephroseg/train/dataset.h"
+#include "nephroseg/train/distributed.h"
 #include "nephroseg/train/glomsam_trainer.h"
 
 namespace nephroseg::train {
@@ -61,16 +64,111 @@ double lr_at(const GlomSamTrainOptions& o, int64_t epoch) {
 
 at::Tensor to_input(const at::Tensor& u8) { return u8.to(at::kFloat) * (1.0f / 255.0f); }
 
-// Boxes from GT masks with jitter 0..max_jitter drawn in MyDataset's order.
-at::Tensor gt_boxes(const at::Tensor& masks, int64_t max_jitter, std::mt19937_64& rng) {
+using Jitter = std::array<int64_t, 4>;
+
+// Box jitter 0..max_jitter for `count` boxes, drawn in MyDataset's order.
+std::vector<Jitter> draw_jitters(int64_t count, int64_t max_jitter, std::mt19937_64& rng) {
   std::uniform_int_distribution<int64_t> draw(0, std::max<int64_t>(0, max_jitter));
+  std::vector<Jitter> out;
+  for (int64_t b = 0; b < count; ++b) out.push_back(Jitter{draw(rng), draw(rng), draw(rng), draw(rng)});
+  return out;
+}
+
+// Boxes from GT masks [B, 1, H, W] with jitter[0..B).
+at::Tensor boxes_with(const at::Tensor& masks, const Jitter* jitter) {
   std::vector<float> flat;
   for (int64_t b = 0; b < masks.size(0); ++b) {
-    std::array<int64_t, 4> j{draw(rng), draw(rng), draw(rng), draw(rng)};
-    auto box = glomsam::box_from_mask(masks[b][0], j);
+    auto box = glomsam::box_from_mask(masks[b][0], jitter[b]);
     flat.insert(flat.end(), box.begin(), box.end());
   }
   return at::tensor(flat, at::kFloat).view({masks.size(0), 4});
+}
+
+at::Tensor gt_boxes(const at::Tensor& masks, int64_t max_jitter, std::mt19937_64& rng) {
+  return boxes_with(masks, draw_jitters(masks.size(0), max_jitter, rng).data());
+}
+
+// ---- data parallelism ---------------------------------------------------------------
+
+// This rank's part of a step's global batch [s, e) of the epoch order: images
+// [begin, end), contiguous, rank-major (rank r takes s + r*batch ...), so that the
+// union over ranks is exactly one process's batch of batch*world. A rank left without
+// images (the last, short batch) runs the batch's first image with weight 0, so that
+// every rank computes the same set of gradients.
+struct StepShare {
+  int64_t begin = 0, end = 0;
+  bool idle = false;
+};
+StepShare step_share(int64_t s, int64_t e, int64_t batch, int64_t rank) {
+  const int64_t b = std::min(e, s + rank * batch);
+  const int64_t en = std::min(e, b + batch);
+  if (b == en) return {s, s + 1, /*idle=*/true};
+  return {b, en, /*idle=*/false};
+}
+
+// Running statistics of the BatchNorm layers in training mode (each tensor once).
+std::vector<at::Tensor> training_bn_stats(const torch::nn::Module& m) {
+  std::vector<at::Tensor> out;
+  std::unordered_set<const void*> seen;
+  for (const auto& sub : m.modules(/*include_self=*/false)) {
+    const auto* bn = dynamic_cast<const torch::nn::BatchNorm2dImpl*>(sub.get());
+    if (!bn || !bn->is_training() || !bn->options.track_running_stats()) continue;
+    for (const at::Tensor& t : {bn->running_mean, bn->running_var}) {
+      if (t.defined() && seen.insert(t.unsafeGetTensorImpl()).second) out.push_back(t);
+    }
+  }
+  return out;
+}
+
+// BatchNorm layers normalise with (and keep) their running statistics.
+void freeze_batchnorm(torch::nn::Module& m) {
+  for (const auto& sub : m.modules(/*include_self=*/false)) {
+    if (dynamic_cast<torch::nn::BatchNorm2dImpl*>(sub.get())) sub->eval();
+  }
+}
+
+// After backward: sums the gradients over ranks (the losses were already weighted by each
+// rank's share of the batch) and averages the running statistics of training-mode
+// BatchNorm layers weighted by the same shares (so the running mean is exactly the one
+// of the global batch, and an idle rank's dummy image counts for nothing), with `extra`
+// float32 tensors summed along, in one all-reduce.
+void sync_step(const std::vector<at::Tensor>& params, const torch::nn::Module& m, Communicator& comm,
+               double share, const std::vector<at::Tensor>& extra = {}) {
+  std::vector<at::Tensor> t;
+  for (const auto& p : params) {
+    if (p.grad().defined()) t.push_back(p.grad());
+  }
+  for (auto& stat : training_bn_stats(m)) {
+    stat.mul_(share);
+    t.push_back(stat);
+  }
+  t.insert(t.end(), extra.begin(), extra.end());
+  comm.all_reduce_sum(t);
+}
+
+// Every parameter and buffer takes rank 0's value (dtypes the collectives carry).
+void broadcast_state(const torch::nn::Module& m, Communicator& comm) {
+  std::vector<at::Tensor> state;
+  for (const auto& t : m.parameters()) state.push_back(t);
+  for (const auto& t : m.buffers()) {
+    const auto st = t.scalar_type();
+    if (st == at::kFloat || st == at::kDouble || st == at::kLong) state.push_back(t);
+  }
+  comm.broadcast(state);
+}
+
+// Every rank must run the same plan; rank 0's values are the reference.
+void check_same_plan(Communicator& comm, const std::vector<std::pair<const char*, int64_t>>& plan) {
+  if (comm.world_size() == 1) return;
+  std::vector<int64_t> mine;
+  for (const auto& p : plan) mine.push_back(p.second);
+  at::Tensor root = at::tensor(mine, at::kLong);
+  comm.broadcast({root});
+  for (size_t i = 0; i < plan.size(); ++i) {
+    const int64_t r0 = root[static_cast<int64_t>(i)].item<int64_t>();
+    NEPHRO_CHECK(r0 == mine[i], "distributed: ", comm.describe(), " has ", plan[i].first, " ", mine[i],
+                 " but rank 0 has ", r0, " (every rank needs the same options, data and checkpoint)");
+  }
 }
 
 struct Data {
@@ -79,7 +177,7 @@ struct Data {
 
 Data load_data(const std::string& images, const std::string& masks, const std::string& val_images,
                const std::string& val_masks, const std::string& ratio, uint64_t seed,
-               const PatchOptions& po, const std::string& out_dir) {
+               const PatchOptions& po, const std::string& out_dir, bool main_rank = true) {
   // Every problem (pairing, unreadable files, size mismatches, in the training and the
   // validation folders) is collected and named in one error before anything is written.
   std::vector<std::string> problems;
@@ -101,7 +199,7 @@ Data load_data(const std::string& images, const std::string& masks, const std::s
     split = split_pairs(pairs, ratio, seed);
   }
   NEPHRO_CHECK(!split.val.empty(), "no validation images (use --val-images/--val-masks or a split with a val part)");
-  fs::create_directories(out_dir);
+  if (main_rank) fs::create_directories(out_dir);
   std::ostringstream s;
   auto list = [&](const char* name, const std::vector<SamplePair>& v) {
     s << name << ":";
@@ -111,13 +209,15 @@ Data load_data(const std::string& images, const std::string& masks, const std::s
   list("train", split.train);
   list("val", split.val);
   list("test", split.test);
-  write_file_atomically(out_dir + "/split.txt", s.str());
+  if (main_rank) write_file_atomically(out_dir + "/split.txt", s.str());
   Data d;
   d.train = make_patches(split.train, po);
   d.val = make_patches(split.val, po);
   d.test = make_patches(split.test, po);
-  log_info("data: ", d.train.size(), " train / ", d.val.size(), " val / ", d.test.size(),
-           " test patches of ", po.model_size, " px");
+  if (main_rank) {
+    log_info("data: ", d.train.size(), " train / ", d.val.size(), " val / ", d.test.size(), " test patches of ",
+             po.model_size, " px");
+  }
   return d;
 }
 
@@ -345,6 +445,13 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
   NEPHRO_CHECK(!o.out_dir.empty(), "train: --out is required");
   NEPHRO_CHECK(o.epochs > 0 && o.batch_size > 0, "train: epochs and batch size must be positive");
   o.config.validate();
+  NEPHRO_CHECK(!o.distributed.enabled || o.loss.boundary == BoundaryConvention::kPerImage,
+               "--distributed: the glomsam_broadcast Boundary DoU convention pairs every two images of a batch "
+               "and cannot be split across ranks; use --boundary per_image");
+  // Rendezvous first: a missing peer fails before any data is read.
+  const std::shared_ptr<Communicator> comm = Communicator::connect(o.distributed);
+  const int64_t world = comm->world_size();
+  const bool main_rank = comm->is_main();
   const std::string last_path = o.out_dir + "/last.pth";
   const std::string best_path = o.out_dir + "/best.pth";
   PatchOptions po;
@@ -352,7 +459,7 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
   po.patch_size = o.patch_size;
   po.stride = o.stride;
   Data data = load_data(o.images_dir, o.masks_dir, o.val_images_dir, o.val_masks_dir, o.split, o.seed, po,
-                        o.out_dir);
+                        o.out_dir, main_rank);
   NEPHRO_CHECK(data.train.size() > 0, "train: no training patches");
 
   auto model = glomsam::GlomSamModel::create(o.config, o.seed);
@@ -373,6 +480,8 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
   TrainSummary summary;
   summary.best_checkpoint = best_path;
   summary.last_checkpoint = last_path;
+  summary.rank = comm->rank();
+  summary.world_size = world;
   int64_t start_epoch = 1;
   int64_t bad_epochs = 0;
   if (o.resume) {
@@ -389,10 +498,20 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
     summary.best_val_dice = root.find("best_val_dice") ? num(root.find("best_val_dice")) : -1.0;
     bad_epochs = static_cast<int64_t>(num(root.find("bad_epochs")));
     summary.early_stopped = num(root.find("early_stopped")) != 0.0;
-    log_info("resuming from ", last_path, " at epoch ", start_epoch);
+    if (main_rank) log_info("resuming from ", last_path, " at epoch ", start_epoch);
   }
 
   const int64_t n = static_cast<int64_t>(data.train.size());
+  if (world > 1) {
+    // Same plan everywhere, then rank 0's weights everywhere (initial weights are already
+    // identical for one seed and one last.pth; the broadcast makes it so by construction).
+    check_same_plan(*comm, {{"start epoch", start_epoch}, {"training patches", n}, {"batch size", o.batch_size},
+                            {"epochs", o.epochs}, {"seed", static_cast<int64_t>(o.seed)},
+                            {"max batches", o.max_batches_per_epoch}});
+    broadcast_state(*mod, *comm);
+    if (main_rank) log_info("data-parallel: ", world, " ranks x batch ", o.batch_size, " = global batch ", world * o.batch_size);
+  }
+  const int64_t global_batch = o.batch_size * world;
   for (int64_t epoch = start_epoch; epoch <= o.epochs && !summary.early_stopped; ++epoch) {
     const auto t0 = Clock::now();
     const double lr = lr_at(o, epoch);
@@ -400,30 +519,55 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
       static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
     }
     mod->train();
+    if (o.freeze_batchnorm) freeze_batchnorm(*mod);
     std::mt19937_64 rng = epoch_rng(o.seed, epoch, 1);
-    const auto order = permutation(n, rng);
+    const auto order = permutation(n, rng);  // the same on every rank
     double sums[4] = {0, 0, 0, 0};
     int64_t batches = 0, images_seen = 0;
-    for (int64_t s = 0; s < n; s += o.batch_size) {
+    const double comm_before = comm->collective_seconds();
+    for (int64_t s = 0; s < n; s += global_batch) {
       if (o.max_batches_per_epoch > 0 && batches >= o.max_batches_per_epoch) break;
-      const int64_t e = std::min(n, s + o.batch_size);
-      at::Tensor idx = at::tensor(std::vector<int64_t>(order.begin() + s, order.begin() + e), at::kLong);
+      const int64_t e = std::min(n, s + global_batch);
+      const StepShare part = step_share(s, e, o.batch_size, comm->rank());
+      // Jitter for the whole global batch, drawn in order, so that every rank (and one
+      // process with the global batch) consumes the generator alike.
+      std::vector<Jitter> jitter;
+      if (!o.auto_box) jitter = draw_jitters(e - s, o.box_jitter, rng);
+      at::Tensor idx =
+          at::tensor(std::vector<int64_t>(order.begin() + part.begin, order.begin() + part.end), at::kLong);
       at::Tensor images = to_input(data.train.images.index_select(0, idx));
       at::Tensor masks = data.train.masks.index_select(0, idx).to(at::kLong);
-      at::Tensor boxes = o.auto_box ? at::Tensor() : gt_boxes(masks, o.box_jitter, rng);
+      at::Tensor boxes = o.auto_box ? at::Tensor() : boxes_with(masks, jitter.data() + (part.begin - s));
       opt.zero_grad();
       at::Tensor logits = mod->forward(images, boxes);
-      GlomSamLossTerms loss = glomsam_loss(logits, masks, o.loss);
-      loss.total.backward();
-      opt.step();
-      sums[0] += loss.total.item<double>();
-      sums[1] += loss.bce.item<double>();
-      sums[2] += loss.dice.item<double>();
-      sums[3] += loss.bdou.item<double>();
+      if (world == 1) {
+        GlomSamLossTerms loss = glomsam_loss(logits, masks, o.loss);
+        loss.total.backward();
+        opt.step();
+        sums[0] += loss.total.item<double>();
+        sums[1] += loss.bce.item<double>();
+        sums[2] += loss.dice.item<double>();
+        sums[3] += loss.bdou.item<double>();
+      } else {
+        const double share =
+            part.idle ? 0.0 : static_cast<double>(part.end - part.begin) / static_cast<double>(e - s);
+        ShardedLossTerms loss = sharded_glomsam_loss(logits, masks, o.loss, share, *comm);
+        loss.local.backward();
+        sync_step(params, *mod, *comm, share);
+        opt.step();
+        sums[0] += loss.total;
+        sums[1] += loss.bce;
+        sums[2] += loss.dice;
+        sums[3] += loss.bdou;
+      }
       ++batches;
       images_seen += e - s;
     }
     const double train_seconds = seconds_since(t0);
+    const double comm_seconds = comm->collective_seconds() - comm_before;
+    summary.steps += batches;
+    summary.train_seconds += train_seconds;
+    summary.collective_seconds += comm_seconds;
     EpochRecord r;
     r.epoch = epoch;
     r.train_loss = sums[0] / static_cast<double>(batches);
@@ -431,6 +575,17 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
     r.train_dice = sums[2] / static_cast<double>(batches);
     r.train_bdou = sums[3] / static_cast<double>(batches);
     r.images_per_second = static_cast<double>(images_seen) / std::max(train_seconds, 1e-9);
+    if (!main_rank) {
+      // Rank 0 validates and writes; its decision arrives with the broadcast.
+      at::Tensor status = at::zeros({3}, at::kDouble);
+      comm->broadcast({status});
+      summary.early_stopped = status[0].item<double>() != 0.0;
+      summary.best_epoch = static_cast<int64_t>(status[1].item<double>());
+      summary.best_val_dice = status[2].item<double>();
+      r.seconds = seconds_since(t0);
+      summary.history.push_back(r);
+      continue;
+    }
     r.val = evaluate(*mod, data.val, o.batch_size, o.auto_box, o.box_jitter, o.seed, o.loss, threshold,
                      &r.val_loss);
     r.seconds = seconds_since(t0);
@@ -473,7 +628,19 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
     log_info("epoch ", epoch, "/", o.epochs, " loss ", r.train_loss, " val loss ", r.val_loss, " val Dice ",
              r.val.dice, " IoU ", r.val.iou, " (", r.seconds, " s, ", r.images_per_second, " img/s)",
              r.best ? " best" : "");
+    if (world > 1) {
+      log_info("data-parallel: ", batches, " steps in ", train_seconds, " s (", batches / std::max(train_seconds, 1e-9),
+               " steps/s), collectives ", comm_seconds, " s (", 100.0 * comm_seconds / std::max(train_seconds, 1e-9),
+               "% of training)");
+      at::Tensor status = at::tensor({summary.early_stopped ? 1.0 : 0.0, static_cast<double>(summary.best_epoch),
+                                      summary.best_val_dice}, at::kDouble);
+      comm->broadcast({status});
+    }
     if (o.on_epoch) o.on_epoch(r);
+  }
+  if (!main_rank) {
+    comm->barrier();  // rank 0 evaluates the test split
+    return summary;
   }
   if (summary.early_stopped) log_info("early stopping: no val Dice gain for ", o.patience, " epochs");
   if (data.test.size() > 0 && fs::exists(best_path)) {
@@ -485,16 +652,20 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
     log_info("test (best epoch ", summary.best_epoch, "): Dice ", summary.test.dice, " IoU ", summary.test.iou,
              " recall ", summary.test.recall, " accuracy ", summary.test.accuracy_percent, "%");
   }
+  comm->barrier();
   return summary;
 }
 
 TrainSummary train_unet(const UNetTrainOptions& o) {
   NEPHRO_CHECK(!o.out_dir.empty(), "train-unet: --out is required");
+  const std::shared_ptr<Communicator> comm = Communicator::connect(o.distributed);
+  const int64_t world = comm->world_size();
+  const bool main_rank = comm->is_main();
   PatchOptions po;
   po.model_size = o.input_size;
   po.patch_size = 2 * o.input_size;  // the GlomSAM wrapper feeds the UNet img_size / 2
   Data data = load_data(o.images_dir, o.masks_dir, o.val_images_dir, o.val_masks_dir, o.split, o.seed, po,
-                        o.out_dir);
+                        o.out_dir, main_rank);
   at::manual_seed(o.seed);
   models::UNetOptions uo;
   uo.features = o.features;
@@ -503,8 +674,17 @@ TrainSummary train_unet(const UNetTrainOptions& o) {
   TrainSummary summary;
   summary.best_checkpoint = o.out_dir + "/best.pth";
   summary.last_checkpoint = o.out_dir + "/last.pth";
+  summary.rank = comm->rank();
+  summary.world_size = world;
   int64_t bad = 0;
   const int64_t n = static_cast<int64_t>(data.train.size());
+  const std::vector<at::Tensor> params = unet->parameters();
+  if (world > 1) {
+    check_same_plan(*comm, {{"training patches", n}, {"batch size", o.batch_size}, {"epochs", o.epochs},
+                            {"seed", static_cast<int64_t>(o.seed)}, {"max batches", o.max_batches_per_epoch}});
+    broadcast_state(*unet, *comm);
+  }
+  const int64_t global_batch = o.batch_size * world;
   auto save = [&](const std::string& path, int64_t epoch) {
     checkpoint::save_pickle_file(
         path, checkpoint::make_dict({{"state_dict", checkpoint::make_state_dict_value(
@@ -518,23 +698,53 @@ TrainSummary train_unet(const UNetTrainOptions& o) {
     const auto order = permutation(n, rng);
     double sum = 0;
     int64_t batches = 0;
-    for (int64_t s = 0; s < n; s += o.batch_size) {
+    const double comm_before = comm->collective_seconds();
+    for (int64_t s = 0; s < n; s += global_batch) {
       if (o.max_batches_per_epoch > 0 && batches >= o.max_batches_per_epoch) break;
-      const int64_t e = std::min(n, s + o.batch_size);
-      at::Tensor idx = at::tensor(std::vector<int64_t>(order.begin() + s, order.begin() + e), at::kLong);
+      const int64_t e = std::min(n, s + global_batch);
+      const StepShare part = step_share(s, e, o.batch_size, comm->rank());
+      at::Tensor idx =
+          at::tensor(std::vector<int64_t>(order.begin() + part.begin, order.begin() + part.end), at::kLong);
       at::Tensor x = to_input(data.train.images.index_select(0, idx));
       at::Tensor y = data.train.masks.index_select(0, idx).to(at::kLong);
       opt.zero_grad();
       at::Tensor logits = unet->forward(x);
       at::Tensor loss = bce_with_logits_loss(logits, y) + dice_loss(logits, y);
-      loss.backward();
-      opt.step();
-      sum += loss.item<double>();
+      if (world == 1) {
+        loss.backward();
+        opt.step();
+        sum += loss.item<double>();
+      } else {
+        // BCE (pixel mean) and Dice (image mean) are means over images of one size: the
+        // global batch's loss is the share-weighted sum of the ranks' losses.
+        const double share =
+            part.idle ? 0.0 : static_cast<double>(part.end - part.begin) / static_cast<double>(e - s);
+        at::Tensor local = loss * share;
+        at::Tensor value = local.detach().clone().reshape({1});
+        local.backward();
+        sync_step(params, *unet, *comm, share, {value});
+        opt.step();
+        sum += value.item<double>();
+      }
       ++batches;
     }
+    summary.steps += batches;
+    summary.train_seconds += seconds_since(t0);
+    summary.collective_seconds += comm->collective_seconds() - comm_before;
     EpochRecord r;
     r.epoch = epoch;
     r.train_loss = sum / static_cast<double>(std::max<int64_t>(batches, 1));
+    if (!main_rank) {
+      at::Tensor stop = at::zeros({1}, at::kLong);
+      comm->broadcast({stop});
+      r.seconds = seconds_since(t0);
+      summary.history.push_back(r);
+      if (stop.item<int64_t>() != 0) {
+        summary.early_stopped = true;
+        break;
+      }
+      continue;
+    }
     {
       at::NoGradGuard no_grad;
       unet->eval();
@@ -567,11 +777,17 @@ TrainSummary train_unet(const UNetTrainOptions& o) {
     log_info("unet epoch ", epoch, "/", o.epochs, " loss ", r.train_loss, " val Dice ", r.val.dice,
              r.best ? " best" : "");
     if (o.on_epoch) o.on_epoch(r);
-    if (o.patience > 0 && bad >= o.patience) {
+    const bool stop = o.patience > 0 && bad >= o.patience;
+    if (world > 1) {
+      at::Tensor flag = at::full({1}, stop ? 1 : 0, at::kLong);
+      comm->broadcast({flag});
+    }
+    if (stop) {
       summary.early_stopped = true;
       break;
     }
   }
+  comm->barrier();
   return summary;
 }
 

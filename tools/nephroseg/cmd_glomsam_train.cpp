@@ -11,6 +11,24 @@
 namespace nephroseg::cli {
 namespace {
 
+// --distributed and its rendezvous options (docs/glomsam.md, "Data-parallel training").
+void add_distributed_options(CLI::App& app, train::DistributedOptions& d) {
+  app.add_flag("--distributed", d.enabled,
+               "data-parallel training, one process per rank: rank / world size from RANK and WORLD_SIZE or "
+               "SLURM_PROCID and SLURM_NTASKS; rendezvous at MASTER_ADDR:MASTER_PORT or --dist-store");
+  app.add_option("--dist-store", d.store_file,
+                 "rendezvous file on a folder every rank sees (FileStore; default $NEPHROSEG_DIST_STORE, else "
+                 "TCP at MASTER_ADDR:MASTER_PORT); use a fresh path per run");
+  app.add_option("--dist-timeout", d.timeout_seconds, "seconds to wait for every rank to join")
+      ->capture_default_str();
+}
+
+void print_summary(const train::TrainSummary& s) {
+  if (s.rank != 0) return;  // rank 0 reports for the whole group
+  std::cout << "best epoch " << s.best_epoch << " val Dice " << s.best_val_dice << " -> " << s.best_checkpoint
+            << std::endl;
+}
+
 struct TrainParams {
   train::GlomSamTrainOptions o;
   std::string config = "official";
@@ -50,20 +68,18 @@ Runner setup_train(CLI::App& app) {
   app.add_option("--token-order", p->token_order, "prompt-generator token order: reference | per_token");
   app.add_option("--patience", o.patience, "early stopping patience in epochs (0 = off)")->capture_default_str();
   app.add_option("--max-batches", o.max_batches_per_epoch, "cap batches per epoch (0 = all)")->capture_default_str();
-  app.add_flag("--resume", o.resume, "continue from OUT/last.pth");
+  app.add_flag("--resume", o.resume, "continue from OUT/last.pth (every rank of a distributed run reads it)");
+  app.add_flag("--freeze-bn", o.freeze_batchnorm,
+               "BatchNorm layers use (and keep) their running statistics; makes a distributed run match one "
+               "process with the global batch");
+  add_distributed_options(app, o.distributed);
   return [p]() {
     auto& o = p->o;
     o.config = glomsam::GlomSamConfig::preset(p->config);
-    if (!p->token_order.empty()) {
-      NEPHRO_CHECK(p->token_order == "reference" || p->token_order == "per_token",
-                   "--token-order must be reference or per_token");
-      o.config.token_order = p->token_order == "per_token" ? glomsam::TokenOrder::kPerToken
-                                                           : glomsam::TokenOrder::kReference;
-    }
+    if (!p->token_order.empty())
+      o.config.token_order = glomsam::token_order_names().parse(p->token_order, "--token-order");
     o.loss.boundary = train::boundary_convention_names().parse(p->boundary, "--boundary");
-    auto s = train::train_glomsam(o);
-    std::cout << "best epoch " << s.best_epoch << " val Dice " << s.best_val_dice << " -> "
-              << s.best_checkpoint << std::endl;
+    print_summary(train::train_glomsam(o));
     return 0;
   };
 }
@@ -83,10 +99,10 @@ Runner setup_train_unet(CLI::App& app) {
   app.add_option("--batch-size", o->batch_size, "batch size")->capture_default_str();
   app.add_option("--lr", o->lr, "Adam learning rate")->capture_default_str();
   app.add_option("--patience", o->patience, "early stopping patience (0 = off)")->capture_default_str();
+  app.add_option("--max-batches", o->max_batches_per_epoch, "cap batches per epoch (0 = all)")->capture_default_str();
+  add_distributed_options(app, o->distributed);
   return [o]() {
-    auto s = train::train_unet(*o);
-    std::cout << "best epoch " << s.best_epoch << " val Dice " << s.best_val_dice << " -> "
-              << s.best_checkpoint << std::endl;
+    print_summary(train::train_unet(*o));
     return 0;
   };
 }

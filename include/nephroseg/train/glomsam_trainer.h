@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "nephroseg/glomsam/glomsam.h"
+#include "nephroseg/train/distributed.h"
 #include "nephroseg/train/losses.h"
 #include "nephroseg/train/metrics.h"
 
@@ -52,7 +53,17 @@ struct GlomSamTrainOptions {
   int64_t patience = 20;    // early stopping; 0 = off
   bool resume = false;
   int64_t max_batches_per_epoch = 0;  // 0 = all (tests)
-  /// Called after each epoch (progress display); may be empty.
+  /// BatchNorm layers (the ResNet branch) normalise with their running statistics and
+  /// leave them unchanged (their affine weights still train): no batch statistics in
+  /// the forward pass, so a run no longer depends on how a batch is split over ranks.
+  bool freeze_batchnorm = false;
+  /// Data-parallel training (docs/glomsam.md, "Data-parallel training"): every rank
+  /// runs this function with the same options; a step's global batch of
+  /// batch_size x world_size images is cut into per-rank parts of batch_size, the
+  /// gradients are summed so that the step equals one process with the global batch,
+  /// and only rank 0 validates, logs and writes files.
+  DistributedOptions distributed;
+  /// Called after each epoch (progress display, rank 0 only); may be empty.
   std::function<void(const struct EpochRecord&)> on_epoch;
 };
 
@@ -73,6 +84,12 @@ struct TrainSummary {
   bool early_stopped = false;
   std::string best_checkpoint, last_checkpoint;
   SegmentationMetrics test;  // best model on the test split (num_batches 0 if none)
+  /// Data-parallel runs: this process's rank and the world size. On ranks other than 0
+  /// the history holds the (global) training losses only, no validation values.
+  int64_t rank = 0, world_size = 1;
+  int64_t steps = 0;                // optimiser steps taken by this call
+  double train_seconds = 0;         // time in training steps (no validation), this call
+  double collective_seconds = 0;    // of which in all-reduce / broadcast / barrier
 };
 
 /// Trains GlomSAM; throws nephroseg::Error on bad data before any training step.
@@ -91,6 +108,9 @@ struct UNetTrainOptions {
   double lr = 1e-4;
   int64_t patience = 20;
   int64_t max_batches_per_epoch = 0;
+  /// Data-parallel training, as for GlomSAM (BatchNorm: per-rank batch statistics,
+  /// running statistics averaged over ranks after every step).
+  DistributedOptions distributed;
   std::function<void(const EpochRecord&)> on_epoch;
 };
 /// Trains the UNet with BCE + Dice and Adam; writes {"state_dict": ...} files

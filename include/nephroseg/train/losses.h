@@ -14,6 +14,8 @@
 
 namespace nephroseg::train {
 
+class Communicator;
+
 /// Mean binary cross-entropy with logits over every pixel of the batch.
 at::Tensor bce_with_logits_loss(const at::Tensor& logits, const at::Tensor& target);
 
@@ -49,6 +51,9 @@ struct BoundaryDouTerms {
 };
 BoundaryDouTerms boundary_dou_terms(const at::Tensor& target,
                                     BoundaryConvention convention = BoundaryConvention::kPerImage);
+/// The terms from the counts C and S alone (how boundary_dou_terms finishes; used when
+/// a batch is split across ranks and the counts are summed first).
+BoundaryDouTerms boundary_dou_terms_from_counts(int64_t boundary, int64_t foreground);
 
 /// Boundary DoU loss (Sun, Luo, Li, MICCAI 2023), pooled over the whole batch as in
 /// GlomSAM: (Z + Y - 2I + eps) / (Z + Y - (1 + alpha) I + eps) with p = sigmoid(z),
@@ -71,5 +76,24 @@ struct GlomSamLossTerms {
 /// L = w_bce BCE + w_dice Dice + w_bdou BDoU (spec §7; weights 1:1:1 by default).
 GlomSamLossTerms glomsam_loss(const at::Tensor& logits, const at::Tensor& target,
                               const GlomSamLossOptions& options = {});
+
+/// The GlomSAM loss of one global batch split across ranks (data-parallel training).
+/// Each rank passes its part (logits / target of b_r images) and share = b_r / m, m the
+/// global batch size (0 for a rank with no images this step: it passes one image and
+/// contributes nothing). One small all-reduce sums the ranks' loss terms, Boundary DoU
+/// sums (Z, Y, I) and counts (C, S).
+/// - `local` is differentiable: the sum over ranks of its gradients is the gradient of
+///   the global batch's loss, so the trainer all-reduces gradients with a SUM. BCE
+///   (pixel mean) and Dice (image mean) are weighted by share; Boundary DoU, pooled over
+///   the whole batch, enters through dL/dZ Z_r + dL/dI I_r with the global dL/dZ, dL/dI.
+/// - total, bce, dice, bdou are the global batch's values (the same on every rank), in
+///   float64: equal to glomsam_loss on the whole batch up to float32 summation order.
+/// Only the per_image Boundary DoU convention can be split (glomsam_broadcast throws).
+struct ShardedLossTerms {
+  at::Tensor local;  // 0-dim float32, differentiable
+  double total = 0, bce = 0, dice = 0, bdou = 0;
+};
+ShardedLossTerms sharded_glomsam_loss(const at::Tensor& logits, const at::Tensor& target,
+                                      const GlomSamLossOptions& options, double share, Communicator& comm);
 
 }  // namespace nephroseg::train
