@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "command.h"
+#include "options.h"
 #include "nephroseg/core/atomic_file.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/glomsam/glomsam.h"
@@ -29,23 +30,6 @@ struct PredictParams {
   double threshold = 0.5;
 };
 
-glomsam::Box parse_box(const std::string& s) {
-  glomsam::Box b{};
-  std::stringstream ss(s);
-  std::string tok;
-  int i = 0;
-  while (std::getline(ss, tok, ',')) {
-    NEPHRO_CHECK(i < 4, "--box: expected X0,Y0,X1,Y1, got '", s, "'");
-    try {
-      b[i++] = std::stof(tok);
-    } catch (...) {
-      NEPHRO_FAIL("--box: '", tok, "' is not a number");
-    }
-  }
-  NEPHRO_CHECK(i == 4 && b[2] > b[0] && b[3] > b[1], "--box: expected X0,Y0,X1,Y1 with X1>X0, Y1>Y0, got '", s, "'");
-  return b;
-}
-
 Runner setup(CLI::App& app) {
   auto p = std::make_shared<PredictParams>();
   app.add_option("--checkpoint", p->checkpoint, "GlomSAM checkpoint (train's best.pth or an official file)")->required();
@@ -53,7 +37,7 @@ Runner setup(CLI::App& app) {
   auto* box = app.add_option("--box", p->box, "box prompt X0,Y0,X1,Y1 in image pixels");
   auto* autobox = app.add_flag("--auto", p->auto_box, "box from the rough mask (default when --box is absent)");
   box->excludes(autobox);
-  app.add_option("--out", p->out, "output folder")->required();
+  add_out_option(app, p->out);
   app.add_option("--config", p->config,
                  "model config: auto (stored by `glomsam train`, else official) | official | tiny | JSON file")
       ->capture_default_str();
@@ -87,13 +71,16 @@ Runner setup(CLI::App& app) {
       images.push_back(p->image);
     }
     NEPHRO_CHECK(p->gt.empty() || images.size() == 1, "--gt needs a single --image file");
-    NEPHRO_CHECK(!p->box_from_gt || !p->gt.empty(), "--box-from-gt needs --gt");
+    if (p->box_from_gt && p->gt.empty()) throw UsageError("--box-from-gt needs --gt");
     NEPHRO_CHECK(p->patch_size >= 0, "--patch-size must be >= 0");
     at::Tensor gt;
     if (!p->gt.empty()) gt = train::read_binary_mask(p->gt);  // [H, W] {0,1}
     const double scale = p->patch_size > 0 ? static_cast<double>(cfg.sam.img_size) / static_cast<double>(p->patch_size) : 1.0;
     glomsam::PredictOptions po;
-    if (!p->box.empty()) po.box = parse_box(p->box);
+    if (!p->box.empty()) {
+      const auto b = parse_box(p->box);
+      po.box = glomsam::Box{b[0], b[1], b[2], b[3]};
+    }
     if (p->box_from_gt) {
       NEPHRO_CHECK(gt.ne(0).any().item<bool>(), "--box-from-gt: the --gt mask '", p->gt,
                    "' has no foreground pixel, so it gives no box");

@@ -9,6 +9,7 @@
 #include <opencv2/core.hpp>
 
 #include "command.h"
+#include "options.h"
 #include "nephroseg/core/atomic_file.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
@@ -124,8 +125,6 @@ int run_measure(MeasureParams& p) {
                 << measure::estimator_name(r.method) << "\t" << r.population << "\t" << r.source << "\n";
     return 0;
   }
-  NEPHRO_CHECK(!p.mask.empty(), "--mask is required");
-  NEPHRO_CHECK(!p.out.empty(), "--out is required");
   const bool auto_calibration = p.nm_per_pixel == "auto";
   double explicit_nm = 0;
   if (!auto_calibration) {
@@ -213,13 +212,13 @@ int run_measure(MeasureParams& p) {
 
 Runner setup_measure(CLI::App& app) {
   auto p = std::make_shared<MeasureParams>();
-  app.add_option("--mask", p->mask, "GBM mask file or folder (non-zero = membrane)");
+  app.add_option("--mask", p->mask, "GBM mask file or folder (non-zero = membrane)")->required();
   app.add_option("--image", p->image, "image file or folder (same names) for the overlay");
   app.add_option("--nm-per-pixel", p->nm_per_pixel,
                  "calibration in nm per pixel, or 'auto': the file's own (--image if given, else --mask; DM, "
                  "OME-XML, ImageJ or TIFF resolution)")
       ->capture_default_str();
-  app.add_option("--out", p->out, "output folder");
+  add_out_option(app, p->out);
   app.add_option("--reference", p->reference, "reference range id (see --list-references)")->capture_default_str();
   app.add_option("--ref-low-nm", p->ref_low, "custom reference range: lower bound in nm");
   app.add_option("--ref-high-nm", p->ref_high, "custom reference range: upper bound in nm");

@@ -31,6 +31,7 @@
 
 #include "command.h"
 #include "options.h"
+#include "nephroseg/checkpoint/state_dict.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
 #include "nephroseg/core/atomic_file.h"
@@ -180,7 +181,7 @@ void write_outputs(const std::string& dir, const std::string& image_path, const 
   j["model"] = {{"type", p.model.config.empty() ? p.model.type : cfg.name},
                 {"checkpoint", p.model.checkpoint},
                 {"img_size", cfg.img_size},
-                {"preprocess", cfg.preprocess == sam::SamPreprocess::kMedSam ? "medsam" : "sam"}};
+                {"preprocess", sam::preprocess_names().name(cfg.preprocess)}};
   j["original_size"] = {emb.original_size[0], emb.original_size[1]};
   j["input_size"] = {emb.input_size[0], emb.input_size[1]};
   j["prompt"] = prompt_json(ip);
@@ -194,34 +195,23 @@ void write_outputs(const std::string& dir, const std::string& image_path, const 
   write_file_atomically(dir + "/result.json", j.dump(2) + "\n");
 }
 
-// A strict-binding error lists every key; on the terminal keep its headline, the
-// section headings and the first few keys of each section.
-std::string summarize_key_listing(const std::string& message) {
-  std::istringstream in(message);
+// A strict-binding error lists every key; on the terminal keep its headline and the
+// first three keys of each list.
+std::string summarize_bind_error(const checkpoint::BindError& e) {
   std::ostringstream out;
-  std::string line;
-  int shown = 0, hidden = 0;
-  const auto flush_hidden = [&] {
-    if (hidden > 0) out << "\n    ... (" << hidden << " more)";
-    hidden = 0;
+  const std::string what = e.what();
+  out << what.substr(0, what.find('\n'));
+  auto list = [&](const char* title, const std::vector<std::string>& keys) {
+    if (keys.empty()) return;
+    out << "\n  " << keys.size() << " " << title << ":";
+    for (size_t i = 0; i < keys.size() && i < 3; ++i) out << "\n    " << keys[i];
+    if (keys.size() > 3) out << "\n    ... (" << keys.size() - 3 << " more)";
   };
-  bool first = true;
-  while (std::getline(in, line)) {
-    const bool key_line = line.rfind("    ", 0) == 0;
-    if (key_line && shown >= 3) {
-      ++hidden;
-      continue;
-    }
-    if (!key_line) {
-      flush_hidden();
-      shown = 0;
-    } else {
-      ++shown;
-    }
-    out << (first ? "" : "\n") << line;
-    first = false;
-  }
-  flush_hidden();
+  list("missing keys", e.missing());
+  list("unexpected keys", e.unexpected());
+  std::vector<std::string> mismatched;
+  for (const auto& m : e.mismatched()) mismatched.push_back(m.key);
+  list("keys with another shape or dtype", mismatched);
   return out.str();
 }
 
@@ -333,8 +323,8 @@ Runner setup(CLI::App& app) {
     std::shared_ptr<sam::SamModel> model;
     try {
       model = sam::SamModel::load(p->model.checkpoint, config);
-    } catch (const nephroseg::Error& e) {
-      throw nephroseg::Error(summarize_key_listing(e.what()));
+    } catch (const checkpoint::BindError& e) {
+      throw nephroseg::Error(summarize_bind_error(e));
     }
     const bool progress = !global_options().quiet;
     size_t index = 0;
