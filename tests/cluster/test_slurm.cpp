@@ -1,11 +1,16 @@
 // GBMSeg as a real Slurm job array (sbatch --array, --shard auto) and merged by a
 // dependent job; a task killed mid-run is rerun and the result equals one process.
 // Skips, saying why, when no Slurm cluster answers (scripts/test.sh starts one).
+#include <ATen/ATen.h>
 #include <gtest/gtest.h>
+#include <unistd.h>
 
+#include <cmath>
 #include <filesystem>
 
 #include "cluster_support.h"
+#include "nephroseg/checkpoint/pth.h"
+#include "nephroseg/checkpoint/state_dict.h"
 #include "support/golden.h"
 
 namespace fs = std::filesystem;
@@ -82,4 +87,41 @@ TEST(Slurm, AKilledArrayTaskIsRerunAndTheMergeCompletes) {
   ASSERT_EQ(merged.code, 0) << merged.output;
   // Rows of resumed targets say "skipped": compare masks and metrics, not the status.
   EXPECT_EQ(compare_outputs(dir + "/single", dir + "/sharded", /*ignore_status=*/true), "");
+}
+
+// `srun -n 2 nephroseg glomsam train --distributed` (ranks from SLURM_PROCID /
+// SLURM_NTASKS, TCP rendezvous at MASTER_ADDR:MASTER_PORT) ends with the parameters of
+// one process with the global batch (tiny config, BatchNorm frozen: no batch
+// statistics, so the comparison is exact up to rounding; see docs/glomsam.md).
+TEST(Slurm, SrunTwoRanksTrainLikeOneProcessWithTheGlobalBatch) {
+  REQUIRE_SLURM_AND_MODELS();
+  const std::string dir = temp_dir("slurm_train");
+  const std::string exe = binary_dir() + "/nephroseg";
+  std::string out;
+  ASSERT_EQ(sh(exe + " --quiet phantom --out " + dir + "/data --count 8 --size 160", &out), 0) << out;
+  auto args = [&](const std::string& run, int batch) {
+    return " glomsam train --images " + dir + "/data/images --masks " + dir + "/data/masks --val-images " + dir +
+           "/data/images --val-masks " + dir + "/data/masks --out " + dir + "/" + run +
+           " --config tiny --seed 3 --epochs 1 --batch-size " + std::to_string(batch) +
+           " --lr 2e-4 --box-jitter 6 --patience 0 --train-vit --freeze-bn";
+  };
+  ASSERT_EQ(sh(exe + " --threads 1" + args("one", 4), &out), 0) << out;
+  const std::string port = std::to_string(20000 + (::getpid() % 20000));
+  ASSERT_EQ(sh("cd " + dir + " && MASTER_ADDR=127.0.0.1 MASTER_PORT=" + port + " timeout 600 srun -n 2 " + exe +
+                   " --threads 1" + args("two", 2) + " --distributed --dist-timeout 120",
+               &out),
+            0)
+      << out;
+  EXPECT_NE(out.find("2 ranks x batch 2 = global batch 4"), std::string::npos) << out;
+  const nephroseg::checkpoint::StateDict a = nephroseg::checkpoint::load_state_dict(dir + "/two/last.pth");
+  const nephroseg::checkpoint::StateDict b = nephroseg::checkpoint::load_state_dict(dir + "/one/last.pth");
+  ASSERT_EQ(a.keys(), b.keys());
+  double diff2 = 0, norm2 = 0;
+  for (const auto& k : b.keys()) {
+    if (!b.at(k).is_floating_point() || b.at(k).numel() == 0) continue;
+    const at::Tensor x = a.at(k).to(at::kDouble), y = b.at(k).to(at::kDouble);
+    diff2 += (x - y).pow(2).sum().item<double>();
+    norm2 += y.pow(2).sum().item<double>();
+  }
+  EXPECT_LE(std::sqrt(diff2 / norm2), 1e-6) << "relative L2 over the state dict";
 }
