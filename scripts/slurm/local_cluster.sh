@@ -19,6 +19,8 @@ if [ -z "$cmd" ] || [ -z "$dir" ]; then
 fi
 mkdir -p "$dir"
 dir=$(cd "$dir" && pwd)
+# munged runs as the munge user and must reach DIR/munge (mktemp -d makes DIR 0700).
+chmod 755 "$dir"
 conf="$dir/slurm.conf"
 
 stop_pidfile() {

@@ -309,6 +309,9 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatc
   NEPHRO_CHECK(!fs::exists(o.out_dir) || fs::is_directory(o.out_dir), "output folder '", o.out_dir,
                "' exists and is not a folder");
   fs::create_directories(o.out_dir);
+  // Temporaries left by a run killed with SIGKILL (live writers' files are kept).
+  if (const size_t n = remove_stale_temporaries(o.out_dir))
+    rep.warn(detail::concat("removed ", n, " temporary file(s) left in '", o.out_dir, "' by an interrupted run"));
 
   result.with_ground_truth = !o.ground_truth.empty() ||
                              std::any_of(all_targets.begin(), all_targets.end(), [](const auto& t) {

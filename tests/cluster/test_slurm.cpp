@@ -87,6 +87,8 @@ TEST(Slurm, AKilledArrayTaskIsRerunAndTheMergeCompletes) {
   ASSERT_EQ(merged.code, 0) << merged.output;
   // Rows of resumed targets say "skipped": compare masks and metrics, not the status.
   EXPECT_EQ(compare_outputs(dir + "/single", dir + "/sharded", /*ignore_status=*/true), "");
+  // Whatever the killed writer left half-written was removed by the rerun.
+  EXPECT_TRUE(temporaries_in(dir + "/sharded").empty());
 }
 
 // `srun -n 2 nephroseg glomsam train --distributed` (ranks from SLURM_PROCID /

@@ -23,6 +23,8 @@
 // <name> is the target's file stem. The mask is written last: a target whose three files
 // exist is finished and is skipped (its row re-read from the files) unless overwrite.
 // A target that fails is recorded (status "failed", the message) and the batch goes on.
+// At start, temporaries left in out_dir by a killed run are removed
+// (remove_stale_temporaries in core/atomic_file.h).
 // Inputs are checked before anything is loaded or written; bad inputs throw
 // nephroseg::Error and leave out_dir untouched.
 //
