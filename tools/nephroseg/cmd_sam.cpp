@@ -1,8 +1,9 @@
 // `nephroseg sam`: prompt SAM / MedSAM with points, a box and/or a low-res mask on
 // one or many images; writes masks, low-res logits, a JSON summary and an overlay.
 //
-// Per-image prompts (--prompts FILE.json) map an image's file name (or its stem, or
-// the path as given on the command line) to its prompts; images not listed use the
+// Per-image prompts (--prompts FILE.json, parsed by sam::read_prompts_file in
+// nephroseg/sam/prompts_file.h) map an image's file name (or its stem, or the path as
+// given on the command line) to its prompts; images not listed use the
 // --point/--box/--mask-input/--multimask given on the command line:
 //
 //   {
@@ -41,6 +42,7 @@
 #include "nephroseg/io/npy.h"
 #include "nephroseg/io/overlay.h"
 #include "nephroseg/io/tensor_mat.h"
+#include "nephroseg/sam/prompts_file.h"
 #include "nephroseg/sam/sam.h"
 
 namespace nephroseg::cli {
@@ -56,63 +58,7 @@ struct SamParams {
   bool multimask = false;
 };
 
-// A prompt plus where its mask input came from (for result.json).
-struct ImagePrompt {
-  sam::SamPrompt prompt;
-  std::string mask_input_path;
-};
-
-void add_point(ImagePrompt& ip, const std::vector<float>& v, const std::string& what) {
-  NEPHRO_CHECK(v.size() == 2 || v.size() == 3, what, ": a point is X,Y or X,Y,LABEL");
-  ip.prompt.points.push_back({v[0], v[1]});
-  const float label = v.size() == 3 ? v[2] : 1.f;
-  NEPHRO_CHECK(label == -1.f || label == 0.f || label == 1.f, what, ": label ", label,
-               " must be 1 (foreground), 0 (background) or -1 (ignored)");
-  ip.prompt.labels.push_back(static_cast<int>(label));
-}
-
-void set_box(ImagePrompt& ip, const std::vector<float>& v, const std::string& what) {
-  NEPHRO_CHECK(v.size() == 4, what, ": a box is X0,Y0,X1,Y1");
-  for (float x : v) NEPHRO_CHECK(std::isfinite(x), what, ": box coordinates must be finite numbers");
-  NEPHRO_CHECK(v[2] > v[0] && v[3] > v[1], what, ": a box X0,Y0,X1,Y1 needs X1 > X0 and Y1 > Y0");
-  ip.prompt.box = std::array<float, 4>{v[0], v[1], v[2], v[3]};
-}
-
-void set_mask_input(ImagePrompt& ip, const std::string& path, const std::string& what) {
-  NEPHRO_CHECK(fs::is_regular_file(path), what, ": mask input '", path, "' does not exist");
-  at::Tensor m = io::read_npy(path);
-  NEPHRO_CHECK(m.is_floating_point(), what, ": mask input '", path,
-               "' must hold float low-res logits, got ", m.scalar_type());
-  ip.prompt.mask_input = m.to(at::kFloat);
-  ip.mask_input_path = path;
-}
-
-ImagePrompt prompt_from_json(const json& j, const std::string& key, const fs::path& base) {
-  const std::string what = "--prompts entry '" + key + "'";
-  NEPHRO_CHECK(j.is_object(), what, " must be an object");
-  ImagePrompt ip;
-  for (const auto& item : j.items()) {
-    const std::string& k = item.key();
-    const json& v = item.value();
-    try {
-      if (k == "points") {
-        for (const auto& pt : v) add_point(ip, pt.get<std::vector<float>>(), what);
-      } else if (k == "box") {
-        set_box(ip, v.get<std::vector<float>>(), what);
-      } else if (k == "multimask") {
-        ip.prompt.multimask = v.get<bool>();
-      } else if (k == "mask_input") {
-        const fs::path p = v.get<std::string>();
-        set_mask_input(ip, (p.is_absolute() ? p : base / p).string(), what);
-      } else {
-        NEPHRO_FAIL(what, ": unknown field '", k, "' (points, box, multimask, mask_input)");
-      }
-    } catch (const json::exception& e) {
-      NEPHRO_FAIL(what, ": field '", k, "' has the wrong type (", e.what(), ")");
-    }
-  }
-  return ip;
-}
+using ImagePrompt = sam::PromptSpec;  // a prompt and where its mask input came from
 
 std::vector<std::string> expand_images(const std::vector<std::string>& inputs) {
   std::vector<std::string> out;
@@ -231,30 +177,15 @@ Runner setup(CLI::App& app) {
   return [p]() {
     // Defaults from the command line.
     ImagePrompt cli_prompt;
-    for (const auto& s : p->points) add_point(cli_prompt, parse_numbers(s, "--point"), "--point");
-    if (!p->box.empty()) set_box(cli_prompt, parse_numbers(p->box, "--box"), "--box");
-    if (!p->mask_input.empty()) set_mask_input(cli_prompt, p->mask_input, "--mask-input");
+    for (const auto& s : p->points) sam::add_point(cli_prompt, parse_numbers(s, "--point"), "--point");
+    if (!p->box.empty()) sam::set_box(cli_prompt, parse_numbers(p->box, "--box"), "--box");
+    if (!p->mask_input.empty()) sam::set_mask_input(cli_prompt, p->mask_input, "--mask-input");
     cli_prompt.prompt.multimask = p->multimask;
     const bool cli_has_prompt = !cli_prompt.prompt.points.empty() || cli_prompt.prompt.box ||
                                 cli_prompt.prompt.mask_input.defined();
 
     std::map<std::string, ImagePrompt> per_image;
-    if (!p->prompts_file.empty()) {
-      std::ifstream in(p->prompts_file);
-      NEPHRO_CHECK(in.good(), "--prompts: cannot open '", p->prompts_file, "'");
-      json j;
-      try {
-        j = json::parse(in);
-      } catch (const std::exception& e) {
-        NEPHRO_FAIL("--prompts: '", p->prompts_file, "' is not valid JSON: ", e.what());
-      }
-      NEPHRO_CHECK(j.is_object(), "--prompts: '", p->prompts_file,
-                   "' must map image file names to prompt objects");
-      const fs::path base = fs::path(p->prompts_file).parent_path();
-      for (const auto& item : j.items()) {
-        per_image[item.key()] = prompt_from_json(item.value(), item.key(), base);
-      }
-    }
+    if (!p->prompts_file.empty()) per_image = sam::read_prompts_file(p->prompts_file);
 
     const std::vector<std::string> images = expand_images(p->images);
     const auto prompt_for = [&](const std::string& path) -> const ImagePrompt& {

@@ -1,0 +1,98 @@
+#include "nephroseg/sam/prompts_file.h"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <fstream>
+#include <sstream>
+
+#include "nephroseg/core/error.h"
+#include "nephroseg/io/npy.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace nephroseg::sam {
+namespace {
+
+PromptSpec prompt_from_json(const json& j, const std::string& key, const fs::path& base, const std::string& source) {
+  const std::string what = source + " entry '" + key + "'";
+  NEPHRO_CHECK(j.is_object(), what, " must be an object");
+  PromptSpec spec;
+  for (const auto& item : j.items()) {
+    const std::string& k = item.key();
+    const json& v = item.value();
+    try {
+      if (k == "points") {
+        NEPHRO_CHECK(v.is_array(), what, ": field 'points' must be a list of [x, y, label]");
+        for (const auto& pt : v) add_point(spec, pt.get<std::vector<float>>(), what);
+      } else if (k == "box") {
+        set_box(spec, v.get<std::vector<float>>(), what);
+      } else if (k == "multimask") {
+        spec.prompt.multimask = v.get<bool>();
+      } else if (k == "mask_input") {
+        const fs::path p = v.get<std::string>();
+        set_mask_input(spec, (p.is_absolute() ? p : base / p).string(), what);
+      } else {
+        NEPHRO_FAIL(what, ": unknown field '", k, "' (points, box, multimask, mask_input)");
+      }
+    } catch (const json::exception& e) {
+      NEPHRO_FAIL(what, ": field '", k, "' has the wrong type (", e.what(), ")");
+    }
+  }
+  return spec;
+}
+
+}  // namespace
+
+void add_point(PromptSpec& spec, const std::vector<float>& v, const std::string& what) {
+  NEPHRO_CHECK(v.size() == 2 || v.size() == 3, what, ": a point is X,Y or X,Y,LABEL");
+  NEPHRO_CHECK(std::isfinite(v[0]) && std::isfinite(v[1]), what, ": point coordinates must be finite numbers");
+  spec.prompt.points.push_back({v[0], v[1]});
+  const float label = v.size() == 3 ? v[2] : 1.f;
+  NEPHRO_CHECK(label == -1.f || label == 0.f || label == 1.f, what, ": label ", label,
+               " must be 1 (foreground), 0 (background) or -1 (ignored)");
+  spec.prompt.labels.push_back(static_cast<int>(label));
+}
+
+void set_box(PromptSpec& spec, const std::vector<float>& v, const std::string& what) {
+  NEPHRO_CHECK(v.size() == 4, what, ": a box is X0,Y0,X1,Y1");
+  for (float x : v) NEPHRO_CHECK(std::isfinite(x), what, ": box coordinates must be finite numbers");
+  NEPHRO_CHECK(v[2] > v[0] && v[3] > v[1], what, ": a box X0,Y0,X1,Y1 needs X1 > X0 and Y1 > Y0");
+  spec.prompt.box = std::array<float, 4>{v[0], v[1], v[2], v[3]};
+}
+
+void set_mask_input(PromptSpec& spec, const std::string& path, const std::string& what) {
+  NEPHRO_CHECK(fs::is_regular_file(path), what, ": mask input '", path, "' does not exist");
+  at::Tensor m = io::read_npy(path);
+  NEPHRO_CHECK(m.is_floating_point(), what, ": mask input '", path, "' must hold float low-res logits, got ",
+               m.scalar_type());
+  spec.prompt.mask_input = m.to(at::kFloat);
+  spec.mask_input_path = path;
+}
+
+std::map<std::string, PromptSpec> parse_prompts_json(const std::string& text, const std::string& base_dir,
+                                                     const std::string& what) {
+  json j;
+  try {
+    j = json::parse(text);
+  } catch (const std::exception& e) {
+    NEPHRO_FAIL(what, " is not valid JSON: ", e.what());
+  }
+  NEPHRO_CHECK(j.is_object(), what, " must map image file names to prompt objects");
+  std::map<std::string, PromptSpec> out;
+  for (const auto& item : j.items()) out[item.key()] = prompt_from_json(item.value(), item.key(), base_dir, what);
+  return out;
+}
+
+std::map<std::string, PromptSpec> read_prompts_file(const std::string& path) {
+  std::ifstream in(path);
+  NEPHRO_CHECK(in.good(), "--prompts: cannot open '", path, "'");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return parse_prompts_json(ss.str(), fs::path(path).parent_path().string(), "--prompts: '" + path + "'");
+}
+
+}  // namespace nephroseg::sam
