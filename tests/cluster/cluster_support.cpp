@@ -8,6 +8,7 @@
 #include <fstream>
 #include <sstream>
 
+#include "nephroseg/core/atomic_file.h"
 #include "nephroseg/io/csv.h"
 #include "support/golden.h"
 
@@ -61,7 +62,7 @@ std::vector<std::string> temporaries_in(const std::string& dir) {
   std::vector<std::string> out;
   for (const auto& e : fs::directory_iterator(dir)) {
     const std::string n = e.path().filename().string();
-    if (n.rfind(".tmp-", 0) == 0 || n.find(".tmp-") != std::string::npos) out.push_back(n);
+    if (nephroseg::is_temporary_name(n)) out.push_back(n);
   }
   return out;
 }

@@ -18,7 +18,8 @@ int sh(const std::string& command, std::string* output = nullptr);
 /// else why not.
 std::string slurm_unavailable_reason();
 
-/// Files of a folder whose name matches nephroseg's temporary-file pattern.
+/// Files of a folder whose name matches nephroseg's temporary-file pattern
+/// (is_temporary_name in core/atomic_file.h).
 std::vector<std::string> temporaries_in(const std::string& dir);
 
 /// Empty when the two outputs agree: every mask byte-identical, summary.csv identical
