@@ -91,6 +91,15 @@ EvalItem evaluate_pair(const std::string& name, const cv::Mat& pred, const cv::M
   return item;
 }
 
+cv::Mat render_panels(const EvalItem& item, const EvalOptions& o) {
+  const cv::Mat pred = io::read_mask(item.pred_path, o.pred_mask);
+  const cv::Mat truth = io::read_mask(item.truth_path, o.truth_mask);
+  cv::Mat image;
+  if (!item.image_path.empty()) image = io::read_image_rgb(item.image_path);
+  if (!image.empty() && image.size() != truth.size()) image = cv::Mat();
+  return make_panels(image, pred, truth, o.panel_size);
+}
+
 void summarize_run(EvalRun& run) {
   run.summary.clear();
   for (const auto& m : metric_names()) {
@@ -101,7 +110,8 @@ void summarize_run(EvalRun& run) {
   }
 }
 
-EvalRun evaluate_folders(const std::string& pred_dir, const std::string& truth_dir, const EvalOptions& o) {
+EvalRun evaluate_folders(const std::string& pred_dir, const std::string& truth_dir, const EvalOptions& o,
+                         const Shard& shard) {
   NEPHRO_CHECK(fs::is_directory(pred_dir), "prediction folder '", pred_dir, "' does not exist");
   NEPHRO_CHECK(fs::is_directory(truth_dir), "truth folder '", truth_dir, "' does not exist");
   const auto preds = by_stem(pred_dir), truths = by_stem(truth_dir);
@@ -117,9 +127,13 @@ EvalRun evaluate_folders(const std::string& pred_dir, const std::string& truth_d
   std::sort(names.begin(), names.end());
   NEPHRO_CHECK(!names.empty(), "no image files (.png .jpg .tif) in '", pred_dir, "' or '", truth_dir, "'");
   EvalRun run;
-  for (const auto& name : names) {
+  run.inputs_total = names.size();
+  for (size_t index = 0; index < names.size(); ++index) {
+    if (!shard.owns(index)) continue;
+    const std::string& name = names[index];
     EvalItem item;
     item.name = name;
+    item.index = index;
     auto p = preds.find(name);
     auto t = truths.find(name);
     if (p != preds.end()) item.pred_path = p->second.front();
@@ -141,6 +155,7 @@ EvalRun evaluate_folders(const std::string& pred_dir, const std::string& truth_d
         image = io::read_image_rgb(item.image_path);
       }
       EvalItem done = evaluate_pair(name, pred, truth, image, o);
+      done.index = index;
       done.pred_path = item.pred_path;
       done.truth_path = item.truth_path;
       done.image_path = item.image_path;

@@ -232,8 +232,20 @@ std::vector<std::string> write_thickness_batch_summary(const std::string& out_di
                                                        const std::vector<std::string>& names,
                                                        const std::vector<ThicknessResult>& results,
                                                        const ReferenceRange& range) {
+  return write_thickness_batch_summary(out_dir, names, results, range, {}, "summary");
+}
+
+std::vector<std::string> write_thickness_batch_summary(const std::string& out_dir,
+                                                       const std::vector<std::string>& names,
+                                                       const std::vector<ThicknessResult>& results,
+                                                       const ReferenceRange& range,
+                                                       const std::vector<std::string>& calibration_sources,
+                                                       const std::string& stem) {
   NEPHRO_CHECK(names.size() == results.size(), "batch summary: ", names.size(), " names for ", results.size(),
                " results");
+  NEPHRO_CHECK(calibration_sources.empty() || calibration_sources.size() == names.size(), "batch summary: ",
+               calibration_sources.size(), " calibration sources for ", names.size(), " images");
+  const bool with_sources = !calibration_sources.empty();
   std::vector<io::CsvRow> rows;
   nlohmann::json items = nlohmann::json::array();
   for (size_t i = 0; i < names.size(); ++i) {
@@ -252,14 +264,18 @@ std::vector<std::string> write_thickness_batch_summary(const std::string& out_di
                      {"oi_stereological_harmonic_nm", num(r.oi_stereological_harmonic_px * k)},
                      {"direct_mean_nm", num(r.direct.mean * k)},
                      {"class", classify_thickness(value, range)}});
+    if (with_sources) {
+      rows.back().push_back(calibration_sources[i]);
+      items.back()["calibration_source"] = calibration_sources[i];
+    }
   }
-  const std::vector<std::string> paths = {path_in(out_dir, "summary.csv"), path_in(out_dir, "summary.json")};
-  io::write_csv(paths[0],
-                {"name", "nm_per_pixel", "oi_n", "oi_excluded", "oi_harmonic_mean_2d_nm", "oi_arithmetic_mean_2d_nm",
-                 "oi_median_2d_nm", "oi_stereological_harmonic_nm", "oi_stereological_arithmetic_nm", "direct_n",
-                 "direct_excluded", "direct_mean_nm", "direct_median_nm", "direct_sd_nm", "reference_range",
-                 "compared_value_nm", "class"},
-                rows);
+  const std::vector<std::string> paths = {path_in(out_dir, stem + ".csv"), path_in(out_dir, stem + ".json")};
+  io::CsvRow header = {"name", "nm_per_pixel", "oi_n", "oi_excluded", "oi_harmonic_mean_2d_nm",
+                       "oi_arithmetic_mean_2d_nm", "oi_median_2d_nm", "oi_stereological_harmonic_nm",
+                       "oi_stereological_arithmetic_nm", "direct_n", "direct_excluded", "direct_mean_nm",
+                       "direct_median_nm", "direct_sd_nm", "reference_range", "compared_value_nm", "class"};
+  if (with_sources) header.push_back("calibration_source");
+  io::write_csv(paths[0], header, rows);
   nlohmann::json doc = {{"images", items}, {"reference_range", range_json(range)}};
   write_file_atomically(paths[1], doc.dump(2) + "\n");
   return paths;

@@ -1,5 +1,6 @@
 // The slide runner: plan, per-tile records, stitching, outputs.
 #include "nephroseg/slide/run.h"
+#include "nephroseg/slide/model_segmenter.h"
 
 #include <nlohmann/json.hpp>
 #include <opencv2/imgcodecs.hpp>
@@ -36,11 +37,10 @@ const EnumNames<TissueMode>& tissue_mode_names() {
 }
 
 std::unique_ptr<TileSegmenter> make_segmenter(const std::string& name, const std::string& checkpoint) {
-  if (name == "classical") return std::make_unique<ClassicalDetector>();
-  if (name == "glomsam" || name == "sam" || name == "medsam")
-    NEPHRO_FAIL("--segmenter ", name, ": not available on slides yet (use classical)",
-                checkpoint.empty() ? "" : "; --checkpoint ignored");
-  NEPHRO_FAIL("--segmenter: unknown segmenter '", name, "' (expected one of: classical)");
+  SegmenterSpec spec;
+  spec.name = name;
+  spec.checkpoint = checkpoint;
+  return make_segmenter(spec);
 }
 
 namespace {

@@ -5,19 +5,25 @@
 #include "options.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
+#include "nephroseg/core/shard.h"
 #include "nephroseg/eval/report.h"
 
 namespace nephroseg::cli {
 namespace {
 
 struct EvalParams {
-  std::string pred, truth, out;
+  std::string pred, truth, out, shard;
   eval::EvalOptions options;
 };
 
 int run_eval(EvalParams& p) {
-  eval::EvalRun run = eval::evaluate_folders(p.pred, p.truth, p.options);
-  eval::write_eval_report(p.out, run, p.options);
+  const Shard shard = parse_shard(p.shard);
+  eval::EvalRun run = eval::run_eval_batch(p.pred, p.truth, p.out, p.options, shard);
+  if (!shard.whole()) {
+    log_info("eval: shard ", shard.text(), ": ", run.num_ok(), " of ", run.items.size(), " image(s) evaluated; run ",
+             "`nephroseg merge ", p.out, "` when every shard has finished");
+    return 0;
+  }
   const auto& d = run.summary.at("dice");
   char line[256];
   std::snprintf(line, sizeof line, "%d of %zu images evaluated; Dice mean %.4f (SD %.4f), median %.4f; report: %s/report.html",
@@ -46,6 +52,7 @@ Runner setup_eval(CLI::App& app) {
                  "boundary IoU band width as a fraction of the image diagonal")
       ->capture_default_str();
   app.add_option("--title", p->options.title, "report title")->capture_default_str();
+  add_shard_option(app, p->shard, "image names");
   return [p] { return run_eval(*p); };
 }
 

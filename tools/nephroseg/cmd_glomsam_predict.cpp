@@ -9,6 +9,8 @@
 
 #include "command.h"
 #include "options.h"
+#include "nephroseg/core/batch_record.h"
+#include "nephroseg/core/shard.h"
 #include "nephroseg/core/atomic_file.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/glomsam/glomsam.h"
@@ -28,6 +30,8 @@ struct PredictParams {
   int64_t overlap = 128;
   int64_t patch_size = 0;
   double threshold = 0.5;
+  std::string shard;
+  bool resume = false;
 };
 
 Runner setup(CLI::App& app) {
@@ -52,7 +56,10 @@ Runner setup(CLI::App& app) {
                               "box prompt = bounding box of the --gt mask (the paper's simulated clinician box, no jitter)");
   fromgt->excludes(box);
   fromgt->excludes(autobox);
+  add_shard_option(app, p->shard, "images");
+  app.add_flag("--resume", p->resume, "skip images whose outputs an earlier run completed (reruns of a batch)");
   return [p]() {
+    const Shard shard = parse_shard(p->shard);
     namespace fs = std::filesystem;
     NEPHRO_CHECK(fs::exists(p->checkpoint), "--checkpoint: '", p->checkpoint, "' does not exist");
     glomsam::GlomSamConfig cfg = glomsam::GlomSamConfig::official();
@@ -90,10 +97,27 @@ Runner setup(CLI::App& app) {
       for (auto& v : *po.box) v = static_cast<float>(v * scale);
     }
     po.tile_overlap = p->overlap;
-    auto model = glomsam::GlomSamModel::load(p->checkpoint, cfg);
+    // A folder (or a shard) keeps a batch record for `nephroseg merge` and --resume.
+    const bool batch = images.size() > 1 || !shard.whole();
+    BatchRecord record("glomsam-predict", shard, images.size(),
+                       {{"image", p->image}, {"checkpoint", p->checkpoint}, {"config", p->config}, {"box", p->box},
+                        {"threshold", p->threshold}, {"patch_size", p->patch_size}, {"overlap", p->overlap}});
+    std::vector<std::pair<size_t, std::string>> todo;
+    for (size_t i = 0; i < images.size(); ++i) {
+      if (!shard.owns(i)) continue;
+      const std::string stem = (fs::path(p->out) / io::file_stem(images[i])).string();
+      if (p->resume && fs::is_regular_file(stem + "_overlay.png")) {  // the last file written
+        record.add({i, io::file_stem(images[i]), "skipped", "", nullptr});
+        continue;
+      }
+      todo.emplace_back(i, images[i]);
+    }
+    std::shared_ptr<glomsam::GlomSamModel> model;
+    if (!todo.empty()) model = glomsam::GlomSamModel::load(p->checkpoint, cfg);
     fs::create_directories(p->out);
     remove_stale_temporaries(p->out);  // left by a run killed mid-write
-    for (const auto& path : images) {
+    if (batch) record.write(p->out, /*complete=*/false);
+    for (const auto& [image_index, path] : todo) {
       cv::Mat rgb = io::read_image_rgb(path);
       cv::Mat input = rgb;
       if (scale != 1.0) {
@@ -127,7 +151,10 @@ Runner setup(CLI::App& app) {
       io::write_geojson(stem + ".geojson", labels, go);
       io::write_png(stem + "_overlay.png", io::overlay_mask(rgb, mask, io::Rgb{255, 0, 0}));
       std::cout << path << ": " << io::max_label(labels) << " object(s), " << r.seconds << " s" << std::endl;
+      record.add({image_index, io::file_stem(path), "ok", "",
+                  {{"objects", io::max_label(labels)}, {"foreground_px", cv::countNonZero(mask)}}});
     }
+    if (batch) record.write(p->out, /*complete=*/true);
     return 0;
   };
 }

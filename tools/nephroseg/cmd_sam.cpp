@@ -32,6 +32,8 @@
 
 #include "command.h"
 #include "options.h"
+#include "nephroseg/core/batch_record.h"
+#include "nephroseg/core/shard.h"
 #include "nephroseg/checkpoint/state_dict.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
@@ -55,7 +57,8 @@ struct SamParams {
   ModelSelection model{"", "vit_b", ""};
   std::string out, prompts_file, box, mask_input;
   std::vector<std::string> images, points;
-  bool multimask = false;
+  std::string shard;
+  bool multimask = false, resume = false;
 };
 
 using ImagePrompt = sam::PromptSpec;  // a prompt and where its mask input came from
@@ -173,8 +176,11 @@ Runner setup(CLI::App& app) {
   app.add_option("--prompts", p->prompts_file,
                  "JSON: {\"<file name>\": {\"points\": [[x,y,label],...], \"box\": [x0,y0,x1,y1]}}");
   add_out_option(app, p->out);
+  add_shard_option(app, p->shard, "images");
+  app.add_flag("--resume", p->resume, "skip images whose result.json an earlier run wrote (reruns of a batch)");
 
   return [p]() {
+    const Shard shard = parse_shard(p->shard);
     // Defaults from the command line.
     ImagePrompt cli_prompt;
     for (const auto& s : p->points) sam::add_point(cli_prompt, parse_numbers(s, "--point"), "--point");
@@ -187,7 +193,9 @@ Runner setup(CLI::App& app) {
     std::map<std::string, ImagePrompt> per_image;
     if (!p->prompts_file.empty()) per_image = sam::read_prompts_file(p->prompts_file);
 
-    const std::vector<std::string> images = expand_images(p->images);
+    const std::vector<std::string> all_images = expand_images(p->images);
+    std::vector<std::string> images;  // this shard's, minus those done (--resume)
+    std::vector<size_t> image_index;  // their positions in all_images
     const auto prompt_for = [&](const std::string& path) -> const ImagePrompt& {
       for (const std::string& key :
            {fs::path(path).filename().string(), io::file_stem(path), path}) {
@@ -205,15 +213,30 @@ Runner setup(CLI::App& app) {
     // Output folders: DIR itself for one image, DIR/<stem> for several.
     std::map<std::string, std::string> out_dirs;
     std::set<std::string> used;
-    for (const auto& path : images) {
+    for (const auto& path : all_images) {
       std::string dir = p->out;
-      if (images.size() > 1) {
+      if (all_images.size() > 1) {
         const std::string stem = io::file_stem(path);
         NEPHRO_CHECK(used.insert(stem).second, "--image: two images share the name '", stem,
                      "'; their outputs would collide in ", p->out);
         dir = (fs::path(p->out) / stem).string();
       }
       out_dirs[path] = dir;
+    }
+    BatchRecord record("sam", shard, all_images.size(),
+                       {{"images", p->images}, {"prompts", p->prompts_file}, {"points", p->points}, {"box", p->box},
+                        {"mask_input", p->mask_input}, {"multimask", p->multimask},
+                        {"model", {{"checkpoint", p->model.checkpoint}, {"type", p->model.type},
+                                   {"config", p->model.config}}}});
+    for (size_t i = 0; i < all_images.size(); ++i) {
+      if (!shard.owns(i)) continue;
+      const std::string& path = all_images[i];
+      if (p->resume && fs::is_regular_file(out_dirs[path] + "/result.json")) {
+        record.add({i, io::file_stem(path), "skipped", "", nullptr});
+        continue;
+      }
+      images.push_back(path);
+      image_index.push_back(i);
     }
 
     // Validate every image and prompt before the (slow) model runs. A probe
@@ -252,11 +275,14 @@ Runner setup(CLI::App& app) {
     }
 
     std::shared_ptr<sam::SamModel> model;
-    try {
+    if (!images.empty()) try {
       model = sam::SamModel::load(p->model.checkpoint, config);
     } catch (const checkpoint::BindError& e) {
       throw nephroseg::Error(summarize_bind_error(e));
     }
+    fs::create_directories(p->out);
+    remove_stale_temporaries(p->out);
+    if (!shard.whole() || all_images.size() > 1) record.write(p->out, /*complete=*/false);
     const bool progress = !global_options().quiet;
     size_t index = 0;
     for (const auto& path : images) {
@@ -266,6 +292,9 @@ Runner setup(CLI::App& app) {
       const sam::ImageEmbedding emb = model->encode(io::mat_to_tensor(rgb));
       const sam::SamResult r = model->predict(emb, ip.prompt);
       write_outputs(out_dirs[path], path, rgb, ip, emb, r, *p, config);
+      record.add({image_index[index - 1], io::file_stem(path), "ok", "",
+                  {{"best_index", r.best_index()},
+                   {"best_iou", r.iou[r.best_index()].item<float>()}}});
       if (progress) {
         std::ostringstream line;
         line << std::fixed << std::setprecision(3) << "[" << index << "/" << images.size() << "] "
@@ -275,6 +304,10 @@ Runner setup(CLI::App& app) {
         log_info(line.str());
       }
     }
+    // The batch record (one image alone keeps its folder as before: result.json only).
+    if (!shard.whole() || all_images.size() > 1) record.write(p->out, /*complete=*/true);
+    if (!shard.whole())
+      log_info("sam: shard ", shard.text(), ": ", images.size(), " of ", all_images.size(), " image(s) segmented");
     return 0;
   };
 }

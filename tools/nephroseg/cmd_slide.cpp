@@ -9,9 +9,12 @@
 
 #include "command.h"
 #include "options.h"
+#include "nephroseg/core/batch_record.h"
 #include "nephroseg/core/error.h"
+#include "nephroseg/core/shard.h"
 #include "nephroseg/core/log.h"
 #include "nephroseg/io/image.h"
+#include "nephroseg/slide/model_segmenter.h"
 #include "nephroseg/slide/run.h"
 
 namespace fs = std::filesystem;
@@ -20,9 +23,10 @@ namespace nephroseg::cli {
 namespace {
 
 struct SlideParams {
-  std::string slide, out, segmenter = "classical", checkpoint, roi, channels, tissue = "auto",
-                          object_type = "annotation";
+  std::string slide, out, segmenter = "classical", checkpoint, model_config, roi, channels, tissue = "auto",
+                          object_type = "annotation", shard;
   slide::SlideRunOptions options;
+  bool tile_given = false;
 };
 
 std::vector<int> parse_ints(const std::string& text, const std::string& what) {
@@ -96,8 +100,37 @@ int run_slide_cmd(SlideParams& p) {
   } else {
     slides.push_back(p.slide);
   }
-  for (const auto& path : slides) {
-    auto seg = slide::make_segmenter(p.segmenter, p.checkpoint);
+  // A folder (or a shard) keeps a batch record for `nephroseg merge`; a rerun resumes
+  // each slide from its finished tiles.
+  const Shard shard = parse_shard(p.shard);
+  NEPHRO_CHECK(shard.whole() || fs::is_directory(p.slide), "--shard splits a folder of slides; '", p.slide,
+               "' is one slide");
+  const bool batch = slides.size() > 1 || !shard.whole();
+  BatchRecord record("slide", shard, slides.size(),
+                     {{"slide", p.slide}, {"segmenter", p.segmenter}, {"checkpoint", p.checkpoint},
+                      {"mpp", opt.mpp}, {"magnification", opt.magnification}, {"level", opt.level},
+                      {"tile", opt.tile}, {"halo", opt.halo}, {"tissue", p.tissue}, {"roi", p.roi},
+                      {"channels", p.channels}});
+  if (batch) {
+    fs::create_directories(p.out);
+    record.write(p.out, /*complete=*/false);
+  }
+  slide::SegmenterSpec spec;
+  spec.name = p.segmenter;
+  spec.checkpoint = p.checkpoint;
+  spec.config = p.model_config;
+  // A model sees core + halo: by default make that its input side.
+  const int side = slide::model_input_side(spec);
+  if (side > 0 && !p.tile_given) {
+    NEPHRO_CHECK(side > 2 * opt.halo, "--halo ", opt.halo, " leaves no tile core inside the model's ", side,
+                 " px input");
+    opt.tile = side - 2 * opt.halo;
+  }
+  std::unique_ptr<slide::TileSegmenter> seg;
+  for (size_t i = 0; i < slides.size(); ++i) {
+    if (!shard.owns(i)) continue;
+    const std::string& path = slides[i];
+    if (!seg) seg = slide::make_segmenter(spec);  // loaded once, prepared per slide
     const std::string out = slides.size() == 1 ? p.out : (fs::path(p.out) / io::file_stem(path)).string();
     TileProgress progress(io::file_stem(path));
     opt.progress = [&](int d, int t) { progress(d, t); };
@@ -105,7 +138,10 @@ int run_slide_cmd(SlideParams& p) {
     log_info(io::file_stem(path), ": ", r.objects.size(), " glomeruli (", r.components, " candidates) in ",
              r.tiles_total, " tissue tiles of ", r.tiles_grid, " (", r.tiles_resumed, " resumed); tissue ",
              static_cast<int>(r.tissue_fraction * 100 + 0.5), " %; outputs in ", out);
+    record.add({i, io::file_stem(path), "ok", "",
+                {{"objects", r.objects.size()}, {"tiles", r.tiles_total}}});
   }
+  if (batch) record.write(p.out, /*complete=*/true);
   return 0;
 }
 
@@ -114,14 +150,21 @@ Runner setup_slide(CLI::App& app) {
   app.add_option("--slide", p->slide, "slide file (SVS, NDPI, MRXS, OME-TIFF, TIFF, PNG, ...) or folder of slides")
       ->required();
   add_out_option(app, p->out, "output folder (one subfolder per slide for a folder)");
-  app.add_option("--segmenter", p->segmenter, "classical (weight-free); glomsam|sam|medsam: not yet on slides")
+  app.add_option("--segmenter", p->segmenter,
+                 "classical (weight-free) | glomsam (rough-mask box) | sam | medsam (boxes from the classical "
+                 "detector)")
       ->capture_default_str();
   app.add_option("--checkpoint", p->checkpoint, "model checkpoint (model segmenters)");
+  app.add_option("--model-config", p->model_config,
+                 "glomsam: auto | official | tiny | JSON; sam/medsam: vit_b | vit_l | vit_h | medsam | JSON");
   app.add_option("--mpp", p->options.mpp, "work resolution in µm/px (0 = level 0); the level-0 size when the file has none")
       ->capture_default_str();
   app.add_option("--magnification", p->options.magnification, "work at this magnification (e.g. 20)");
   app.add_option("--level", p->options.level, "work at this pyramid level's resolution")->capture_default_str();
-  app.add_option("--tile", p->options.tile, "tile side in work pixels")->capture_default_str();
+  app.add_option("--tile", p->options.tile,
+                 "tile core side in work pixels (model segmenters: default = model input - 2 x halo)")
+      ->capture_default_str()
+      ->each([p](const std::string&) { p->tile_given = true; });
   app.add_option("--halo", p->options.halo, "context around each tile core in work pixels")->capture_default_str();
   app.add_option("--tissue", p->tissue, "auto (Otsu on the thumbnail) or none")->capture_default_str();
   app.add_option("--roi", p->roi, "X,Y,W,H in level-0 pixels");
@@ -130,6 +173,7 @@ Runner setup_slide(CLI::App& app) {
   app.add_option("--object-type", p->object_type, "GeoJSON objectType: annotation or detection")->capture_default_str();
   app.add_option("--min-area", p->options.filter.min_area_um2, "smallest object (µm²)")->capture_default_str();
   app.add_option("--max-area", p->options.filter.max_area_um2, "largest object (µm²)")->capture_default_str();
+  add_shard_option(app, p->shard, "slides of a folder");
   return [p] { return run_slide_cmd(*p); };
 }
 

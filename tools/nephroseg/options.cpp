@@ -29,6 +29,13 @@ CLI::Option* add_out_option(CLI::App& app, std::string& out, const std::string& 
   return app.add_option("--out", out, what)->required();
 }
 
+CLI::Option* add_shard_option(CLI::App& app, std::string& shard, const std::string& inputs) {
+  return app.add_option("--shard", shard,
+                        "K/N: process only the " + inputs +
+                            " i with i mod N = K-1 (sorted by name); auto: from the Slurm job array "
+                            "(SLURM_ARRAY_TASK_*). Then run `nephroseg merge OUT`");
+}
+
 std::vector<float> parse_numbers(const std::string& text, const std::string& option) {
   std::vector<float> v;
   std::stringstream ss(text);

@@ -55,6 +55,9 @@ void add_model_options(CLI::App& app, ModelSelection& sel, const ModelOptionSpec
 /// `--out DIR`, required.
 CLI::Option* add_out_option(CLI::App& app, std::string& out, const std::string& what = "output folder");
 
+/// `--shard K/N|auto` (core/shard.h); `inputs` names what is split ("images").
+CLI::Option* add_shard_option(CLI::App& app, std::string& shard, const std::string& inputs);
+
 /// "X0,Y0,X1,Y1": four finite numbers with X1 > X0 and Y1 > Y0 (original-image
 /// pixels). Errors name `option` and the text.
 std::array<float, 4> parse_box(const std::string& text, const std::string& option = "--box");

@@ -24,6 +24,7 @@
 #include <string>
 #include <vector>
 
+#include "nephroseg/core/shard.h"
 #include "nephroseg/eval/metrics.h"
 #include "nephroseg/io/mask.h"
 
@@ -40,6 +41,7 @@ struct EvalOptions {
 
 struct EvalItem {
   std::string name;
+  size_t index = 0;           ///< position among all names of the run (sorted)
   std::string pred_path, truth_path, image_path;
   bool ok = false;
   std::string status = "ok";  ///< "ok" or what went wrong
@@ -49,12 +51,18 @@ struct EvalItem {
 
 struct EvalRun {
   std::vector<EvalItem> items;                       ///< sorted by name
+  size_t inputs_total = 0;                           ///< names of the whole run (all shards)
   std::map<std::string, SummaryStats> summary;       ///< per metric over ok items
   int num_ok() const;
 };
 
-/// Evaluates every pair; never throws for per-image problems (only for missing folders).
-EvalRun evaluate_folders(const std::string& pred_dir, const std::string& truth_dir, const EvalOptions& options = {});
+/// Evaluates every pair (of `shard`: names i with i mod N = K-1); never throws for
+/// per-image problems (only for missing folders).
+EvalRun evaluate_folders(const std::string& pred_dir, const std::string& truth_dir, const EvalOptions& options = {},
+                         const Shard& shard = {});
+/// The truth | prediction | comparison strip of an ok item, drawn again from its files
+/// (what evaluate_pair stored in item.panels).
+cv::Mat render_panels(const EvalItem& item, const EvalOptions& options);
 /// Evaluates in-memory masks (used by evaluate_folders and tests). Sizes must match.
 EvalItem evaluate_pair(const std::string& name, const cv::Mat& pred, const cv::Mat& truth, const cv::Mat& image,
                        const EvalOptions& options = {});
@@ -68,5 +76,13 @@ std::string render_html_report(const EvalRun& run, const EvalOptions& options);
 /// Writes all report files into out_dir; returns their paths.
 std::vector<std::string> write_eval_report(const std::string& out_dir, const EvalRun& run,
                                            const EvalOptions& options = {});
+
+/// `nephroseg eval` as a batch: the whole run (report files + run.json), or shard K/N
+/// (only run.shard-K-of-N.json, holding each item's metrics exactly; core/batch_record.h).
+EvalRun run_eval_batch(const std::string& pred_dir, const std::string& truth_dir, const std::string& out_dir,
+                       const EvalOptions& options, const Shard& shard);
+/// Combines the shards of an `eval --shard` run in out_dir into the report files and
+/// run.json one process writes (the pictures are drawn again from the mask files).
+EvalRun merge_eval_shards(const std::string& out_dir);
 
 }  // namespace nephroseg::eval

@@ -48,5 +48,13 @@ std::vector<std::string> write_thickness_batch_summary(const std::string& out_di
                                                        const std::vector<std::string>& names,
                                                        const std::vector<ThicknessResult>& results,
                                                        const ReferenceRange& range);
+/// The same into <stem>.csv / <stem>.json, with each image's pixel-size source as the
+/// last column ("calibration_source") when `calibration_sources` is not empty.
+std::vector<std::string> write_thickness_batch_summary(const std::string& out_dir,
+                                                       const std::vector<std::string>& names,
+                                                       const std::vector<ThicknessResult>& results,
+                                                       const ReferenceRange& range,
+                                                       const std::vector<std::string>& calibration_sources,
+                                                       const std::string& stem);
 
 }  // namespace nephroseg::measure

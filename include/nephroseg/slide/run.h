@@ -116,7 +116,8 @@ struct SlideRunResult {
 SlideRunResult run_slide(const std::string& slide_path, const std::string& out_dir, TileSegmenter& segmenter,
                          const SlideRunOptions& options = {});
 
-/// The segmenter named `name` ("classical"); checkpoint is for the model segmenters.
+/// The segmenter named `name` (classical, glomsam, sam, medsam with their default
+/// configs); checkpoint is for the model segmenters. See slide/model_segmenter.h.
 std::unique_ptr<TileSegmenter> make_segmenter(const std::string& name, const std::string& checkpoint = {});
 
 }  // namespace nephroseg::slide

@@ -1,0 +1,160 @@
+// BatchRecord / read_batch_shards (see nephroseg/core/batch_record.h).
+#include "nephroseg/core/batch_record.h"
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <regex>
+
+#include "nephroseg/core/atomic_file.h"
+#include "nephroseg/core/error.h"
+
+namespace fs = std::filesystem;
+
+namespace nephroseg {
+namespace {
+
+const std::regex& shard_file_pattern() {
+  static const std::regex pattern(R"(run\.shard-([0-9]+)-of-([0-9]+)\.json)");
+  return pattern;
+}
+
+nlohmann::json read_record(const std::string& path) {
+  std::ifstream in(path);
+  NEPHRO_CHECK(in.good(), "merge: cannot read '", path, "'");
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  NEPHRO_CHECK(j.is_object(), "merge: '", path, "' is not a JSON object (a damaged shard record)");
+  return j;
+}
+
+// The shard records of `dir` by K, and their N (0 when there are none).
+std::map<int, std::string> shard_records(const std::string& dir, int& count) {
+  NEPHRO_CHECK(fs::is_directory(dir), "merge: '", dir, "' is not a folder");
+  std::map<int, std::string> runs;
+  count = 0;
+  for (const auto& e : fs::directory_iterator(dir)) {
+    std::smatch m;
+    const std::string name = e.path().filename().string();
+    if (!std::regex_match(name, m, shard_file_pattern())) continue;
+    const int k = std::atoi(m[1].str().c_str()), n = std::atoi(m[2].str().c_str());
+    NEPHRO_CHECK(count == 0 || count == n, "merge: '", dir, "' holds shards of two different runs (of ", count,
+                 " and of ", n, " shards)");
+    count = n;
+    runs[k] = e.path().string();
+  }
+  NEPHRO_CHECK(count > 0, "merge: no run.shard-K-of-N.json in '", dir, "' (was the batch run with --shard?)");
+  return runs;
+}
+
+}  // namespace
+
+BatchRecord::BatchRecord(std::string command, Shard shard, size_t inputs_total, nlohmann::json settings)
+    : command_(std::move(command)),
+      shard_(shard),
+      inputs_total_(inputs_total),
+      settings_(std::move(settings)),
+      extra_(nlohmann::json::object()) {}
+
+std::string BatchRecord::file_name() const { return "run" + shard_.suffix() + ".json"; }
+
+std::string BatchRecord::write(const std::string& out_dir, bool complete) const {
+  nlohmann::json j;
+  j["command"] = command_;
+  j["settings"] = settings_;
+  j["inputs_total"] = inputs_total_;
+  j["shard"] = {{"index", shard_.index}, {"count", shard_.count}};
+  j["complete"] = complete;
+  nlohmann::json items = nlohmann::json::array();
+  for (const auto& it : items_) {
+    nlohmann::json item = {{"index", it.index}, {"name", it.name}, {"status", it.status}};
+    if (!it.message.empty()) item["message"] = it.message;
+    if (!it.data.is_null()) item["data"] = it.data;
+    items.push_back(std::move(item));
+  }
+  j["items"] = std::move(items);
+  j["extra"] = extra_;
+  const std::string path = (fs::path(out_dir) / file_name()).string();
+  write_file_atomically(path, j.dump(1) + "\n");
+  return path;
+}
+
+std::vector<std::string> MergedBatch::failed() const {
+  std::vector<std::string> out;
+  for (const auto& it : items)
+    if (it.status == "failed") out.push_back(it.name + ": " + it.message);
+  return out;
+}
+
+std::string batch_command_of(const std::string& dir) {
+  int count = 0;
+  const auto runs = shard_records(dir, count);
+  const nlohmann::json first = read_record(runs.begin()->second);
+  return first.contains("command") && first["command"].is_string() ? first["command"].get<std::string>() : "gbmseg";
+}
+
+MergedBatch read_batch_shards(const std::string& dir, const std::string& command) {
+  int count = 0;
+  const auto runs = shard_records(dir, count);
+  std::string missing;
+  for (int k = 1; k <= count; ++k)
+    if (!runs.count(k)) missing += (missing.empty() ? "" : ", ") + std::to_string(k);
+  NEPHRO_CHECK(missing.empty(), "merge: shard(s) ", missing, " of ", count, " have not finished (no run.shard-K-of-",
+               count, ".json in '", dir, "'); rerun them, then merge");
+
+  MergedBatch merged;
+  merged.command = command;
+  merged.shards = count;
+  size_t total = 0;
+  std::vector<BatchItemRecord> items;
+  for (const auto& [k, path] : runs) {
+    const nlohmann::json run = read_record(path);
+    NEPHRO_CHECK(run.value("command", std::string()) == command, "merge: '", path, "' is a record of '",
+                 run.value("command", std::string("?")), "', not of '", command, "'");
+    NEPHRO_CHECK(run.value("complete", false), "merge: shard ", k, " of ", count, " did not complete ('", path,
+                 "'); rerun it, then merge");
+    const nlohmann::json settings = run.value("settings", nlohmann::json());
+    const size_t n = run.value("inputs_total", size_t{0});
+    if (k == runs.begin()->first) {
+      merged.settings = settings;
+      total = n;
+    } else {
+      NEPHRO_CHECK(settings == merged.settings && n == total, "merge: shard ", k, " was run with other settings or ",
+                   "inputs than shard ", runs.begin()->first, " (mixed runs in one folder)");
+    }
+    merged.extras.push_back(run.value("extra", nlohmann::json::object()));
+    NEPHRO_CHECK(run.contains("items") && run["items"].is_array(), "merge: '", path, "' has no item list");
+    for (const auto& j : run["items"]) {
+      NEPHRO_CHECK(j.is_object() && j.contains("index") && j["index"].is_number_unsigned() && j.contains("name") &&
+                       j["name"].is_string(),
+                   "merge: '", path, "' holds a damaged item");
+      BatchItemRecord it;
+      it.index = j["index"].get<size_t>();
+      it.name = j["name"].get<std::string>();
+      it.status = j.value("status", std::string());
+      it.message = j.value("message", std::string());
+      it.data = j.value("data", nlohmann::json());
+      NEPHRO_CHECK(it.index < n && static_cast<int>(it.index % count) == k - 1, "merge: '", path,
+                   "' holds input ", it.index, " ('", it.name, "'), which is not shard ", k, "'s");
+      items.push_back(std::move(it));
+    }
+  }
+  std::sort(items.begin(), items.end(), [](const auto& a, const auto& b) { return a.index < b.index; });
+  for (size_t i = 0; i < items.size(); ++i)
+    NEPHRO_CHECK(items[i].index == i, "merge: input ", i, " is in no shard record (or in two); rerun its shard (",
+                 i % count + 1, "/", count, "), then merge");
+  NEPHRO_CHECK(items.size() == total, "merge: the shards hold ", items.size(), " inputs but the run has ", total);
+  merged.items = std::move(items);
+  return merged;
+}
+
+MergedBatch merge_batch_records(const std::string& dir, const std::string& command) {
+  MergedBatch merged = read_batch_shards(dir, command);
+  BatchRecord record(command, Shard{}, merged.items.size(), merged.settings);
+  for (const auto& it : merged.items) record.add(it);
+  record.write(dir, /*complete=*/true);
+  return merged;
+}
+
+}  // namespace nephroseg

@@ -1,0 +1,132 @@
+// run_eval_batch / merge_eval_shards (see nephroseg/eval/report.h).
+#include <nlohmann/json.hpp>
+
+#include <cmath>
+#include <filesystem>
+#include <limits>
+
+#include "nephroseg/core/atomic_file.h"
+#include "nephroseg/core/batch_record.h"
+#include "nephroseg/core/error.h"
+#include "nephroseg/eval/report.h"
+
+namespace fs = std::filesystem;
+
+namespace nephroseg::eval {
+namespace {
+
+nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+double number_of(const nlohmann::json& j, const char* key) {
+  const auto it = j.find(key);
+  return it != j.end() && it->is_number() ? it->get<double>() : std::numeric_limits<double>::quiet_NaN();
+}
+
+nlohmann::json mask_options_json(const io::MaskReadOptions& m) {
+  return {{"channel", m.channel}, {"threshold", m.threshold}, {"page", m.page}};
+}
+io::MaskReadOptions mask_options_from(const nlohmann::json& j) {
+  io::MaskReadOptions m;
+  m.channel = j.value("channel", m.channel);
+  m.threshold = j.value("threshold", m.threshold);
+  m.page = j.value("page", m.page);
+  return m;
+}
+
+nlohmann::json settings_json(const std::string& pred, const std::string& truth, const EvalOptions& o) {
+  return {{"pred", pred},
+          {"truth", truth},
+          {"images", o.image_dir},
+          {"pred_mask", mask_options_json(o.pred_mask)},
+          {"truth_mask", mask_options_json(o.truth_mask)},
+          {"boundary_dilation_ratio", o.metrics.boundary_dilation_ratio},
+          {"panel_size", o.panel_size},
+          {"title", o.title}};
+}
+
+EvalOptions options_from(const nlohmann::json& s) {
+  NEPHRO_CHECK(s.is_object(), "merge: the eval records hold no settings");
+  EvalOptions o;
+  o.image_dir = s.value("images", std::string());
+  o.pred_mask = mask_options_from(s.value("pred_mask", nlohmann::json::object()));
+  o.truth_mask = mask_options_from(s.value("truth_mask", nlohmann::json::object()));
+  o.metrics.boundary_dilation_ratio = s.value("boundary_dilation_ratio", o.metrics.boundary_dilation_ratio);
+  o.panel_size = s.value("panel_size", o.panel_size);
+  o.title = s.value("title", o.title);
+  return o;
+}
+
+nlohmann::json item_data(const EvalItem& it) {
+  nlohmann::json d = {{"pred", it.pred_path}, {"truth", it.truth_path}, {"image", it.image_path}};
+  if (it.ok) {
+    const MaskMetrics& m = it.metrics;
+    d["metrics"] = {{"dice", number(m.dice)},           {"iou", number(m.iou)},
+                    {"precision", number(m.precision)}, {"recall", number(m.recall)},
+                    {"accuracy", number(m.accuracy)},   {"hd95", number(m.hd95)},
+                    {"boundary_iou", number(m.boundary_iou)}, {"tp", m.tp},
+                    {"fp", m.fp},                       {"fn", m.fn},
+                    {"tn", m.tn}};
+  }
+  return d;
+}
+
+BatchItemRecord to_record(const EvalItem& it) {
+  return {it.index, it.name, it.ok ? "ok" : "failed", it.ok ? "" : it.status, item_data(it)};
+}
+
+EvalItem from_record(const BatchItemRecord& r, const EvalOptions& o) {
+  EvalItem it;
+  it.name = r.name;
+  it.index = r.index;
+  it.pred_path = r.data.value("pred", std::string());
+  it.truth_path = r.data.value("truth", std::string());
+  it.image_path = r.data.value("image", std::string());
+  it.ok = r.status == "ok";
+  it.status = it.ok ? "ok" : r.message;
+  if (it.ok) {
+    const nlohmann::json m = r.data.value("metrics", nlohmann::json());
+    NEPHRO_CHECK(m.is_object(), "merge: the eval record of '", r.name, "' holds no metrics");
+    it.metrics.dice = number_of(m, "dice");
+    it.metrics.iou = number_of(m, "iou");
+    it.metrics.precision = number_of(m, "precision");
+    it.metrics.recall = number_of(m, "recall");
+    it.metrics.accuracy = number_of(m, "accuracy");
+    it.metrics.hd95 = number_of(m, "hd95");
+    it.metrics.boundary_iou = number_of(m, "boundary_iou");
+    it.metrics.tp = m.value("tp", int64_t{0});
+    it.metrics.fp = m.value("fp", int64_t{0});
+    it.metrics.fn = m.value("fn", int64_t{0});
+    it.metrics.tn = m.value("tn", int64_t{0});
+    it.panels = render_panels(it, o);
+  }
+  return it;
+}
+
+}  // namespace
+
+EvalRun run_eval_batch(const std::string& pred_dir, const std::string& truth_dir, const std::string& out_dir,
+                       const EvalOptions& options, const Shard& shard) {
+  EvalRun run = evaluate_folders(pred_dir, truth_dir, options, shard);
+  fs::create_directories(out_dir);
+  remove_stale_temporaries(out_dir);
+  if (shard.whole()) write_eval_report(out_dir, run, options);
+  BatchRecord record("eval", shard, run.inputs_total, settings_json(pred_dir, truth_dir, options));
+  for (const auto& it : run.items) record.add(to_record(it));
+  record.write(out_dir, /*complete=*/true);
+  return run;
+}
+
+EvalRun merge_eval_shards(const std::string& out_dir) {
+  const MergedBatch merged = read_batch_shards(out_dir, "eval");
+  const EvalOptions options = options_from(merged.settings);
+  EvalRun run;
+  run.inputs_total = merged.items.size();
+  for (const auto& r : merged.items) run.items.push_back(from_record(r, options));
+  summarize_run(run);
+  write_eval_report(out_dir, run, options);
+  BatchRecord record("eval", Shard{}, run.inputs_total, merged.settings);
+  for (const auto& r : merged.items) record.add(r);
+  record.write(out_dir, /*complete=*/true);
+  return run;
+}
+
+}  // namespace nephroseg::eval

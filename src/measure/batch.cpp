@@ -1,0 +1,291 @@
+// run_measure_batch / merge_measure_shards (see nephroseg/measure/batch.h).
+#include "nephroseg/measure/batch.h"
+
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+
+#include <cmath>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <limits>
+#include <map>
+
+#include "nephroseg/core/atomic_file.h"
+#include "nephroseg/core/batch_record.h"
+#include "nephroseg/core/error.h"
+#include "nephroseg/core/log.h"
+#include "nephroseg/io/calibration.h"
+#include "nephroseg/io/image.h"
+#include "nephroseg/measure/report.h"
+
+namespace fs = std::filesystem;
+
+namespace nephroseg::measure {
+namespace {
+
+constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
+
+// The pixel size of one image and where it came from.
+struct ImageCalibration {
+  double nm_per_pixel = 0;
+  std::string source;       // "option" or the file's calibration source ("dm", "ome-xml", ...)
+  std::string file;         // the file whose calibration was read
+  io::Calibration in_file;  // what that file says
+};
+
+ImageCalibration resolve_calibration(const std::string& file, double explicit_nm) {
+  ImageCalibration c;
+  c.file = file;
+  c.in_file = io::read_calibration(file);
+  if (explicit_nm > 0) {
+    c.nm_per_pixel = explicit_nm;
+    c.source = "option";
+    if (c.in_file.known()) {
+      const double file_nm = 0.5 * (c.in_file.nm_per_pixel_x + c.in_file.nm_per_pixel_y);
+      if (std::abs(explicit_nm - file_nm) > 0.01 * file_nm)
+        log_warn("--nm-per-pixel ", explicit_nm, " disagrees with the calibration of '", file, "' (", file_nm,
+                 " nm per pixel from ", io::calibration_source_names().name(c.in_file.source), "); using ",
+                 explicit_nm);
+    }
+    return c;
+  }
+  NEPHRO_CHECK(c.in_file.known() || c.in_file.reciprocal, "no pixel size for '", file,
+               "': the file carries no calibration (DM, OME-XML, ImageJ or TIFF resolution tags); give "
+               "--nm-per-pixel <nm>");
+  c.nm_per_pixel = io::require_nm_per_pixel(c.in_file, file);
+  c.source = io::calibration_source_names().name(c.in_file.source);
+  return c;
+}
+
+// Adds where the pixel size came from to <name>_summary.json (new fields only).
+void record_calibration(const std::string& path, const ImageCalibration& c) {
+  std::ifstream in(path);
+  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+  NEPHRO_CHECK(j.is_object(), "internal: '", path, "' is not the JSON just written");
+  in.close();
+  j["calibration"] = {{"source", c.source},
+                      {"file", c.file},
+                      {"file_source", io::calibration_source_names().name(c.in_file.source)},
+                      {"file_nm_per_pixel", c.in_file.known()
+                                                ? nlohmann::json(0.5 * (c.in_file.nm_per_pixel_x +
+                                                                        c.in_file.nm_per_pixel_y))
+                                                : nlohmann::json(nullptr)},
+                      {"file_unit", c.in_file.unit}};
+  write_file_atomically(path, j.dump(2) + "\n");
+}
+
+// --- the numbers of the batch summary, exactly, for the shard records ---------------------
+nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
+double number_of(const nlohmann::json& j, const char* key) {
+  const auto it = j.find(key);
+  return it != j.end() && it->is_number() ? it->get<double>() : kNaN;
+}
+
+nlohmann::json stats_to_json(const WidthStats& s) {
+  return {{"n", s.n},           {"n_excluded", s.n_excluded}, {"n_truncated", s.n_truncated},
+          {"mean", number(s.mean)}, {"harmonic_mean", number(s.harmonic_mean)}, {"median", number(s.median)},
+          {"sd", number(s.sd)},     {"min", number(s.min)},     {"max", number(s.max)},
+          {"q25", number(s.q25)},   {"q75", number(s.q75)}};
+}
+
+WidthStats stats_from_json(const nlohmann::json& j) {
+  NEPHRO_CHECK(j.is_object(), "merge: a damaged measure record (width statistics)");
+  WidthStats s;
+  s.n = j.value("n", 0);
+  s.n_excluded = j.value("n_excluded", 0);
+  s.n_truncated = j.value("n_truncated", 0);
+  s.mean = number_of(j, "mean");
+  s.harmonic_mean = number_of(j, "harmonic_mean");
+  s.median = number_of(j, "median");
+  s.sd = number_of(j, "sd");
+  s.min = number_of(j, "min");
+  s.max = number_of(j, "max");
+  s.q25 = number_of(j, "q25");
+  s.q75 = number_of(j, "q75");
+  return s;
+}
+
+nlohmann::json summary_numbers(const ThicknessResult& r, const std::string& source) {
+  return {{"nm_per_pixel", r.nm_per_pixel},
+          {"oi", stats_to_json(r.oi)},
+          {"direct", stats_to_json(r.direct)},
+          {"oi_stereological_harmonic_px", number(r.oi_stereological_harmonic_px)},
+          {"oi_stereological_arithmetic_px", number(r.oi_stereological_arithmetic_px)},
+          {"mask_area_px", r.mask_area_px},
+          {"skeleton_length_px", r.skeleton_length_px},
+          {"calibration_source", source}};
+}
+
+ThicknessResult summary_from_numbers(const nlohmann::json& j) {
+  NEPHRO_CHECK(j.is_object() && j.contains("oi") && j.contains("direct"), "merge: a damaged measure record");
+  ThicknessResult r;
+  r.nm_per_pixel = number_of(j, "nm_per_pixel");
+  r.oi = stats_from_json(j["oi"]);
+  r.direct = stats_from_json(j["direct"]);
+  r.oi_stereological_harmonic_px = number_of(j, "oi_stereological_harmonic_px");
+  r.oi_stereological_arithmetic_px = number_of(j, "oi_stereological_arithmetic_px");
+  r.mask_area_px = number_of(j, "mask_area_px");
+  r.skeleton_length_px = number_of(j, "skeleton_length_px");
+  return r;
+}
+
+nlohmann::json range_key(const ReferenceRange& r) {
+  return {{"id", r.id}, {"method", estimator_name(r.method)}, {"low_nm", number(r.low_nm)},
+          {"high_nm", number(r.high_nm)}};
+}
+
+// Settings every shard must share (and from which the merge rebuilds the range).
+nlohmann::json settings_json(const MeasureBatchOptions& o) {
+  const ThicknessOptions& t = o.thickness;
+  return {{"mask", o.mask},
+          {"image", o.image},
+          {"nm_per_pixel", o.nm_per_pixel},
+          {"range", range_key(o.range)},
+          {"thickness",
+           {{"sample_spacing_px", t.sample_spacing_px},
+            {"seed", t.seed},
+            {"smoothing_sigma_px", t.smoothing_sigma_px},
+            {"max_angle_deg", t.max_angle_deg},
+            {"max_chord_px", t.max_chord_px},
+            {"tangential_factor", t.tangential_factor},
+            {"local_window", t.local_window},
+            {"border_margin_px", t.border_margin_px},
+            {"spur_length_factor", t.spur_length_factor}}},
+          {"mask_channel", o.mask_read.channel},
+          {"mask_threshold", o.mask_read.threshold}};
+}
+
+ReferenceRange range_from_key(const nlohmann::json& j) {
+  NEPHRO_CHECK(j.is_object(), "merge: the measure records name no reference range");
+  const std::string id = j.value("id", std::string());
+  ReferenceRange r;
+  try {
+    r = find_reference_range(id);
+  } catch (const Error&) {
+    r = custom_reference_range(number_of(j, "low_nm"), number_of(j, "high_nm"),
+                               j.value("method", std::string()) == estimator_name(Estimator::kDirect)
+                                   ? Estimator::kDirect
+                                   : Estimator::kOrthogonalIntercept);
+  }
+  NEPHRO_CHECK(range_key(r) == j, "merge: cannot rebuild the reference range '", id, "' of the measure records");
+  return r;
+}
+
+// (mask, image) pairs of the whole batch, sorted by mask name.
+std::vector<std::pair<std::string, std::string>> list_pairs(const MeasureBatchOptions& o) {
+  std::vector<std::pair<std::string, std::string>> pairs;
+  if (fs::is_directory(o.mask)) {
+    const auto masks = io::list_image_files(o.mask);
+    NEPHRO_CHECK(!masks.empty(), "no mask files (.png .jpg .tif) in '", o.mask, "'");
+    std::map<std::string, std::string> images;
+    if (!o.image.empty()) {
+      NEPHRO_CHECK(fs::is_directory(o.image), "--image must be a folder when --mask is a folder ('", o.image, "')");
+      for (const auto& f : io::list_image_files(o.image)) images[io::file_stem(f)] = f;
+    }
+    for (const auto& m : masks) {
+      std::string img;
+      if (!o.image.empty()) {
+        auto it = images.find(io::file_stem(m));
+        NEPHRO_CHECK(it != images.end(), "no image named '", io::file_stem(m), ".*' in '", o.image, "' for mask '",
+                     m, "'");
+        img = it->second;
+      }
+      pairs.emplace_back(m, img);
+    }
+  } else {
+    NEPHRO_CHECK(fs::is_regular_file(o.mask), "mask '", o.mask, "' does not exist");
+    NEPHRO_CHECK(o.image.empty() || fs::is_regular_file(o.image), "image '", o.image, "' does not exist");
+    pairs.emplace_back(o.mask, o.image);
+  }
+  return pairs;
+}
+
+}  // namespace
+
+double parse_nm_per_pixel_option(const std::string& text) {
+  if (text == "auto") return 0;
+  char* end = nullptr;
+  const double v = text.empty() ? 0 : std::strtod(text.c_str(), &end);
+  NEPHRO_CHECK(!text.empty() && end == text.c_str() + text.size() && std::isfinite(v) && v > 0,
+               "--nm-per-pixel must be 'auto' or a positive, finite number of nm per pixel (got '", text, "')");
+  return v;
+}
+
+MeasureBatchResult run_measure_batch(const MeasureBatchOptions& o, const std::string& out_dir) {
+  const double explicit_nm = parse_nm_per_pixel_option(o.nm_per_pixel);
+  const auto all_pairs = list_pairs(o);
+  // Read and check everything of this shard before writing anything.
+  std::vector<size_t> global_index;
+  std::vector<cv::Mat> masks, images;
+  std::vector<ImageCalibration> calibrations;
+  MeasureBatchResult result;
+  for (size_t i = 0; i < all_pairs.size(); ++i) {
+    if (!o.shard.owns(i)) continue;
+    const auto& [m, img] = all_pairs[i];
+    calibrations.push_back(resolve_calibration(img.empty() ? m : img, explicit_nm));
+    cv::Mat mask = io::read_mask(m, o.mask_read);
+    NEPHRO_CHECK(cv::countNonZero(mask) > 0, "mask '", m, "' is empty (no foreground pixel)");
+    cv::Mat image;
+    if (!img.empty()) {
+      image = io::read_image_rgb(img);
+      NEPHRO_CHECK(image.size() == mask.size(), "image '", img, "' is ", image.cols, "x", image.rows, " but mask '",
+                   m, "' is ", mask.cols, "x", mask.rows);
+    }
+    global_index.push_back(i);
+    result.names.push_back(io::file_stem(m));
+    masks.push_back(mask);
+    images.push_back(image);
+  }
+  for (size_t i = 0; i < masks.size(); ++i) {
+    ThicknessOptions options = o.thickness;
+    options.nm_per_pixel = calibrations[i].nm_per_pixel;
+    result.results.push_back(measure_thickness(masks[i], options));
+    result.calibration_sources.push_back(calibrations[i].source);
+    if (o.on_result) o.on_result(result.names[i], result.results.back());
+  }
+  fs::create_directories(out_dir);
+  remove_stale_temporaries(out_dir);
+  BatchRecord record("measure", o.shard, all_pairs.size(), settings_json(o));
+  record.write(out_dir, /*complete=*/false);
+  for (size_t i = 0; i < masks.size(); ++i) {
+    ThicknessOptions options = o.thickness;
+    options.nm_per_pixel = calibrations[i].nm_per_pixel;
+    const auto files = write_thickness_report(out_dir, result.names[i], images[i], masks[i], result.results[i],
+                                              o.range, options);
+    record_calibration(files.at(1), calibrations[i]);
+    result.files_written += files.size();
+    record.add({global_index[i], result.names[i], "ok", "",
+                summary_numbers(result.results[i], calibrations[i].source)});
+  }
+  const auto summary = write_thickness_batch_summary(out_dir, result.names, result.results, o.range,
+                                                     result.calibration_sources, "summary" + o.shard.suffix());
+  result.summary_csv = summary.at(0);
+  result.files_written += summary.size() + 1;
+  result.run_json = record.write(out_dir, /*complete=*/true);
+  return result;
+}
+
+MeasureMergeResult merge_measure_shards(const std::string& out_dir) {
+  const MergedBatch merged = read_batch_shards(out_dir, "measure");
+  const ReferenceRange range = range_from_key(merged.settings.value("range", nlohmann::json()));
+  std::vector<std::string> names, sources;
+  std::vector<ThicknessResult> results;
+  for (const auto& it : merged.items) {
+    names.push_back(it.name);
+    results.push_back(summary_from_numbers(it.data));
+    sources.push_back(it.data.value("calibration_source", std::string()));
+  }
+  MeasureMergeResult r;
+  r.shards = merged.shards;
+  r.inputs = merged.items.size();
+  r.summary_csv = write_thickness_batch_summary(out_dir, names, results, range, sources, "summary").at(0);
+  // run.json as one process writes it.
+  Shard whole;
+  BatchRecord record("measure", whole, merged.items.size(), merged.settings);
+  for (const auto& it : merged.items) record.add(it);
+  r.run_json = record.write(out_dir, /*complete=*/true);
+  return r;
+}
+
+}  // namespace nephroseg::measure
