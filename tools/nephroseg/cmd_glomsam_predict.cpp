@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "command.h"
+#include "glomsam_ablation.h"
 #include "options.h"
 #include "nephroseg/core/atomic_file.h"
 #include "nephroseg/core/error.h"
@@ -28,6 +29,7 @@ struct PredictParams {
   int64_t overlap = 128;
   int64_t patch_size = 0;
   double threshold = 0.5;
+  AblationSwitches ablation;
 };
 
 Runner setup(CLI::App& app) {
@@ -52,6 +54,7 @@ Runner setup(CLI::App& app) {
                               "box prompt = bounding box of the --gt mask (the paper's simulated clinician box, no jitter)");
   fromgt->excludes(box);
   fromgt->excludes(autobox);
+  add_ablation_options(app, p->ablation, /*training=*/false);
   return [p]() {
     namespace fs = std::filesystem;
     NEPHRO_CHECK(fs::exists(p->checkpoint), "--checkpoint: '", p->checkpoint, "' does not exist");
@@ -61,6 +64,7 @@ Runner setup(CLI::App& app) {
     } else {
       cfg = glomsam::GlomSamConfig::preset(p->config);
     }
+    p->ablation.apply(cfg);  // on top of the stored switches (checkpoints without a config)
     cfg.mask_threshold = p->threshold;
     std::vector<std::string> images;
     if (fs::is_directory(p->image)) {
