@@ -112,6 +112,12 @@ GlomSamLossTerms glomsam_loss(const at::Tensor& logits, const at::Tensor& target
   GlomSamLossTerms t;
   t.bce = bce_with_logits_loss(logits, target);
   t.dice = dice_loss(logits, target);
+  if (options.bdou_weight == 0.0) {
+    // Ablation no_boundary_loss: the term is not computed at all.
+    t.bdou = at::zeros({}, logits.options());
+    t.total = t.bce * options.bce_weight + t.dice * options.dice_weight;
+    return t;
+  }
   t.bdou = boundary_dou_loss(logits, target, options.boundary);
   t.total = t.bce * options.bce_weight + t.dice * options.dice_weight + t.bdou * options.bdou_weight;
   if (options.bce_weight == 1.0 && options.dice_weight == 1.0 && options.bdou_weight == 1.0) {

@@ -476,6 +476,9 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
   const std::vector<at::Tensor> params = mod->unique_parameters();
   torch::optim::AdamW opt(params, torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
   const double threshold = o.config.mask_threshold;
+  // Ablation no_boundary_loss (recorded in the config the checkpoints store).
+  GlomSamLossOptions loss_options = o.loss;
+  if (!o.config.boundary_loss) loss_options.bdou_weight = 0.0;
 
   TrainSummary summary;
   summary.best_checkpoint = best_path;
@@ -541,7 +544,7 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
       opt.zero_grad();
       at::Tensor logits = mod->forward(images, boxes);
       if (world == 1) {
-        GlomSamLossTerms loss = glomsam_loss(logits, masks, o.loss);
+        GlomSamLossTerms loss = glomsam_loss(logits, masks, loss_options);
         loss.total.backward();
         opt.step();
         sums[0] += loss.total.item<double>();
@@ -551,7 +554,7 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
       } else {
         const double share =
             part.idle ? 0.0 : static_cast<double>(part.end - part.begin) / static_cast<double>(e - s);
-        ShardedLossTerms loss = sharded_glomsam_loss(logits, masks, o.loss, share, *comm);
+        ShardedLossTerms loss = sharded_glomsam_loss(logits, masks, loss_options, share, *comm);
         loss.local.backward();
         sync_step(params, *mod, *comm, share);
         opt.step();
@@ -586,7 +589,7 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
       summary.history.push_back(r);
       continue;
     }
-    r.val = evaluate(*mod, data.val, o.batch_size, o.auto_box, o.box_jitter, o.seed, o.loss, threshold,
+    r.val = evaluate(*mod, data.val, o.batch_size, o.auto_box, o.box_jitter, o.seed, loss_options, threshold,
                      &r.val_loss);
     r.seconds = seconds_since(t0);
     if (r.val.dice > summary.best_val_dice) {
@@ -647,7 +650,7 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
     checkpoint::bind_state_dict(*mod, checkpoint::load_state_dict(best_path), best_path,
                                 {{}, {}, /*share_storage=*/false});
     double test_loss = 0;
-    summary.test = evaluate(*mod, data.test, o.batch_size, o.auto_box, o.box_jitter, o.seed + 1, o.loss,
+    summary.test = evaluate(*mod, data.test, o.batch_size, o.auto_box, o.box_jitter, o.seed + 1, loss_options,
                             threshold, &test_loss);
     log_info("test (best epoch ", summary.best_epoch, "): Dice ", summary.test.dice, " IoU ", summary.test.iou,
              " recall ", summary.test.recall, " accuracy ", summary.test.accuracy_percent, "%");

@@ -8,6 +8,7 @@
 #include <sstream>
 
 #include "command.h"
+#include "glomsam_ablation.h"
 #include "options.h"
 #include "nephroseg/core/batch_record.h"
 #include "nephroseg/core/shard.h"
@@ -32,6 +33,7 @@ struct PredictParams {
   double threshold = 0.5;
   std::string shard;
   bool resume = false;
+  AblationSwitches ablation;
 };
 
 Runner setup(CLI::App& app) {
@@ -58,6 +60,7 @@ Runner setup(CLI::App& app) {
   fromgt->excludes(autobox);
   add_shard_option(app, p->shard, "images");
   app.add_flag("--resume", p->resume, "skip images whose outputs an earlier run completed (reruns of a batch)");
+  add_ablation_options(app, p->ablation, /*training=*/false);
   return [p]() {
     const Shard shard = parse_shard(p->shard);
     namespace fs = std::filesystem;
@@ -68,6 +71,7 @@ Runner setup(CLI::App& app) {
     } else {
       cfg = glomsam::GlomSamConfig::preset(p->config);
     }
+    p->ablation.apply(cfg);  // on top of the stored switches (checkpoints without a config)
     cfg.mask_threshold = p->threshold;
     std::vector<std::string> images;
     if (fs::is_directory(p->image)) {

@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "command.h"
+#include "glomsam_ablation.h"
 #include "options.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/train/glomsam_trainer.h"
@@ -34,6 +35,7 @@ struct TrainParams {
   std::string config = "official";
   std::string boundary = "per_image";
   std::string token_order;
+  AblationSwitches ablation;
 };
 
 Runner setup_train(CLI::App& app) {
@@ -73,9 +75,11 @@ Runner setup_train(CLI::App& app) {
                "BatchNorm layers use (and keep) their running statistics; makes a distributed run match one "
                "process with the global batch");
   add_distributed_options(app, o.distributed);
+  add_ablation_options(app, p->ablation, /*training=*/true);
   return [p]() {
     auto& o = p->o;
     o.config = glomsam::GlomSamConfig::preset(p->config);
+    p->ablation.apply(o.config);
     if (!p->token_order.empty())
       o.config.token_order = glomsam::token_order_names().parse(p->token_order, "--token-order");
     o.loss.boundary = train::boundary_convention_names().parse(p->boundary, "--boundary");

@@ -38,6 +38,15 @@ enum class TokenOrder { kReference, kPerToken };
 /// The one name table of TokenOrder: "reference" | "per_token" (configs, CLI).
 const EnumNames<TokenOrder>& token_order_names();
 
+/// The rows of the paper's ablation (Table 4): the full model, each component
+/// removed on its own, and the MedSAM baseline (all four removed: ViT, neck, prompt
+/// encoder and mask decoder only, MedSAM's exact key set).
+enum class AblationRow { kFull, kNoBoundaryLoss, kNoRoughMask, kNoPromptGenerator, kNoCnnBranch, kMedSam };
+
+/// The one name table of AblationRow: "full" | "no_boundary_loss" | "no_rough_mask" |
+/// "no_prompt_generator" | "no_cnn_branch" | "medsam" (dashes accepted; CLI --ablation).
+const EnumNames<AblationRow>& ablation_row_names();
+
 struct GlomSamConfig {
   /// ViT, prompt encoder and mask decoder sizes (SAM field names).
   sam::SamConfig sam = sam::SamConfig::vit_b();
@@ -57,6 +66,23 @@ struct GlomSamConfig {
   std::vector<int64_t> unet_features{64, 128, 256, 512};
   /// Threshold on the *logit* for binary masks (reference: 0.5; 0.0 = sigmoid > 0.5).
   double mask_threshold = 0.5;
+  // Ablation switches (paper Table 4). false removes the component: its modules are
+  // not built (no parameters, no checkpoint keys, no compute); the keys that remain
+  // keep their official names. Stored in the checkpoint's config ("boundary_loss",
+  // "rough_mask", "prompt_generator", "cnn_branch"; written only when one is false).
+  bool boundary_loss = true;     ///< training loss BCE + Dice (+ Boundary DoU)
+  bool rough_mask = true;        ///< UNet dense mask prompt; false: SAM's no_mask_embed
+  bool prompt_generator = true;  ///< EVP prompts added before every ViT block
+  bool cnn_branch = true;        ///< ResNet + SE fusion; false: neck output straight to the decoder
+
+  /// True when no component is removed.
+  bool is_full() const { return boundary_loss && rough_mask && prompt_generator && cnn_branch; }
+  /// Sets the four switches to a Table 4 row (kFull turns them all on).
+  void apply_ablation(AblationRow row);
+  /// The Table 4 row these switches form, if any (e.g. none for two components removed).
+  std::optional<AblationRow> ablation_row() const;
+  /// "full", a row name, or the removed components joined by "+" ("no_rough_mask+no_cnn_branch").
+  std::string ablation_label() const;
 
   int64_t grid_size() const { return sam.grid_size(); }
   /// UNet input side (the reference's 512 = img_size / 2).

@@ -64,7 +64,7 @@ at::Tensor boundary_dou_loss(const at::Tensor& logits, const at::Tensor& target,
 struct GlomSamLossOptions {
   double bce_weight = 1.0;
   double dice_weight = 1.0;
-  double bdou_weight = 1.0;
+  double bdou_weight = 1.0;  // 0 = no Boundary DoU at all (ablation; bdou reported as 0)
   BoundaryConvention boundary = BoundaryConvention::kPerImage;
 };
 

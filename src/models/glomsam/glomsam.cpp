@@ -16,16 +16,70 @@ namespace nephroseg::glomsam {
 
 void GlomSamConfig::validate() const {
   sam.validate();
-  NEPHRO_CHECK(cnn_chans == sam.prompt_embed_dim, "GlomSAM config: cnn_chans (", cnn_chans,
-               ") must equal prompt_embed_dim (", sam.prompt_embed_dim,
-               "): the reference builds FusionWithSE(cnn_chans, cnn_chans, out_chans)");
-  NEPHRO_CHECK(sam.encoder_embed_dim % pg_scale_factor == 0, "GlomSAM config: encoder_embed_dim ",
-               sam.encoder_embed_dim, " is not divisible by pg_scale_factor ", pg_scale_factor);
-  NEPHRO_CHECK(resnet_layers.size() == 4, "GlomSAM config: resnet_layers needs 4 entries");
-  NEPHRO_CHECK(!unet_features.empty(), "GlomSAM config: unet_features is empty");
-  const int64_t div = int64_t{1} << unet_features.size();
-  NEPHRO_CHECK(unet_input_size() % div == 0, "GlomSAM config: UNet input ", unet_input_size(),
-               " (img_size / 2) must be divisible by ", div);
+  // Each component's constraints apply only when it is built (ablation switches).
+  if (cnn_branch) {
+    NEPHRO_CHECK(cnn_chans == sam.prompt_embed_dim, "GlomSAM config: cnn_chans (", cnn_chans,
+                 ") must equal prompt_embed_dim (", sam.prompt_embed_dim,
+                 "): the reference builds FusionWithSE(cnn_chans, cnn_chans, out_chans)");
+    NEPHRO_CHECK(resnet_layers.size() == 4, "GlomSAM config: resnet_layers needs 4 entries");
+  }
+  if (prompt_generator) {
+    NEPHRO_CHECK(pg_scale_factor > 0 && sam.encoder_embed_dim % pg_scale_factor == 0,
+                 "GlomSAM config: encoder_embed_dim ", sam.encoder_embed_dim,
+                 " is not divisible by pg_scale_factor ", pg_scale_factor);
+  }
+  if (rough_mask) {
+    NEPHRO_CHECK(!unet_features.empty(), "GlomSAM config: unet_features is empty");
+    const int64_t div = int64_t{1} << unet_features.size();
+    NEPHRO_CHECK(unet_input_size() % div == 0, "GlomSAM config: UNet input ", unet_input_size(),
+                 " (img_size / 2) must be divisible by ", div);
+  }
+}
+
+const EnumNames<AblationRow>& ablation_row_names() {
+  static const EnumNames<AblationRow> names(
+      "ablation row",
+      {{AblationRow::kFull, "full", {"glomsam"}},
+       {AblationRow::kNoBoundaryLoss, "no_boundary_loss", {"no-boundary-loss"}},
+       {AblationRow::kNoRoughMask, "no_rough_mask", {"no-rough-mask"}},
+       {AblationRow::kNoPromptGenerator, "no_prompt_generator", {"no-prompt-generator"}},
+       {AblationRow::kNoCnnBranch, "no_cnn_branch", {"no-cnn-branch"}},
+       {AblationRow::kMedSam, "medsam", {}}});
+  return names;
+}
+
+void GlomSamConfig::apply_ablation(AblationRow row) {
+  const bool medsam = row == AblationRow::kMedSam;
+  boundary_loss = !(medsam || row == AblationRow::kNoBoundaryLoss);
+  rough_mask = !(medsam || row == AblationRow::kNoRoughMask);
+  prompt_generator = !(medsam || row == AblationRow::kNoPromptGenerator);
+  cnn_branch = !(medsam || row == AblationRow::kNoCnnBranch);
+}
+
+std::optional<AblationRow> GlomSamConfig::ablation_row() const {
+  for (AblationRow row : {AblationRow::kFull, AblationRow::kNoBoundaryLoss, AblationRow::kNoRoughMask,
+                          AblationRow::kNoPromptGenerator, AblationRow::kNoCnnBranch, AblationRow::kMedSam}) {
+    GlomSamConfig c;
+    c.apply_ablation(row);
+    if (c.boundary_loss == boundary_loss && c.rough_mask == rough_mask &&
+        c.prompt_generator == prompt_generator && c.cnn_branch == cnn_branch) {
+      return row;
+    }
+  }
+  return std::nullopt;
+}
+
+std::string GlomSamConfig::ablation_label() const {
+  if (auto row = ablation_row()) return ablation_row_names().name(*row);
+  std::string out;
+  const std::pair<bool, const char*> parts[] = {{boundary_loss, "no_boundary_loss"},
+                                                {rough_mask, "no_rough_mask"},
+                                                {prompt_generator, "no_prompt_generator"},
+                                                {cnn_branch, "no_cnn_branch"}};
+  for (const auto& [on, name] : parts) {
+    if (!on) out += (out.empty() ? "" : "+") + std::string(name);
+  }
+  return out;
 }
 
 GlomSamConfig GlomSamConfig::official() {
@@ -92,6 +146,10 @@ GlomSamConfig GlomSamConfig::from_json_object(const nlohmann::json& object, cons
   r.read("feature_aliases", c.feature_aliases);
   r.read("unet_features", c.unet_features);
   r.read("mask_threshold", c.mask_threshold);
+  r.read("boundary_loss", c.boundary_loss);
+  r.read("rough_mask", c.rough_mask);
+  r.read("prompt_generator", c.prompt_generator);
+  r.read("cnn_branch", c.cnn_branch);
   for (const char* informative : {"name", "unet_in", "mask_in"}) r.ignore(informative);
   r.finish();
   c.validate();
@@ -125,6 +183,13 @@ nlohmann::json GlomSamConfig::to_json_object() const {
   j["feature_aliases"] = feature_aliases;
   j["unet_features"] = unet_features;
   j["mask_threshold"] = mask_threshold;
+  if (!is_full()) {
+    // Only ablated configs carry the switches: full-model files stay as they were.
+    j["boundary_loss"] = boundary_loss;
+    j["rough_mask"] = rough_mask;
+    j["prompt_generator"] = prompt_generator;
+    j["cnn_branch"] = cnn_branch;
+  }
   return j;
 }
 
@@ -179,13 +244,17 @@ GlomSamImpl::GlomSamImpl(const nephroseg::glomsam::GlomSamConfig& config) : conf
   image_encoder = register_module("image_encoder", GlomImageEncoder(config));
   mask_decoder = register_module("mask_decoder", sam::MaskDecoder(config.sam));
   prompt_encoder = register_module("prompt_encoder", sam::PromptEncoder(config.sam));
-  UNetOptions u;
-  u.features = config.unet_features;
-  RoughMaskGenerator = register_module("RoughMaskGenerator", UNet(u));
+  if (config.rough_mask) {  // ablation no_rough_mask: no UNet, SAM's no_mask_embed instead
+    UNetOptions u;
+    u.features = config.unet_features;
+    RoughMaskGenerator = register_module("RoughMaskGenerator", UNet(u));
+  }
 }
 
 at::Tensor GlomSamImpl::rough_mask(const at::Tensor& image, at::Tensor* unet_input,
                                    at::Tensor* unet_logits) {
+  NEPHRO_CHECK(!RoughMaskGenerator.is_empty(), "GlomSAM: this model has no rough-mask generator (ablation ",
+               config_.ablation_label(), ")");
   const int64_t s = config_.unet_input_size();
   const int64_t m = config_.mask_input_size();
   at::Tensor in = at::upsample_bilinear2d(image, {s, s}, /*align_corners=*/false);  // [B,3,S/2,S/2]
@@ -205,10 +274,17 @@ at::Tensor GlomSamImpl::forward_traced(const at::Tensor& image, const at::Tensor
   NEPHRO_CHECK(image.dim() == 4 && image.size(1) == 3 && image.size(2) == S && image.size(3) == S,
                "GlomSAM: expected images [B, 3, ", S, ", ", S, "], got ", image.sizes());
   const int64_t b = image.size(0);
-  at::Tensor unet_in, unet_logits;
-  at::Tensor rough = rough_mask(image, &unet_in, &unet_logits);
+  at::Tensor unet_in, unet_logits, rough;  // stay undefined without the UNet
+  if (!RoughMaskGenerator.is_empty()) rough = rough_mask(image, &unet_in, &unet_logits);
   at::Tensor emb = image_encoder->forward_traced(image, trace ? &trace->encoder : nullptr);
   at::Tensor boxes = boxes_in;
+  if (!boxes.defined() && !unet_logits.defined()) {
+    // Automatic box without a rough mask (ablation): the whole input.
+    boxes = at::tensor(std::vector<float>{0.f, 0.f, static_cast<float>(S), static_cast<float>(S)})
+                .view({1, 4})
+                .expand({b, 4})
+                .contiguous();
+  }
   if (!boxes.defined()) {
     // Deployment mode: union box of the rough mask (logits > 0) + 10 px, in S pixels.
     at::NoGradGuard no_grad;
@@ -244,13 +320,14 @@ at::Tensor GlomSamImpl::forward_traced(const at::Tensor& image, const at::Tensor
 void GlomSamImpl::freeze(bool freeze_unet, bool freeze_vit) {
   for (auto& p : image_encoder->vit_parameters()) p.set_requires_grad(!freeze_vit);
   unet_frozen_ = freeze_unet;
+  if (RoughMaskGenerator.is_empty()) return;
   for (auto& p : RoughMaskGenerator->parameters()) p.set_requires_grad(!freeze_unet);
   if (freeze_unet) RoughMaskGenerator->eval();
 }
 
 void GlomSamImpl::train(bool on) {
   torch::nn::Module::train(on);
-  if (unet_frozen_) RoughMaskGenerator->eval();
+  if (unet_frozen_ && !RoughMaskGenerator.is_empty()) RoughMaskGenerator->eval();
 }
 
 std::vector<std::pair<std::string, at::Tensor>> GlomSamImpl::unique_named_parameters() const {

@@ -62,7 +62,7 @@ class GlomSamImpl : public torch::nn::Module {
   GlomImageEncoder image_encoder{nullptr};
   sam::MaskDecoder mask_decoder{nullptr};
   sam::PromptEncoder prompt_encoder{nullptr};
-  UNet RoughMaskGenerator{nullptr};
+  UNet RoughMaskGenerator{nullptr};  // null when config.rough_mask is false (ablation)
 
  private:
   nephroseg::glomsam::GlomSamConfig config_;

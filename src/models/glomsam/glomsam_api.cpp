@@ -77,6 +77,12 @@ std::optional<GlomSamConfig> GlomSamModel::stored_config(const std::string& path
 void GlomSamModel::load_initial_weights(const std::string& sam_path, const std::string& resnet_path,
                                         const std::string& unet_path) {
   auto& m = impl_->module;
+  NEPHRO_CHECK(resnet_path.empty() || m->image_encoder->cnn_branch,
+               "GlomSAM: a ResNet checkpoint was given but this model has no CNN branch (ablation ",
+               impl_->config.ablation_label(), ")");
+  NEPHRO_CHECK(unet_path.empty() || m->RoughMaskGenerator,
+               "GlomSAM: a UNet checkpoint was given but this model has no rough-mask generator (ablation ",
+               impl_->config.ablation_label(), ")");
   if (!sam_path.empty()) {
     checkpoint::StateDict sd = checkpoint::load_state_dict(sam_path);
     checkpoint::StateDict enc = sd.sub("image_encoder.");

@@ -35,18 +35,23 @@ GlomImageEncoderImpl::GlomImageEncoderImpl(const GlomSamConfig& config) {
                   torch::nn::Conv2d(torch::nn::Conv2dOptions(out, out, 3).padding(1).bias(false)),
                   sam::LayerNorm2d(out, 1e-6)));
 
-  PromptGeneratorOptions pg;
-  pg.embed_dim = dim;
-  pg.depth = c.encoder_depth;
-  pg.scale_factor = config.pg_scale_factor;
-  pg.freq_ratio = config.pg_freq_ratio;
-  pg.img_size = c.img_size;
-  pg.patch_size = c.patch_size;
-  pg.token_order = config.token_order == nephroseg::glomsam::TokenOrder::kReference
-                       ? EmbeddingTokenOrder::kReference
-                       : EmbeddingTokenOrder::kPerToken;
-  prompt_generator = register_module("prompt_generator", PromptGenerator(pg));
+  // Ablations (config.prompt_generator / cnn_branch = false) leave the module out
+  // entirely: no parameters, no keys, no compute; the other keys keep their names.
+  if (config.prompt_generator) {
+    PromptGeneratorOptions pg;
+    pg.embed_dim = dim;
+    pg.depth = c.encoder_depth;
+    pg.scale_factor = config.pg_scale_factor;
+    pg.freq_ratio = config.pg_freq_ratio;
+    pg.img_size = c.img_size;
+    pg.patch_size = c.patch_size;
+    pg.token_order = config.token_order == nephroseg::glomsam::TokenOrder::kReference
+                         ? EmbeddingTokenOrder::kReference
+                         : EmbeddingTokenOrder::kPerToken;
+    prompt_generator = register_module("prompt_generator", PromptGenerator(pg));
+  }
 
+  if (!config.cnn_branch) return;
   CnnBranchOptions cb;
   cb.resnet.block = config.resnet_basic_block ? ResNetBlock::kBasic : ResNetBlock::kBottleneck;
   cb.resnet.layers = config.resnet_layers;
@@ -76,7 +81,8 @@ at::Tensor GlomImageEncoderImpl::forward_traced(const at::Tensor& image, Encoder
   NEPHRO_CHECK(image.dim() == 4 && image.size(1) == 3,
                "GlomSAM image encoder: expected [B, 3, S, S], got ", image.sizes());
   const at::Tensor pe = patch_embed->forward(image);  // [B, g, g, D] before pos_embed
-  PromptTrace pt = prompt_generator->forward_trace(image, pe);
+  PromptTrace pt;
+  if (prompt_generator) pt = prompt_generator->forward_trace(image, pe);
   at::Tensor x = pe + pos_embed;
   if (trace) {
     trace->patch_embed = pe;
@@ -86,13 +92,17 @@ at::Tensor GlomImageEncoderImpl::forward_traced(const at::Tensor& image, Encoder
   int64_t i = 0;
   for (const auto& blk : *blocks) {
     // The prompt of block i is added right before it (spec §3.2 c).
-    x = pt.prompts[i++].reshape({b, h, w, -1}) + x;
+    if (prompt_generator) x = pt.prompts[i].reshape({b, h, w, -1}) + x;
+    ++i;
     x = blk->as<sam::BlockImpl>()->forward(x);  // [B, g, g, D]
     if (trace) trace->blocks.push_back(x);
   }
   at::Tensor v = neck->forward(x.permute({0, 3, 1, 2}));  // [B, C, g, g]
-  at::Tensor cnn = cnn_branch->forward(image);             // [B, C, g/2, g/2]
-  at::Tensor out = fusion_module->forward(v, cnn);         // [B, C, g, g]
+  at::Tensor cnn, out = v;  // without the CNN branch the neck output is E (MedSAM)
+  if (cnn_branch) {
+    cnn = cnn_branch->forward(image);         // [B, C, g/2, g/2]
+    out = fusion_module->forward(v, cnn);     // [B, C, g, g]
+  }
   if (trace) {
     trace->prompt = std::move(pt);
     trace->neck = v;

@@ -47,8 +47,8 @@ class GlomImageEncoderImpl : public torch::nn::Module {
   sam::PatchEmbed patch_embed{nullptr};
   torch::nn::ModuleList blocks{nullptr};
   torch::nn::Sequential neck{nullptr};
-  PromptGenerator prompt_generator{nullptr};
-  CnnBranch cnn_branch{nullptr};
+  PromptGenerator prompt_generator{nullptr};  // null when config.prompt_generator is false
+  CnnBranch cnn_branch{nullptr};              // null (with fusion_module) when config.cnn_branch is false
   FusionWithSe fusion_module{nullptr};
 };
 TORCH_MODULE(GlomImageEncoder);
