@@ -1,3 +1,6 @@
+# GNUInstallDirs: CMAKE_INSTALL_{LIBDIR,INCLUDEDIR,BINDIR} for the install interface.
+include(GNUInstallDirs)
+
 # nephroseg_add_library(<area> SOURCES ... DEPS ...)
 #   Creates the static library nephroseg_<area> from src/<area>. The public include/
 #   folder is on its users' include path; src/ (internal module headers such as
@@ -7,7 +10,8 @@ function(nephroseg_add_library area)
   cmake_parse_arguments(ARG "" "" "SOURCES;DEPS" ${ARGN})
   set(target nephroseg_${area})
   add_library(${target} STATIC ${ARG_SOURCES})
-  target_include_directories(${target} PUBLIC ${PROJECT_SOURCE_DIR}/include
+  target_include_directories(${target} PUBLIC $<BUILD_INTERFACE:${PROJECT_SOURCE_DIR}/include>
+                             $<INSTALL_INTERFACE:${CMAKE_INSTALL_INCLUDEDIR}>
                              PRIVATE ${PROJECT_SOURCE_DIR}/src)
   target_link_libraries(${target} PUBLIC ${ARG_DEPS} PRIVATE nephroseg_warnings)
   set_target_properties(${target} PROPERTIES POSITION_INDEPENDENT_CODE ON)

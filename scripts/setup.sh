@@ -1,7 +1,19 @@
 #!/usr/bin/env bash
 # Installs every Debian 12 package nephroseg needs to build, test and run.
 # Usage: scripts/setup.sh            (as root, or with sudo available)
+#        scripts/setup.sh --user-install PREFIX
+#            then builds (scripts/build.sh) and installs into PREFIX: PREFIX/bin/nephroseg,
+#            the libraries, headers and CMake package config, and the Python module in
+#            PREFIX/lib/python3/dist-packages (docs/python.md)
 set -euo pipefail
+
+user_install=""
+if [ "${1:-}" = "--user-install" ]; then
+  [ -n "${2:-}" ] || { echo "setup: --user-install needs a PREFIX folder" >&2; exit 2; }
+  user_install=$2
+elif [ -n "${1:-}" ]; then
+  echo "setup: unknown option '$1' (usage: scripts/setup.sh [--user-install PREFIX])" >&2; exit 2
+fi
 
 packages=(
   # toolchain
@@ -21,6 +33,8 @@ packages=(
   chromium python3-torch python3-numpy python3-skimage
   # tests only: a single-node Slurm cluster (scripts/slurm/local_cluster.sh)
   slurm-wlm munge
+  # Python module (python/, docs/python.md) and its pytest suites
+  pybind11-dev python3-pybind11 python3-dev python3-pytest
   # fuzzing (fuzz/run_smoke.sh): clang with libFuzzer, ASan and UBSan runtimes
   clang-14 libclang-rt-14-dev
 )
@@ -51,4 +65,16 @@ if command -v update-alternatives >/dev/null; then
        alt=$(update-alternatives --list libblas.so.3-x86_64-linux-gnu | grep openblas | head -n1)
        [ -n "$alt" ] && $SUDO update-alternatives --set libblas.so.3-x86_64-linux-gnu "$alt" ;;
   esac
+fi
+
+if [ -n "$user_install" ]; then
+  mkdir -p "$user_install"
+  prefix=$(cd "$user_install" && pwd)
+  cd "$(dirname "$0")/.."
+  scripts/build.sh
+  cmake --install build --prefix "$prefix"
+  echo "setup: installed into $prefix; for your shell profile:"
+  echo "  export PATH=\"$prefix/bin:\$PATH\""
+  echo "  export PYTHONPATH=\"$prefix/lib/python3/dist-packages:\$PYTHONPATH\""
+  echo "  export CMAKE_PREFIX_PATH=\"$prefix:\$CMAKE_PREFIX_PATH\"   # find_package(nephroseg)"
 fi
