@@ -35,9 +35,9 @@ void bind_sam(py::module_& m) {
       .def_property_readonly(
           "embedding", [](const sam::ImageEmbedding& e) { return tensor_to_numpy(e.embedding); },
           "float32 [1, prompt_embed_dim, grid, grid] (shares the C++ buffer)")
-      .def_property_readonly("original_size", [](const sam::ImageEmbedding& e) { return e.original_size; },
+      .def_property_readonly("original_size", [](const sam::ImageEmbedding& e) { return py::make_tuple(e.original_size[0], e.original_size[1]); },
                              "(H, W) of the encoded image")
-      .def_property_readonly("input_size", [](const sam::ImageEmbedding& e) { return e.input_size; },
+      .def_property_readonly("input_size", [](const sam::ImageEmbedding& e) { return py::make_tuple(e.input_size[0], e.input_size[1]); },
                              "(h, w) after resizing, before padding")
       .def_readonly("encode_seconds", &sam::ImageEmbedding::encode_seconds, "wall time of the encoder pass");
 
