@@ -6,7 +6,7 @@
 #
 #   scripts/slurm/bench_cluster.sh [TARGETS] [TRAIN_IMAGES]
 #
-# Needs a built tree (build/tools/nephroseg/nephroseg) and ../shared (the tiny golden
+# Needs a built tree (build/nephroseg, or NEPHROSEG_BIN) and ../shared (the tiny golden
 # models), and a cluster: SLURM_CONF of a running one, else one is started with
 # scripts/slurm/local_cluster.sh in a temporary folder and stopped at the end.
 # GBMSEG_MODELS="--dinov2 F --dinov2-config J --sam F --sam-config J" replaces the tiny
@@ -15,7 +15,7 @@
 # cost of sharding (model load per task, merge), not a speed-up.
 set -euo pipefail
 root=$(cd "$(dirname "$0")/../.." && pwd)
-exe=$root/build/tools/nephroseg/nephroseg
+exe=${NEPHROSEG_BIN:-$root/build/nephroseg}
 shared=${NEPHROSEG_SHARED:-$root/../shared}
 targets=${1:-12}
 train_images=${2:-8}
@@ -23,10 +23,11 @@ train_images=${2:-8}
 [ -f "$shared/golden/models/sam_tiny.pth" ] || { echo "bench_cluster: $shared/golden is missing" >&2; exit 1; }
 
 work=$(mktemp -d /tmp/nephroseg-bench-cluster.XXXXXX)
+chmod 755 "$work"  # munged (its own user) must reach the cluster folder inside
 cluster=""
 cleanup() {
   [ -n "$cluster" ] && "$root/scripts/slurm/local_cluster.sh" stop "$cluster" >/dev/null 2>&1 || true
-  rm -rf "$work"
+  [ -n "${KEEP_BENCH_DIR:-}" ] || rm -rf "$work"
 }
 trap cleanup EXIT
 if [ -z "${SLURM_CONF:-}" ]; then
@@ -53,9 +54,10 @@ for n in 1 2 4; do
   # shellcheck disable=SC2086
   NEPHROSEG=$exe sbatch --quiet --wait --array=0-$((n - 1)) --cpus-per-task=1 --mem=2G \
     --output="$work/slurm-%A_%a.out" "$root/scripts/slurm/gbmseg.sbatch" \
-    "$work/ref/image.png" "$work/ref/mask.png" "$work/ph/images" "$out" $models --quiet >/dev/null
+    "$work/ref/image.png" "$work/ref/mask.png" "$work/ph/images" "$out" $models >/dev/null
   t1=$(now)
-  "$exe" --quiet merge "$out"
+  # One task is the whole batch (--shard auto = 1/1): nothing to merge.
+  [ "$n" -gt 1 ] && "$exe" --quiet merge "$out"
   t2=$(now)
   per=$(awk -F, 'NR == 1 { for (i = 1; i <= NF; ++i) if ($i == "total_s") c = i; next }
                  $0 !~ /mean/ && c { s += $c; k += 1 } END { if (k) printf "%.2f", s / k }' "$out/summary.csv")
