@@ -244,34 +244,7 @@ Runner setup(CLI::App& app) {
     for (const auto& path : images) {
       const ImagePrompt& ip = prompt_for(path);
       const cv::Mat rgb = io::read_image_rgb(path);
-      const auto& pr = ip.prompt;
-      for (size_t i = 0; i < pr.points.size(); ++i) {
-        const float x = pr.points[i][0], y = pr.points[i][1];
-        NEPHRO_CHECK(x >= 0 && y >= 0 && x <= rgb.cols && y <= rgb.rows, "image '", path,
-                     "': point (", x, ", ", y, ") lies outside the image (", rgb.cols, " x ",
-                     rgb.rows, " px)");
-      }
-      if (pr.box) {
-        const auto& b = *pr.box;
-        NEPHRO_CHECK(b[0] <= b[2] && b[1] <= b[3], "image '", path, "': box (", b[0], ", ", b[1],
-                     ", ", b[2], ", ", b[3], ") must have x0 <= x1 and y0 <= y1");
-        NEPHRO_CHECK(b[0] >= 0 && b[1] >= 0 && b[2] <= rgb.cols && b[3] <= rgb.rows, "image '",
-                     path, "': box (", b[0], ", ", b[1], ", ", b[2], ", ", b[3],
-                     ") lies outside the image (", rgb.cols, " x ", rgb.rows, " px)");
-      }
-      if (config.preprocess == sam::SamPreprocess::kMedSam) {
-        NEPHRO_CHECK(pr.box && pr.points.empty() && !pr.mask_input.defined(), "image '", path,
-                     "': MedSAM takes a box prompt only");
-        NEPHRO_CHECK(!pr.multimask, "image '", path, "': MedSAM predicts one mask (no --multimask)");
-      }
-      if (pr.mask_input.defined()) {
-        const int64_t L = config.low_res_size();
-        const auto& m = pr.mask_input;
-        NEPHRO_CHECK((m.dim() == 3 && m.size(0) == 1 && m.size(1) == L && m.size(2) == L) ||
-                         (m.dim() == 2 && m.size(0) == L && m.size(1) == L),
-                     "mask input '", ip.mask_input_path, "' has shape ", m.sizes(),
-                     ", expected [1, ", L, ", ", L, "] for model '", config.name, "'");
-      }
+      sam::check_prompt_fits(ip, rgb.cols, rgb.rows, config, path);
     }
 
     std::shared_ptr<sam::SamModel> model;

@@ -42,4 +42,11 @@ std::map<std::string, PromptSpec> parse_prompts_json(const std::string& text, co
 /// Reads a prompts JSON file (the map's keys: file name, stem or path of an image).
 std::map<std::string, PromptSpec> read_prompts_file(const std::string& path);
 
+/// Checks a prompt against the image it is for (width x height px) and the model's
+/// config before the model runs: points and box inside the image, box ordered, MedSAM
+/// given a box only and no multimask, mask input of the model's low-res size. Errors
+/// name `image_path`.
+void check_prompt_fits(const PromptSpec& spec, int width, int height, const SamConfig& config,
+                       const std::string& image_path);
+
 }  // namespace nephroseg::sam

@@ -95,4 +95,36 @@ std::map<std::string, PromptSpec> read_prompts_file(const std::string& path) {
   return parse_prompts_json(ss.str(), fs::path(path).parent_path().string(), "--prompts: '" + path + "'");
 }
 
+void check_prompt_fits(const PromptSpec& spec, int width, int height, const SamConfig& config,
+                       const std::string& image_path) {
+  const SamPrompt& pr = spec.prompt;
+  for (size_t i = 0; i < pr.points.size(); ++i) {
+    const float x = pr.points[i][0], y = pr.points[i][1];
+    NEPHRO_CHECK(x >= 0 && y >= 0 && x <= width && y <= height, "image '", image_path,
+                 "': point (", x, ", ", y, ") lies outside the image (", width, " x ",
+                 height, " px)");
+  }
+  if (pr.box) {
+    const auto& b = *pr.box;
+    NEPHRO_CHECK(b[0] <= b[2] && b[1] <= b[3], "image '", image_path, "': box (", b[0], ", ", b[1],
+                 ", ", b[2], ", ", b[3], ") must have x0 <= x1 and y0 <= y1");
+    NEPHRO_CHECK(b[0] >= 0 && b[1] >= 0 && b[2] <= width && b[3] <= height, "image '",
+                 image_path, "': box (", b[0], ", ", b[1], ", ", b[2], ", ", b[3],
+                 ") lies outside the image (", width, " x ", height, " px)");
+  }
+  if (config.preprocess == SamPreprocess::kMedSam) {
+    NEPHRO_CHECK(pr.box && pr.points.empty() && !pr.mask_input.defined(), "image '", image_path,
+                 "': MedSAM takes a box prompt only");
+    NEPHRO_CHECK(!pr.multimask, "image '", image_path, "': MedSAM predicts one mask (no --multimask)");
+  }
+  if (pr.mask_input.defined()) {
+    const int64_t L = config.low_res_size();
+    const auto& m = pr.mask_input;
+    NEPHRO_CHECK((m.dim() == 3 && m.size(0) == 1 && m.size(1) == L && m.size(2) == L) ||
+                     (m.dim() == 2 && m.size(0) == L && m.size(1) == L),
+                 "mask input '", spec.mask_input_path, "' has shape ", m.sizes(),
+                 ", expected [1, ", L, ", ", L, "] for model '", config.name, "'");
+  }
+}
+
 }  // namespace nephroseg::sam
