@@ -9,10 +9,10 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <regex>
 
 #include "nephroseg/backends/gbmseg_batch.h"
 #include "nephroseg/core/atomic_file.h"
+#include "nephroseg/core/batch_record.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/gbmseg/pipeline.h"
 #include "nephroseg/io/csv.h"
@@ -40,27 +40,9 @@ const char* const kSettings[] = {"reference", "preset", "ablation", "options", "
 }  // namespace
 
 GbmSegMergeResult merge_gbmseg_shards(const std::string& out_dir) {
-  NEPHRO_CHECK(fs::is_directory(out_dir), "merge: '", out_dir, "' is not a folder");
-  // --- the shard records -----------------------------------------------------------------
-  const std::regex pattern(R"(run\.shard-([0-9]+)-of-([0-9]+)\.json)");
-  std::map<int, std::string> runs;
+  // --- the shard records (core/batch_record.h checks they are one complete set) -----------
   int count = 0;
-  for (const auto& e : fs::directory_iterator(out_dir)) {
-    std::smatch m;
-    const std::string name = e.path().filename().string();
-    if (!std::regex_match(name, m, pattern)) continue;
-    const int k = std::atoi(m[1].str().c_str()), n = std::atoi(m[2].str().c_str());
-    NEPHRO_CHECK(count == 0 || count == n, "merge: '", out_dir, "' holds shards of two different runs (of ", count,
-                 " and of ", n, " shards)");
-    count = n;
-    runs[k] = e.path().string();
-  }
-  NEPHRO_CHECK(count > 0, "merge: no run.shard-K-of-N.json in '", out_dir, "' (was the batch run with --shard?)");
-  std::string missing;
-  for (int k = 1; k <= count; ++k)
-    if (!runs.count(k)) missing += (missing.empty() ? "" : ", ") + std::to_string(k);
-  NEPHRO_CHECK(missing.empty(), "merge: shard(s) ", missing, " of ", count,
-               " have not finished (no run.shard-K-of-", count, ".json in '", out_dir, "'); rerun them, then merge");
+  const std::map<int, std::string> runs = shard_record_files(out_dir, &count);
 
   GbmSegMergeResult result;
   result.shards = count;

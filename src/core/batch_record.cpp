@@ -2,6 +2,8 @@
 #include "nephroseg/core/batch_record.h"
 
 #include <algorithm>
+#include <cmath>
+#include <limits>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -27,25 +29,6 @@ nlohmann::json read_record(const std::string& path) {
   nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
   NEPHRO_CHECK(j.is_object(), "merge: '", path, "' is not a JSON object (a damaged shard record)");
   return j;
-}
-
-// The shard records of `dir` by K, and their N (0 when there are none).
-std::map<int, std::string> shard_records(const std::string& dir, int& count) {
-  NEPHRO_CHECK(fs::is_directory(dir), "merge: '", dir, "' is not a folder");
-  std::map<int, std::string> runs;
-  count = 0;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    std::smatch m;
-    const std::string name = e.path().filename().string();
-    if (!std::regex_match(name, m, shard_file_pattern())) continue;
-    const int k = std::atoi(m[1].str().c_str()), n = std::atoi(m[2].str().c_str());
-    NEPHRO_CHECK(count == 0 || count == n, "merge: '", dir, "' holds shards of two different runs (of ", count,
-                 " and of ", n, " shards)");
-    count = n;
-    runs[k] = e.path().string();
-  }
-  NEPHRO_CHECK(count > 0, "merge: no run.shard-K-of-N.json in '", dir, "' (was the batch run with --shard?)");
-  return runs;
 }
 
 }  // namespace
@@ -80,6 +63,15 @@ std::string BatchRecord::write(const std::string& out_dir, bool complete) const 
   return path;
 }
 
+nlohmann::json record_number(double value) {
+  return std::isfinite(value) ? nlohmann::json(value) : nlohmann::json(nullptr);
+}
+
+double record_number_of(const nlohmann::json& object, const char* key) {
+  const auto it = object.find(key);
+  return it != object.end() && it->is_number() ? it->get<double>() : std::numeric_limits<double>::quiet_NaN();
+}
+
 std::vector<std::string> MergedBatch::failed() const {
   std::vector<std::string> out;
   for (const auto& it : items)
@@ -87,21 +79,39 @@ std::vector<std::string> MergedBatch::failed() const {
   return out;
 }
 
-std::string batch_command_of(const std::string& dir) {
+std::map<int, std::string> shard_record_files(const std::string& dir, int* count_out) {
+  NEPHRO_CHECK(fs::is_directory(dir), "merge: '", dir, "' is not a folder");
+  std::map<int, std::string> runs;
   int count = 0;
-  const auto runs = shard_records(dir, count);
+  for (const auto& e : fs::directory_iterator(dir)) {
+    std::smatch m;
+    const std::string name = e.path().filename().string();
+    if (!std::regex_match(name, m, shard_file_pattern())) continue;
+    const int k = std::atoi(m[1].str().c_str()), n = std::atoi(m[2].str().c_str());
+    NEPHRO_CHECK(count == 0 || count == n, "merge: '", dir, "' holds shards of two different runs (of ", count,
+                 " and of ", n, " shards)");
+    count = n;
+    runs[k] = e.path().string();
+  }
+  NEPHRO_CHECK(count > 0, "merge: no run.shard-K-of-N.json in '", dir, "' (was the batch run with --shard?)");
+  std::string missing;
+  for (int k = 1; k <= count; ++k)
+    if (!runs.count(k)) missing += (missing.empty() ? "" : ", ") + std::to_string(k);
+  NEPHRO_CHECK(missing.empty(), "merge: shard(s) ", missing, " of ", count, " have not finished (no run.shard-K-of-",
+               count, ".json in '", dir, "'); rerun them, then merge");
+  if (count_out) *count_out = count;
+  return runs;
+}
+
+std::string batch_command_of(const std::string& dir) {
+  const auto runs = shard_record_files(dir, nullptr);
   const nlohmann::json first = read_record(runs.begin()->second);
   return first.contains("command") && first["command"].is_string() ? first["command"].get<std::string>() : "gbmseg";
 }
 
 MergedBatch read_batch_shards(const std::string& dir, const std::string& command) {
   int count = 0;
-  const auto runs = shard_records(dir, count);
-  std::string missing;
-  for (int k = 1; k <= count; ++k)
-    if (!runs.count(k)) missing += (missing.empty() ? "" : ", ") + std::to_string(k);
-  NEPHRO_CHECK(missing.empty(), "merge: shard(s) ", missing, " of ", count, " have not finished (no run.shard-K-of-",
-               count, ".json in '", dir, "'); rerun them, then merge");
+  const auto runs = shard_record_files(dir, &count);
 
   MergedBatch merged;
   merged.command = command;

@@ -15,11 +15,6 @@ namespace fs = std::filesystem;
 namespace nephroseg::eval {
 namespace {
 
-nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
-double number_of(const nlohmann::json& j, const char* key) {
-  const auto it = j.find(key);
-  return it != j.end() && it->is_number() ? it->get<double>() : std::numeric_limits<double>::quiet_NaN();
-}
 
 nlohmann::json mask_options_json(const io::MaskReadOptions& m) {
   return {{"channel", m.channel}, {"threshold", m.threshold}, {"page", m.page}};
@@ -59,10 +54,10 @@ nlohmann::json item_data(const EvalItem& it) {
   nlohmann::json d = {{"pred", it.pred_path}, {"truth", it.truth_path}, {"image", it.image_path}};
   if (it.ok) {
     const MaskMetrics& m = it.metrics;
-    d["metrics"] = {{"dice", number(m.dice)},           {"iou", number(m.iou)},
-                    {"precision", number(m.precision)}, {"recall", number(m.recall)},
-                    {"accuracy", number(m.accuracy)},   {"hd95", number(m.hd95)},
-                    {"boundary_iou", number(m.boundary_iou)}, {"tp", m.tp},
+    d["metrics"] = {{"dice", record_number(m.dice)},           {"iou", record_number(m.iou)},
+                    {"precision", record_number(m.precision)}, {"recall", record_number(m.recall)},
+                    {"accuracy", record_number(m.accuracy)},   {"hd95", record_number(m.hd95)},
+                    {"boundary_iou", record_number(m.boundary_iou)}, {"tp", m.tp},
                     {"fp", m.fp},                       {"fn", m.fn},
                     {"tn", m.tn}};
   }
@@ -85,13 +80,13 @@ EvalItem from_record(const BatchItemRecord& r, const EvalOptions& o) {
   if (it.ok) {
     const nlohmann::json m = r.data.value("metrics", nlohmann::json());
     NEPHRO_CHECK(m.is_object(), "merge: the eval record of '", r.name, "' holds no metrics");
-    it.metrics.dice = number_of(m, "dice");
-    it.metrics.iou = number_of(m, "iou");
-    it.metrics.precision = number_of(m, "precision");
-    it.metrics.recall = number_of(m, "recall");
-    it.metrics.accuracy = number_of(m, "accuracy");
-    it.metrics.hd95 = number_of(m, "hd95");
-    it.metrics.boundary_iou = number_of(m, "boundary_iou");
+    it.metrics.dice = record_number_of(m, "dice");
+    it.metrics.iou = record_number_of(m, "iou");
+    it.metrics.precision = record_number_of(m, "precision");
+    it.metrics.recall = record_number_of(m, "recall");
+    it.metrics.accuracy = record_number_of(m, "accuracy");
+    it.metrics.hd95 = record_number_of(m, "hd95");
+    it.metrics.boundary_iou = record_number_of(m, "boundary_iou");
     it.metrics.tp = m.value("tp", int64_t{0});
     it.metrics.fp = m.value("fp", int64_t{0});
     it.metrics.fn = m.value("fn", int64_t{0});

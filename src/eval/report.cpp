@@ -24,21 +24,6 @@ namespace {
 
 nlohmann::json num(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
 
-std::string html_escape(const std::string& s) {
-  std::string out;
-  for (char c : s) {
-    switch (c) {
-      case '&': out += "&amp;"; break;
-      case '<': out += "&lt;"; break;
-      case '>': out += "&gt;"; break;
-      case '"': out += "&quot;"; break;
-      case '\'': out += "&#39;"; break;
-      default: out += c;
-    }
-  }
-  return out;
-}
-
 std::string fmt(double v, int decimals = 4) { return io::format_fixed(v, decimals); }
 
 // name -> path, flagging duplicate names.
@@ -236,13 +221,13 @@ cv::Mat draw_box_plot(const std::vector<double>& values_in, const std::string& m
 
 std::string render_html_report(const EvalRun& run, const EvalOptions& o) {
   std::ostringstream h;
-  h << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" << html_escape(o.title)
+  h << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" << io::html_escape(o.title)
     << "</title>\n<style>body{font-family:sans-serif;margin:20px;color:#222}table{border-collapse:collapse}"
        "td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}th{background:#eef}"
        "td.name{text-align:left}.card{border:1px solid #ccc;border-radius:6px;padding:10px;margin:12px 0}"
        ".bad{color:#b00}.plots img{margin:4px;border:1px solid #ddd}.legend span{margin-right:14px}</style>"
        "</head><body>\n";
-  h << "<h1>" << html_escape(o.title) << "</h1>\n";
+  h << "<h1>" << io::html_escape(o.title) << "</h1>\n";
   h << "<p id=\"counts\">" << run.items.size() << " image names, " << run.num_ok() << " evaluated, "
     << run.items.size() - run.num_ok() << " with problems.</p>\n";
   h << "<h2>Summary</h2>\n<table id=\"summary\"><tr><th>metric</th><th>n</th><th>mean</th><th>SD</th><th>median</th>"
@@ -268,8 +253,8 @@ std::string render_html_report(const EvalRun& run, const EvalOptions& o) {
   if (!problems.empty()) {
     h << "<h2 class=\"bad\">Problems</h2>\n<table id=\"problems\"><tr><th>name</th><th>problem</th></tr>\n";
     for (const auto* it : problems)
-      h << "<tr><td class=\"name\">" << html_escape(it->name) << "</td><td class=\"name bad\">"
-        << html_escape(it->status) << "</td></tr>\n";
+      h << "<tr><td class=\"name\">" << io::html_escape(it->name) << "</td><td class=\"name bad\">"
+        << io::html_escape(it->status) << "</td></tr>\n";
     h << "</table>\n";
   }
   std::stable_sort(ok.begin(), ok.end(), [](const EvalItem* a, const EvalItem* b) {
@@ -280,14 +265,14 @@ std::string render_html_report(const EvalRun& run, const EvalOptions& o) {
        "(blue)</span></p>\n";
   for (const auto* it : ok) {
     const auto& m = it->metrics;
-    h << "<div class=\"card\" id=\"img-" << html_escape(it->name) << "\"><h3>" << html_escape(it->name) << "</h3>\n";
+    h << "<div class=\"card\" id=\"img-" << io::html_escape(it->name) << "\"><h3>" << io::html_escape(it->name) << "</h3>\n";
     h << "<table class=\"metrics\"><tr>";
     for (const auto& n : metric_names()) h << "<th>" << n << "</th>";
     h << "</tr><tr>";
     for (const auto& n : metric_names()) h << "<td>" << fmt(metric_value(m, n)) << "</td>";
     h << "</tr></table>\n";
     if (!it->panels.empty())
-      h << "<img alt=\"" << html_escape(it->name) << " overlays\" src=\"" << io::png_data_uri(it->panels) << "\">\n";
+      h << "<img alt=\"" << io::html_escape(it->name) << " overlays\" src=\"" << io::png_data_uri(it->panels) << "\">\n";
     h << "</div>\n";
   }
   h << "</body></html>\n";

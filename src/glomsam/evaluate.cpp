@@ -351,20 +351,6 @@ struct SetPlan {
   std::vector<std::vector<std::string>> truth_paths;   // [level][image]
 };
 
-std::string html_escape(const std::string& s) {
-  std::string o;
-  for (char c : s) {
-    switch (c) {
-      case '<': o += "&lt;"; break;
-      case '>': o += "&gt;"; break;
-      case '&': o += "&amp;"; break;
-      case '"': o += "&quot;"; break;
-      default: o += c;
-    }
-  }
-  return o;
-}
-
 std::string pct(const eval::SummaryStats& s) {
   if (s.n == 0) return "n/a";
   char buf[64];
@@ -412,12 +398,12 @@ cv::Mat draw_models_box_plot(const ProtocolRun& run, const std::string& set, con
 
 std::string render_protocol_html(const ProtocolRun& run, const ProtocolOptions& o) {
   std::ostringstream h;
-  h << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" << html_escape(o.title)
+  h << "<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>" << io::html_escape(o.title)
     << "</title>\n<style>body{font-family:sans-serif;margin:20px;color:#222}table{border-collapse:collapse;"
        "margin:8px 0}td,th{border:1px solid #bbb;padding:3px 8px;text-align:right}th{background:#eef}"
        "td.name{text-align:left}.card{border:1px solid #ccc;border-radius:6px;padding:10px;margin:12px 0}"
        ".plots img{margin:4px;border:1px solid #ddd}.best{font-weight:bold}</style></head><body>\n";
-  h << "<h1>" << html_escape(o.title) << "</h1>\n";
+  h << "<h1>" << io::html_escape(o.title) << "</h1>\n";
   size_t images = 0;
   std::set<std::string> seen;
   for (const auto& r : run.records)
@@ -428,8 +414,8 @@ std::string render_protocol_html(const ProtocolRun& run, const ProtocolOptions& 
     << ", jitter 0-" << o.jitter << " px per side (seed " << o.seed << "), from each level's own truth.</p>\n";
   h << "<h2>Models</h2>\n<table id=\"models\"><tr><th>model</th><th>kind</th><th>details</th></tr>\n";
   for (size_t i = 0; i < run.models.size(); ++i)
-    h << "<tr><td class=\"name\">" << html_escape(run.models[i]) << "</td><td class=\"name\">"
-      << model_kind_names().name(run.kinds[i]) << "</td><td class=\"name\">" << html_escape(run.model_notes[i])
+    h << "<tr><td class=\"name\">" << io::html_escape(run.models[i]) << "</td><td class=\"name\">"
+      << model_kind_names().name(run.kinds[i]) << "</td><td class=\"name\">" << io::html_escape(run.model_notes[i])
       << "</td></tr>\n";
   h << "</table>\n";
   auto group = [&](const std::string& s, const std::string& l, const std::string& m) -> const ProtocolGroup* {
@@ -439,15 +425,15 @@ std::string render_protocol_html(const ProtocolRun& run, const ProtocolOptions& 
   };
   const std::vector<std::string> heads{"PA", "IoU", "Dice", "Recall"};
   for (const auto& set : run.sets) {
-    h << "<h2>Set " << html_escape(set) << ": mean &plusmn; SD over images, %</h2>\n";
-    h << "<table class=\"paper\" id=\"table-" << html_escape(set) << "\"><tr><th rowspan=\"2\">model</th>";
-    for (const auto& level : run.levels) h << "<th colspan=\"4\">" << html_escape(level) << "</th>";
+    h << "<h2>Set " << io::html_escape(set) << ": mean &plusmn; SD over images, %</h2>\n";
+    h << "<table class=\"paper\" id=\"table-" << io::html_escape(set) << "\"><tr><th rowspan=\"2\">model</th>";
+    for (const auto& level : run.levels) h << "<th colspan=\"4\">" << io::html_escape(level) << "</th>";
     h << "</tr><tr>";
     for (size_t l = 0; l < run.levels.size(); ++l)
       for (const auto& hd : heads) h << "<th>" << hd << "</th>";
     h << "</tr>\n";
     for (const auto& model : run.models) {
-      h << "<tr><td class=\"name\">" << html_escape(model) << "</td>";
+      h << "<tr><td class=\"name\">" << io::html_escape(model) << "</td>";
       for (const auto& level : run.levels) {
         const ProtocolGroup* g = group(set, level, model);
         for (const auto& m : protocol_metrics()) {
@@ -464,15 +450,15 @@ std::string render_protocol_html(const ProtocolRun& run, const ProtocolOptions& 
       h << "</tr>\n";
     }
     h << "</table>\n";
-    h << "<h3>Instances (IoU &ge; " << io::format_number(o.instance_iou) << "), " << html_escape(set) << "</h3>\n";
-    h << "<table class=\"instances\" id=\"instances-" << html_escape(set) << "\"><tr><th rowspan=\"2\">model</th>";
-    for (const auto& level : run.levels) h << "<th colspan=\"4\">" << html_escape(level) << "</th>";
+    h << "<h3>Instances (IoU &ge; " << io::format_number(o.instance_iou) << "), " << io::html_escape(set) << "</h3>\n";
+    h << "<table class=\"instances\" id=\"instances-" << io::html_escape(set) << "\"><tr><th rowspan=\"2\">model</th>";
+    for (const auto& level : run.levels) h << "<th colspan=\"4\">" << io::html_escape(level) << "</th>";
     h << "</tr><tr>";
     for (size_t l = 0; l < run.levels.size(); ++l)
       h << "<th>truth</th><th>matched</th><th>precision %</th><th>recall %</th>";
     h << "</tr>\n";
     for (const auto& model : run.models) {
-      h << "<tr><td class=\"name\">" << html_escape(model) << "</td>";
+      h << "<tr><td class=\"name\">" << io::html_escape(model) << "</td>";
       for (const auto& level : run.levels) {
         const ProtocolGroup* g = group(set, level, model);
         h << "<td>" << g->truth_instances << "</td><td>" << g->matched_instances << "</td><td>"
@@ -484,7 +470,7 @@ std::string render_protocol_html(const ProtocolRun& run, const ProtocolOptions& 
     h << "<div class=\"plots\">";
     for (const auto& level : run.levels)
       for (const auto& m : protocol_metrics())
-        h << "<img alt=\"box plot " << html_escape(set + " " + level + " " + m) << "\" width=\""
+        h << "<img alt=\"box plot " << io::html_escape(set + " " + level + " " + m) << "\" width=\""
           << 280 * run.models.size() << "\" src=\"" << io::png_data_uri(draw_models_box_plot(run, set, level, m))
           << "\">";
     h << "</div>\n";
@@ -495,8 +481,8 @@ std::string render_protocol_html(const ProtocolRun& run, const ProtocolOptions& 
   h << "<h2>Images</h2>\n<table id=\"images\"><tr><th>set</th><th>level</th><th>model</th><th>image</th>"
        "<th>PA</th><th>IoU</th><th>Dice</th><th>Recall</th><th>instances (truth / pred / matched)</th></tr>\n";
   for (const auto& r : run.records) {
-    h << "<tr><td class=\"name\">" << html_escape(r.set) << "</td><td class=\"name\">" << html_escape(r.level)
-      << "</td><td class=\"name\">" << html_escape(r.model) << "</td><td class=\"name\">" << html_escape(r.image)
+    h << "<tr><td class=\"name\">" << io::html_escape(r.set) << "</td><td class=\"name\">" << io::html_escape(r.level)
+      << "</td><td class=\"name\">" << io::html_escape(r.model) << "</td><td class=\"name\">" << io::html_escape(r.image)
       << "</td>";
     for (const auto& m : protocol_metrics()) h << "<td>" << io::format_fixed(eval::metric_value(r.metrics, m), 4) << "</td>";
     h << "<td>" << r.truth_instances << " / " << r.pred_instances << " / " << r.matched_instances << "</td></tr>\n";

@@ -629,6 +629,22 @@ std::string base64_encode(const std::string& bytes) {
   return out;
 }
 
+std::string html_escape(const std::string& text) {
+  std::string out;
+  out.reserve(text.size());
+  for (char c : text) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      default: out += c;
+    }
+  }
+  return out;
+}
+
 std::string png_data_uri(const cv::Mat& image) {
   return "data:image/png;base64," + base64_encode(encode_png(image));
 }

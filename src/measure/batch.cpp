@@ -7,7 +7,6 @@
 #include <cmath>
 #include <cstdlib>
 #include <filesystem>
-#include <fstream>
 #include <limits>
 #include <map>
 
@@ -23,8 +22,6 @@ namespace fs = std::filesystem;
 
 namespace nephroseg::measure {
 namespace {
-
-constexpr double kNaN = std::numeric_limits<double>::quiet_NaN();
 
 // The pixel size of one image and where it came from.
 struct ImageCalibration {
@@ -58,35 +55,24 @@ ImageCalibration resolve_calibration(const std::string& file, double explicit_nm
   return c;
 }
 
-// Adds where the pixel size came from to <name>_summary.json (new fields only).
-void record_calibration(const std::string& path, const ImageCalibration& c) {
-  std::ifstream in(path);
-  nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-  NEPHRO_CHECK(j.is_object(), "internal: '", path, "' is not the JSON just written");
-  in.close();
-  j["calibration"] = {{"source", c.source},
-                      {"file", c.file},
-                      {"file_source", io::calibration_source_names().name(c.in_file.source)},
-                      {"file_nm_per_pixel", c.in_file.known()
-                                                ? nlohmann::json(0.5 * (c.in_file.nm_per_pixel_x +
-                                                                        c.in_file.nm_per_pixel_y))
-                                                : nlohmann::json(nullptr)},
-                      {"file_unit", c.in_file.unit}};
-  write_file_atomically(path, j.dump(2) + "\n");
+// What <name>_summary.json records of the pixel size.
+CalibrationRecord calibration_record(const ImageCalibration& c) {
+  CalibrationRecord r;
+  r.source = c.source;
+  r.file = c.file;
+  r.file_source = io::calibration_source_names().name(c.in_file.source);
+  r.file_nm_per_pixel = c.in_file.known() ? 0.5 * (c.in_file.nm_per_pixel_x + c.in_file.nm_per_pixel_y) : 0.0;
+  r.file_unit = c.in_file.unit;
+  return r;
 }
 
 // --- the numbers of the batch summary, exactly, for the shard records ---------------------
-nlohmann::json number(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
-double number_of(const nlohmann::json& j, const char* key) {
-  const auto it = j.find(key);
-  return it != j.end() && it->is_number() ? it->get<double>() : kNaN;
-}
 
 nlohmann::json stats_to_json(const WidthStats& s) {
   return {{"n", s.n},           {"n_excluded", s.n_excluded}, {"n_truncated", s.n_truncated},
-          {"mean", number(s.mean)}, {"harmonic_mean", number(s.harmonic_mean)}, {"median", number(s.median)},
-          {"sd", number(s.sd)},     {"min", number(s.min)},     {"max", number(s.max)},
-          {"q25", number(s.q25)},   {"q75", number(s.q75)}};
+          {"mean", record_number(s.mean)}, {"harmonic_mean", record_number(s.harmonic_mean)}, {"median", record_number(s.median)},
+          {"sd", record_number(s.sd)},     {"min", record_number(s.min)},     {"max", record_number(s.max)},
+          {"q25", record_number(s.q25)},   {"q75", record_number(s.q75)}};
 }
 
 WidthStats stats_from_json(const nlohmann::json& j) {
@@ -95,14 +81,14 @@ WidthStats stats_from_json(const nlohmann::json& j) {
   s.n = j.value("n", 0);
   s.n_excluded = j.value("n_excluded", 0);
   s.n_truncated = j.value("n_truncated", 0);
-  s.mean = number_of(j, "mean");
-  s.harmonic_mean = number_of(j, "harmonic_mean");
-  s.median = number_of(j, "median");
-  s.sd = number_of(j, "sd");
-  s.min = number_of(j, "min");
-  s.max = number_of(j, "max");
-  s.q25 = number_of(j, "q25");
-  s.q75 = number_of(j, "q75");
+  s.mean = record_number_of(j, "mean");
+  s.harmonic_mean = record_number_of(j, "harmonic_mean");
+  s.median = record_number_of(j, "median");
+  s.sd = record_number_of(j, "sd");
+  s.min = record_number_of(j, "min");
+  s.max = record_number_of(j, "max");
+  s.q25 = record_number_of(j, "q25");
+  s.q75 = record_number_of(j, "q75");
   return s;
 }
 
@@ -110,8 +96,8 @@ nlohmann::json summary_numbers(const ThicknessResult& r, const std::string& sour
   return {{"nm_per_pixel", r.nm_per_pixel},
           {"oi", stats_to_json(r.oi)},
           {"direct", stats_to_json(r.direct)},
-          {"oi_stereological_harmonic_px", number(r.oi_stereological_harmonic_px)},
-          {"oi_stereological_arithmetic_px", number(r.oi_stereological_arithmetic_px)},
+          {"oi_stereological_harmonic_px", record_number(r.oi_stereological_harmonic_px)},
+          {"oi_stereological_arithmetic_px", record_number(r.oi_stereological_arithmetic_px)},
           {"mask_area_px", r.mask_area_px},
           {"skeleton_length_px", r.skeleton_length_px},
           {"calibration_source", source}};
@@ -120,19 +106,19 @@ nlohmann::json summary_numbers(const ThicknessResult& r, const std::string& sour
 ThicknessResult summary_from_numbers(const nlohmann::json& j) {
   NEPHRO_CHECK(j.is_object() && j.contains("oi") && j.contains("direct"), "merge: a damaged measure record");
   ThicknessResult r;
-  r.nm_per_pixel = number_of(j, "nm_per_pixel");
+  r.nm_per_pixel = record_number_of(j, "nm_per_pixel");
   r.oi = stats_from_json(j["oi"]);
   r.direct = stats_from_json(j["direct"]);
-  r.oi_stereological_harmonic_px = number_of(j, "oi_stereological_harmonic_px");
-  r.oi_stereological_arithmetic_px = number_of(j, "oi_stereological_arithmetic_px");
-  r.mask_area_px = number_of(j, "mask_area_px");
-  r.skeleton_length_px = number_of(j, "skeleton_length_px");
+  r.oi_stereological_harmonic_px = record_number_of(j, "oi_stereological_harmonic_px");
+  r.oi_stereological_arithmetic_px = record_number_of(j, "oi_stereological_arithmetic_px");
+  r.mask_area_px = record_number_of(j, "mask_area_px");
+  r.skeleton_length_px = record_number_of(j, "skeleton_length_px");
   return r;
 }
 
 nlohmann::json range_key(const ReferenceRange& r) {
-  return {{"id", r.id}, {"method", estimator_name(r.method)}, {"low_nm", number(r.low_nm)},
-          {"high_nm", number(r.high_nm)}};
+  return {{"id", r.id}, {"method", estimator_name(r.method)}, {"low_nm", record_number(r.low_nm)},
+          {"high_nm", record_number(r.high_nm)}};
 }
 
 // Settings every shard must share (and from which the merge rebuilds the range).
@@ -163,7 +149,7 @@ ReferenceRange range_from_key(const nlohmann::json& j) {
   try {
     r = find_reference_range(id);
   } catch (const Error&) {
-    r = custom_reference_range(number_of(j, "low_nm"), number_of(j, "high_nm"),
+    r = custom_reference_range(record_number_of(j, "low_nm"), record_number_of(j, "high_nm"),
                                j.value("method", std::string()) == estimator_name(Estimator::kDirect)
                                    ? Estimator::kDirect
                                    : Estimator::kOrthogonalIntercept);
@@ -251,9 +237,9 @@ MeasureBatchResult run_measure_batch(const MeasureBatchOptions& o, const std::st
   for (size_t i = 0; i < masks.size(); ++i) {
     ThicknessOptions options = o.thickness;
     options.nm_per_pixel = calibrations[i].nm_per_pixel;
+    const CalibrationRecord cal = calibration_record(calibrations[i]);
     const auto files = write_thickness_report(out_dir, result.names[i], images[i], masks[i], result.results[i],
-                                              o.range, options);
-    record_calibration(files.at(1), calibrations[i]);
+                                              o.range, options, &cal);
     result.files_written += files.size();
     record.add({global_index[i], result.names[i], "ok", "",
                 summary_numbers(result.results[i], calibrations[i].source)});

@@ -52,7 +52,7 @@ double reference_value_nm(const ThicknessResult& r, const ReferenceRange& range)
 }
 
 std::string thickness_summary_json(const std::string& name, const ThicknessResult& r, const ReferenceRange& range,
-                                   const ThicknessOptions& o) {
+                                   const ThicknessOptions& o, const CalibrationRecord* calibration) {
   const double k = r.nm_per_pixel;
   nlohmann::json oi = stats_json(r.oi, k);
   oi["raw_2d_note"] =
@@ -100,6 +100,14 @@ std::string thickness_summary_json(const std::string& name, const ThicknessResul
         {"local_window", o.local_window},
         {"border_margin_px", o.border_margin_px},
         {"spur_length_factor", o.spur_length_factor}}}};
+  if (calibration)
+    doc["calibration"] = {{"source", calibration->source},
+                          {"file", calibration->file},
+                          {"file_source", calibration->file_source},
+                          {"file_nm_per_pixel", calibration->file_nm_per_pixel > 0
+                                                    ? nlohmann::json(calibration->file_nm_per_pixel)
+                                                    : nlohmann::json(nullptr)},
+                          {"file_unit", calibration->file_unit}};
   return doc.dump(2) + "\n";
 }
 
@@ -201,7 +209,8 @@ cv::Mat draw_thickness_histogram(const ThicknessResult& r, const ReferenceRange&
 
 std::vector<std::string> write_thickness_report(const std::string& out_dir, const std::string& name,
                                                 const cv::Mat& image, const cv::Mat& mask, const ThicknessResult& r,
-                                                const ReferenceRange& range, const ThicknessOptions& o) {
+                                                const ReferenceRange& range, const ThicknessOptions& o,
+                                                const CalibrationRecord* calibration) {
   const double k = r.nm_per_pixel;
   std::vector<io::CsvRow> rows;
   int index = 0;
@@ -214,7 +223,7 @@ std::vector<std::string> write_thickness_report(const std::string& out_dir, cons
   // Render everything first, then write: a failure leaves no partial set behind.
   const cv::Mat overlay = draw_thickness_overlay(image, mask, r);
   const cv::Mat hist = draw_thickness_histogram(r, range, name);
-  const std::string json = thickness_summary_json(name, r, range, o);
+  const std::string json = thickness_summary_json(name, r, range, o, calibration);
   std::vector<std::string> paths = {path_in(out_dir, name + "_measurements.csv"),
                                     path_in(out_dir, name + "_summary.json"),
                                     path_in(out_dir, name + "_histogram.png"), path_in(out_dir, name + "_overlay.png")};

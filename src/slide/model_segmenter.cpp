@@ -56,6 +56,7 @@ class GlomSamTileSegmenter : public TileSegmenter {
     require_checkpoint(spec);
     const glomsam::GlomSamConfig cfg = glomsam_config(spec);
     model_ = glomsam::GlomSamModel::load(spec.checkpoint, cfg);
+    input_side_ = static_cast<int>(cfg.sam.img_size);
     config_ = nlohmann::json{{"model", "glomsam"},
                              {"checkpoint", fs::path(spec.checkpoint).filename().string()},
                              {"checkpoint_fingerprint", file_fingerprint(spec.checkpoint)},
@@ -73,9 +74,12 @@ class GlomSamTileSegmenter : public TileSegmenter {
     return out;
   }
 
+  int input_side() const override { return input_side_; }
+
  private:
   std::shared_ptr<glomsam::GlomSamModel> model_;
   std::string config_;
+  int input_side_ = 0;
 };
 
 class SamBoxTileSegmenter : public TileSegmenter {
@@ -85,6 +89,7 @@ class SamBoxTileSegmenter : public TileSegmenter {
     NEPHRO_CHECK(min_box_ >= 1, "sam/medsam segmenter: min_box_px must be >= 1");
     const sam::SamConfig cfg = sam_config(spec);
     model_ = sam::SamModel::load(spec.checkpoint, cfg);
+    input_side_ = static_cast<int>(cfg.img_size);
     config_ = nlohmann::json{{"model", spec.name},
                              {"checkpoint", fs::path(spec.checkpoint).filename().string()},
                              {"checkpoint_fingerprint", file_fingerprint(spec.checkpoint)},
@@ -94,6 +99,7 @@ class SamBoxTileSegmenter : public TileSegmenter {
                   .dump();
   }
   std::string name() const override { return name_; }
+  int input_side() const override { return input_side_; }
   std::string config_json() const override { return config_; }
   void prepare(const SlideContext& context) override { detector_.prepare(context); }
   TileMask segment(const cv::Mat& rgb, cv::Point origin) const override {
@@ -133,6 +139,7 @@ class SamBoxTileSegmenter : public TileSegmenter {
   ClassicalDetector detector_;
   std::shared_ptr<sam::SamModel> model_;
   std::string config_;
+  int input_side_ = 0;
 };
 
 }  // namespace
@@ -145,15 +152,6 @@ std::unique_ptr<TileSegmenter> make_segmenter(const SegmenterSpec& spec) {
   if (spec.name == "glomsam") return std::make_unique<GlomSamTileSegmenter>(spec);
   if (spec.name == "sam" || spec.name == "medsam") return std::make_unique<SamBoxTileSegmenter>(spec);
   NEPHRO_FAIL("--segmenter: unknown segmenter '", spec.name, "' (expected one of: classical, glomsam, sam, medsam)");
-}
-
-int model_input_side(const SegmenterSpec& spec) {
-  if (spec.name == "glomsam") {
-    require_checkpoint(spec);
-    return static_cast<int>(glomsam_config(spec).sam.img_size);
-  }
-  if (spec.name == "sam" || spec.name == "medsam") return static_cast<int>(sam_config(spec).img_size);
-  return 0;
 }
 
 }  // namespace nephroseg::slide

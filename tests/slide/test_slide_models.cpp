@@ -67,7 +67,8 @@ TEST(SlideModels, GlomSamOnOneTileEqualsThePredictionOnTheImage) {
   spec.name = "glomsam";
   spec.checkpoint = t::shared_path("golden/glomsam/full_model.pth");
   spec.config = "tiny";
-  const int side = slide::model_input_side(spec);
+  auto seg = slide::make_segmenter(spec);
+  const int side = seg->input_side();
   ASSERT_GT(side, 0);
   const std::string dir = t::temp_dir("slide_glomsam");
   const cv::Mat rgb = picture(side);
@@ -75,7 +76,6 @@ TEST(SlideModels, GlomSamOnOneTileEqualsThePredictionOnTheImage) {
   cv::cvtColor(rgb, bgr, cv::COLOR_RGB2BGR);
   ASSERT_TRUE(cv::imwrite(dir + "/s.png", bgr));
 
-  auto seg = slide::make_segmenter(spec);
   EXPECT_EQ(seg->name(), "glomsam");
   const auto r = slide::run_slide(dir + "/s.png", dir + "/out", *seg, one_tile(side));
   ASSERT_TRUE(r.complete);

@@ -105,32 +105,35 @@ int run_slide_cmd(SlideParams& p) {
   const Shard shard = parse_shard(p.shard);
   NEPHRO_CHECK(shard.whole() || fs::is_directory(p.slide), "--shard splits a folder of slides; '", p.slide,
                "' is one slide");
-  const bool batch = slides.size() > 1 || !shard.whole();
-  BatchRecord record("slide", shard, slides.size(),
-                     {{"slide", p.slide}, {"segmenter", p.segmenter}, {"checkpoint", p.checkpoint},
-                      {"mpp", opt.mpp}, {"magnification", opt.magnification}, {"level", opt.level},
-                      {"tile", opt.tile}, {"halo", opt.halo}, {"tissue", p.tissue}, {"roi", p.roi},
-                      {"channels", p.channels}});
-  if (batch) {
-    fs::create_directories(p.out);
-    record.write(p.out, /*complete=*/false);
-  }
+  bool owns_any = false;
+  for (size_t i = 0; i < slides.size(); ++i) owns_any = owns_any || shard.owns(i);
+  // The segmenter is loaded once for every slide (before anything is written); a model
+  // sees core + halo, so by default its input side is core + 2 x halo.
   slide::SegmenterSpec spec;
   spec.name = p.segmenter;
   spec.checkpoint = p.checkpoint;
   spec.config = p.model_config;
-  // A model sees core + halo: by default make that its input side.
-  const int side = slide::model_input_side(spec);
+  std::unique_ptr<slide::TileSegmenter> seg;
+  if (owns_any) seg = slide::make_segmenter(spec);
+  const int side = seg ? seg->input_side() : 0;
   if (side > 0 && !p.tile_given) {
     NEPHRO_CHECK(side > 2 * opt.halo, "--halo ", opt.halo, " leaves no tile core inside the model's ", side,
                  " px input");
     opt.tile = side - 2 * opt.halo;
   }
-  std::unique_ptr<slide::TileSegmenter> seg;
+  const bool batch = slides.size() > 1 || !shard.whole();
+  BatchRecord record("slide", shard, slides.size(),
+                     {{"slide", p.slide}, {"segmenter", p.segmenter}, {"checkpoint", p.checkpoint},
+                      {"model_config", p.model_config}, {"mpp", opt.mpp}, {"magnification", opt.magnification},
+                      {"level", opt.level}, {"tile", opt.tile}, {"halo", opt.halo}, {"tissue", p.tissue},
+                      {"roi", p.roi}, {"channels", p.channels}});
+  if (batch) {
+    fs::create_directories(p.out);
+    record.write(p.out, /*complete=*/false);
+  }
   for (size_t i = 0; i < slides.size(); ++i) {
     if (!shard.owns(i)) continue;
     const std::string& path = slides[i];
-    if (!seg) seg = slide::make_segmenter(spec);  // loaded once, prepared per slide
     const std::string out = slides.size() == 1 ? p.out : (fs::path(p.out) / io::file_stem(path)).string();
     TileProgress progress(io::file_stem(path));
     opt.progress = [&](int d, int t) { progress(d, t); };

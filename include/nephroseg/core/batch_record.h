@@ -29,6 +29,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstddef>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -75,6 +76,10 @@ struct MergedBatch {
   std::vector<std::string> failed() const;  ///< "name: message" of failed inputs
 };
 
+/// The run.shard-K-of-N.json files of `dir` by K, checked to be of one run (one N) with
+/// none missing (the error names the missing K); *count receives N.
+std::map<int, std::string> shard_record_files(const std::string& dir, int* count);
+
 /// The command named by the shard records in `dir` ("gbmseg" for records written before
 /// records named their command). An error when the folder holds no shard record.
 std::string batch_command_of(const std::string& dir);
@@ -83,6 +88,11 @@ std::string batch_command_of(const std::string& dir);
 /// `command` must match the records'. Errors name the missing, unfinished or
 /// disagreeing shard and say what to do.
 MergedBatch read_batch_shards(const std::string& dir, const std::string& command);
+
+/// A double for a record's data: exact (JSON round-trips doubles), NaN and inf as null.
+nlohmann::json record_number(double value);
+/// The number under `key` of a record object; NaN when absent or null.
+double record_number_of(const nlohmann::json& object, const char* key);
 
 /// For commands whose per-input files are the whole result (sam, glomsam predict,
 /// slide): read_batch_shards() and then OUT/run.json as one process writes it.

@@ -103,6 +103,8 @@ std::string encode_png(const cv::Mat& image);
 std::string base64_encode(const std::string& bytes);
 /// "data:image/png;base64,..." for embedding in HTML.
 std::string png_data_uri(const cv::Mat& image);
+/// Text with & < > " ' escaped for HTML (element content and quoted attributes).
+std::string html_escape(const std::string& text);
 
 /// Writes pages (each 8U or 16U, 1 or 3 channels, or 32F 1 channel) as one multi-page
 /// TIFF (deflate), atomically. 3-channel pages are RGB.

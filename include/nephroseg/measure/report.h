@@ -24,9 +24,20 @@
 
 namespace nephroseg::measure {
 
-/// The summary JSON text of one image (NaN written as null).
+/// Where an image's pixel size came from ("calibration" in <name>_summary.json).
+struct CalibrationRecord {
+  std::string source;            ///< "option" or the file's calibration source ("dm", ...)
+  std::string file;              ///< the file whose calibration was read
+  std::string file_source;       ///< what that file carries ("none", "dm", "ome-xml", ...)
+  double file_nm_per_pixel = 0;  ///< the file's own value; 0 = none (written as null)
+  std::string file_unit;         ///< its unit text as stored
+};
+
+/// The summary JSON text of one image (NaN written as null), with a "calibration"
+/// object when `calibration` is given.
 std::string thickness_summary_json(const std::string& name, const ThicknessResult& result,
-                                   const ReferenceRange& range, const ThicknessOptions& options);
+                                   const ReferenceRange& range, const ThicknessOptions& options,
+                                   const CalibrationRecord* calibration = nullptr);
 /// The value compared with `range` (nm): OI stereological harmonic estimate or the
 /// direct arithmetic mean, by range.method.
 double reference_value_nm(const ThicknessResult& result, const ReferenceRange& range);
@@ -41,7 +52,8 @@ cv::Mat draw_thickness_histogram(const ThicknessResult& result, const ReferenceR
 std::vector<std::string> write_thickness_report(const std::string& out_dir, const std::string& name,
                                                 const cv::Mat& image, const cv::Mat& mask,
                                                 const ThicknessResult& result, const ReferenceRange& range,
-                                                const ThicknessOptions& options);
+                                                const ThicknessOptions& options,
+                                                const CalibrationRecord* calibration = nullptr);
 
 /// summary.csv and summary.json over several images.
 std::vector<std::string> write_thickness_batch_summary(const std::string& out_dir,

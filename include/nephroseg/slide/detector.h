@@ -58,6 +58,9 @@ class TileSegmenter {
   virtual void prepare(const SlideContext& context) = 0;
   /// rgb: CV_8UC3 tile; origin: its top-left corner in work pixels.
   virtual TileMask segment(const cv::Mat& rgb, cv::Point origin) const = 0;
+  /// The side of the model's input in pixels (model segmenters), 0 when any tile size
+  /// suits (classical).
+  virtual int input_side() const { return 0; }
 };
 
 struct ClassicalDetectorOptions {

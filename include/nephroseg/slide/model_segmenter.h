@@ -4,7 +4,8 @@
 //            the rough-mask generator gives the box prompt, the model the mask
 //            (logits > the config's threshold); score = sigmoid(logits). A tile larger
 //            than the model input is tiled inside the model (GlomSamModel::predict),
-//            so the best tile side is img_size - 2 x halo (the CLI's default).
+//            so the best tile side is img_size - 2 x halo (the CLI's default; see
+//            TileSegmenter::input_side()).
 //   sam      SAM with box prompts from the classical detector (detector.h): every
 //   medsam   connected component of the detector's tile mask (at least min_box_px
 //            wide and high) becomes a box; the tile is encoded once and all boxes
@@ -38,8 +39,5 @@ struct SegmenterSpec {
 /// The segmenter `spec` names; loads the model (clear errors for a missing checkpoint
 /// or one that does not fit the config).
 std::unique_ptr<TileSegmenter> make_segmenter(const SegmenterSpec& spec);
-
-/// The input side of the model behind `spec` (GlomSAM/SAM img_size), 0 for classical.
-int model_input_side(const SegmenterSpec& spec);
 
 }  // namespace nephroseg::slide
