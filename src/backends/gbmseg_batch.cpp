@@ -3,6 +3,7 @@
 
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
+#include <opencv2/imgproc.hpp>
 
 #include <algorithm>
 #include <chrono>
@@ -11,8 +12,10 @@
 
 #include "nephroseg/backends/register.h"
 #include "nephroseg/core/atomic_file.h"
+#include "nephroseg/core/batch_record.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/file_hash.h"
+#include "nephroseg/core/log.h"
 #include "nephroseg/gbmseg/dice.h"
 #include "nephroseg/gbmseg/prompts_json.h"
 #include "nephroseg/io/csv.h"
@@ -20,6 +23,8 @@
 #include "nephroseg/io/mask.h"
 #include "nephroseg/io/npy.h"
 #include "nephroseg/io/overlay.h"
+#include "nephroseg/measure/pixel_size.h"
+#include "nephroseg/measure/thickness_map.h"
 
 namespace fs = std::filesystem;
 
@@ -36,10 +41,19 @@ std::string out_path(const GbmSegBatchOptions& o, const std::string& name, const
   return (fs::path(o.out_dir) / (name + suffix)).string();
 }
 
-bool outputs_exist(const GbmSegBatchOptions& o, const std::string& name) {
+nlohmann::json read_record(const std::string& path) {
+  std::ifstream in(path);
+  return nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+}
+
+// Finished: the three files exist, and when this target is to be measured its record
+// holds the thickness (an earlier run without --measure is redone).
+bool outputs_exist(const GbmSegBatchOptions& o, const std::string& name, bool measure) {
   for (const char* suffix : {".png", ".prompts.json", ".overlay.png"})
     if (!fs::is_regular_file(out_path(o, name, suffix))) return false;
-  return true;
+  if (!measure) return true;
+  const nlohmann::json j = read_record(out_path(o, name, ".prompts.json"));
+  return j.is_object() && j.contains("thickness");
 }
 
 // Collects the warnings and passes every event on.
@@ -117,13 +131,13 @@ void add_metrics(GbmSegTargetRecord& rec, const cv::Mat& written, const cv::Mat&
 }
 
 // A finished target: its row is re-read from the files.
-void reread_skipped(const GbmSegBatchOptions& o, GbmSegTargetRecord& rec, const Reporter& rep) {
+void reread_skipped(const GbmSegBatchOptions& o, GbmSegTargetRecord& rec, bool measure, const Reporter& rep) {
   try {
     const cv::Mat written = io::read_mask(out_path(o, rec.name, ".png"));
     rec.width = written.cols;
     rec.height = written.rows;
-    std::ifstream in(out_path(o, rec.name, ".prompts.json"));
-    const nlohmann::json j = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
+    const nlohmann::json j = read_record(out_path(o, rec.name, ".prompts.json"));
+    if (measure) rec.thickness = gbmseg_thickness_from_json(j);
     if (j.is_object() && j.contains("stages")) {
       rec.n_pos = static_cast<int>(j["stages"]["final_pos"].size());
       rec.n_neg = static_cast<int>(j["stages"]["final_neg"].size());
@@ -152,21 +166,40 @@ nlohmann::json reference_cache_key(const GbmSegBatchOptions& o) {
                                                                                  : text_fingerprint(f.config_json)},
                      {"random_weights", f.random_weights},
                      {"seed", static_cast<uint64_t>(f.seed)}};
-  key["reference_image"] = file_fingerprint(o.reference_image);
-  key["reference_mask"] = file_fingerprint(o.reference_mask);
+  const std::vector<ReferenceFiles> refs = list_references(o);
+  key["reference_image"] = file_fingerprint(refs.front().image);
+  key["reference_mask"] = file_fingerprint(refs.front().mask);
+  if (refs.size() > 1) {
+    nlohmann::json all = nlohmann::json::array();
+    for (const auto& r : refs) all.push_back({file_fingerprint(r.image), file_fingerprint(r.mask)});
+    key["references"] = all;
+  }
   key["size"] = o.prompts.size;
   key["patch_size"] = o.prompts.patch_size;
   return key;
 }
 
-// Sets the pipeline's reference from OUT/reference.features.npy when its sidecar matches,
-// else computes it and stores both (atomically: concurrent shards write the same bytes).
-bool set_reference_cached(gbmseg::GbmSegPipeline& pipe, const GbmSegBatchOptions& o, const Reporter& rep) {
+// Sets (pools) the references in the pipeline.
+void set_references(gbmseg::GbmSegPipeline& pipe, const std::vector<ReferenceFiles>& refs, const Reporter& rep) {
+  for (size_t i = 0; i < refs.size(); ++i) {
+    const cv::Mat image = io::read_image_rgb(refs[i].image);
+    const cv::Mat mask = read_reference_mask(refs[i].mask, rep);
+    if (i == 0) {
+      pipe.set_reference(image, mask);
+    } else {
+      pipe.add_reference(image, mask);
+    }
+  }
+}
+
+// Sets the pipeline's references from OUT/reference.features.npy when its sidecar
+// matches, else computes them and stores both (atomically: concurrent shards write the
+// same bytes). Several references are stored stacked ([k*G*G, D]).
+bool set_reference_cached(gbmseg::GbmSegPipeline& pipe, const GbmSegBatchOptions& o,
+                          const std::vector<ReferenceFiles>& refs, const Reporter& rep) {
   const std::string npy = (fs::path(o.out_dir) / "reference.features.npy").string();
   const std::string side = (fs::path(o.out_dir) / "reference.features.json").string();
   const nlohmann::json key = reference_cache_key(o);
-  const cv::Mat image = io::read_image_rgb(o.reference_image);
-  const cv::Mat mask = read_reference_mask(o.reference_mask, rep);
   if (fs::is_regular_file(npy) && fs::is_regular_file(side)) {
     std::ifstream in(side);
     const nlohmann::json stored = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
@@ -178,11 +211,23 @@ bool set_reference_cached(gbmseg::GbmSegPipeline& pipe, const GbmSegBatchOptions
       NEPHRO_FAIL("'", npy, "' was computed with other settings than this run (", field,
                   " differs): use another --out, or delete it and the finished outputs to redo the batch");
     }
-    pipe.set_reference_working(gbmseg::resize_to_working(image, o.prompts.size),
-                               gbmseg::resize_to_working(mask, o.prompts.size), io::read_npy(npy));
+    const at::Tensor all = io::read_npy(npy);
+    const int64_t n = static_cast<int64_t>(o.prompts.grid()) * o.prompts.grid();
+    NEPHRO_CHECK(all.dim() == 2 && all.size(0) == n * static_cast<int64_t>(refs.size()), "'", npy, "' holds ",
+                 all.sizes(), " features, expected ", refs.size(), " x ", n, " rows");
+    for (size_t i = 0; i < refs.size(); ++i) {
+      const cv::Mat image = gbmseg::resize_to_working(io::read_image_rgb(refs[i].image), o.prompts.size);
+      const cv::Mat mask = gbmseg::resize_to_working(read_reference_mask(refs[i].mask, rep), o.prompts.size);
+      const at::Tensor f = all.slice(0, static_cast<int64_t>(i) * n, static_cast<int64_t>(i + 1) * n);
+      if (i == 0) {
+        pipe.set_reference_working(image, mask, f);
+      } else {
+        pipe.add_reference_working(image, mask, f);
+      }
+    }
     return true;
   }
-  pipe.set_reference(image, mask);
+  set_references(pipe, refs, rep);
   io::write_npy(npy, pipe.reference_features());
   nlohmann::json record;
   record["key"] = key;
@@ -192,7 +237,54 @@ bool set_reference_cached(gbmseg::GbmSegPipeline& pipe, const GbmSegBatchOptions
   return false;
 }
 
+// How an input image became the 8-bit RGB the models saw (io::to_rgb8's rule).
+nlohmann::json input_record(const std::string& path, const cv::Mat& raw) {
+  const int depth = raw.depth();
+  const char* type = depth == CV_8U ? "uint8" : depth == CV_16U ? "uint16" : depth == CV_32F ? "float32" : "other";
+  return {{"format", io::image_format(path)},
+          {"stored_as", type},
+          {"channels", raw.channels()},
+          {"to_8bit", depth == CV_8U ? "unchanged (8-bit)"
+                                     : "percentile window [p0.5, p99.5] per channel, linear, clipped (io::to_rgb8)"}};
+}
+
+// The prompts overlay (left) beside the thickness map (right), same height.
+cv::Mat thickness_picture(const cv::Mat& overlay, const cv::Mat& image_rgb, const cv::Mat& mask,
+                          const measure::ThicknessResult& r, const measure::ReferenceRange& range) {
+  measure::ThicknessMapOptions mo;
+  mo.range = &range;
+  cv::Mat map = measure::draw_thickness_map(image_rgb, mask, r, mo);
+  cv::Mat left = cv::Mat(map.rows, overlay.cols, CV_8UC3, cv::Scalar(255, 255, 255));
+  overlay.copyTo(left(cv::Rect(0, 0, overlay.cols, std::min(overlay.rows, map.rows))));
+  cv::Mat out;
+  cv::hconcat(left, map, out);
+  return out;
+}
+
 }  // namespace
+
+std::vector<ReferenceFiles> list_references(const GbmSegBatchOptions& o) {
+  std::vector<ReferenceFiles> given = o.references;
+  if (given.empty()) given.push_back({o.reference_image, o.reference_mask});
+  std::vector<ReferenceFiles> out;
+  for (const ReferenceFiles& r : given) {
+    NEPHRO_CHECK(!r.image.empty() && !r.mask.empty(), "a reference needs an image and a mask");
+    NEPHRO_CHECK(fs::exists(r.image), "reference image '", r.image, "' does not exist");
+    NEPHRO_CHECK(fs::exists(r.mask), "reference mask '", r.mask, "' does not exist");
+    const bool di = fs::is_directory(r.image), dm = fs::is_directory(r.mask);
+    NEPHRO_CHECK(di == dm, "reference image '", r.image, "' and mask '", r.mask,
+                 "' must both be files or both be folders");
+    if (!di) {
+      out.push_back(r);
+      continue;
+    }
+    const std::vector<io::InputItem> items =
+        io::pair_by_stem(io::list_inputs(r.image, "reference image"), r.mask, "reference mask", io::Partner::kRequired);
+    NEPHRO_CHECK(!items.empty(), "reference folder '", r.image, "' holds no image");
+    for (const auto& it : items) out.push_back({it.path, it.partner});
+  }
+  return out;
+}
 
 cv::Mat gbmseg_prompt_overlay(const cv::Mat& target_rgb, const gbmseg::SegmentResult& r, bool working_size) {
   const cv::Mat& base = working_size ? r.image_working : target_rgb;
@@ -207,9 +299,16 @@ cv::Mat gbmseg_prompt_overlay(const cv::Mat& target_rgb, const gbmseg::SegmentRe
 }
 
 std::optional<GbmSegMeans> write_gbmseg_summary(const std::string& path, const std::vector<GbmSegTargetRecord>& recs,
-                                                bool with_gt) {
+                                                bool with_gt, bool with_thickness) {
   io::CsvRow header{"name",    "target", "status",     "message",    "width",     "height",    "mask",
                     "n_pos",   "n_neg",  "n_warnings", "features_s", "prompts_s", "segment_s", "total_s"};
+  if (with_thickness) {
+    for (const char* c : {"nm_per_pixel", "calibration_source", "thickness_oi_harmonic_3d_nm",
+                          "thickness_direct_median_nm", "thickness_direct_mean_nm", "n_intercepts", "thickness_class",
+                          "thickness_note"})
+      header.push_back(c);
+  }
+  const size_t gt_base = header.size();  // first ground-truth column
   if (with_gt) {
     for (const char* c :
          {"ground_truth", "dice", "iou", "precision", "recall", "dice_authors_weighted_mean", "miou_authors"})
@@ -233,6 +332,20 @@ std::optional<GbmSegMeans> write_gbmseg_summary(const std::string& path, const s
                    num(r.t_prompts),
                    num(r.t_segment),
                    num(r.t_total)};
+    if (with_thickness) {
+      if (r.thickness) {
+        const GbmSegThickness& t = *r.thickness;
+        const bool ok = t.note.empty();
+        for (const std::string& c :
+             {num(t.nm_per_pixel), t.calibration_source, ok ? num(t.oi_harmonic_3d_nm) : "",
+              ok ? num(t.direct.median) : "", ok ? num(t.direct.mean) : "", ok ? std::to_string(t.oi.n) : "",
+              t.verdict, t.note})
+          row.push_back(c);
+      } else {
+        for (int k = 0; k < 7; ++k) row.push_back("");
+        row.push_back(r.status == "failed" ? "" : "no pixel size (no calibration in the file; see --nm-per-pixel)");
+      }
+    }
     if (with_gt) {
       row.push_back(r.ground_truth);
       if (r.metrics) {
@@ -262,11 +375,10 @@ std::optional<GbmSegMeans> write_gbmseg_summary(const std::string& path, const s
       means.dice /= means.n, means.iou /= means.n, means.precision /= means.n, means.recall /= means.n;
       means.dice_authors_weighted = authors.authors_mean;
       means.miou_authors = authors.authors_miou;
-      const size_t base = header.size() - 7;
       int k = 0;
-      for (double v : {means.dice, means.iou, means.precision, means.recall}) mean[base + 1 + k++] = num(v);
-      mean[base + 5] = num(means.dice_authors_weighted);
-      mean[base + 6] = num(means.miou_authors);
+      for (double v : {means.dice, means.iou, means.precision, means.recall}) mean[gt_base + 1 + k++] = num(v);
+      mean[gt_base + 5] = num(means.dice_authors_weighted);
+      mean[gt_base + 6] = num(means.miou_authors);
       out = means;
     }
     rows.push_back(mean);
@@ -283,8 +395,7 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatc
   const gbmseg::PromptOptions& prompts = o.prompts;
   NEPHRO_CHECK(prompts.patch_size > 0 && prompts.size > 0 && prompts.size % prompts.patch_size == 0,
                "working size ", prompts.size, " must be a positive multiple of the patch size ", prompts.patch_size);
-  NEPHRO_CHECK(fs::is_regular_file(o.reference_image), "reference image '", o.reference_image, "' does not exist");
-  NEPHRO_CHECK(fs::is_regular_file(o.reference_mask), "reference mask '", o.reference_mask, "' does not exist");
+  const std::vector<ReferenceFiles> refs = list_references(o);
   register_builtin_backends();
   if (!o.features_backend) {
     NEPHRO_CHECK(known(gbmseg::feature_extractor_kinds(), o.features.kind), "features backend '", o.features.kind,
@@ -305,6 +416,26 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatc
     global_index.push_back(i);
   }
   result.inputs_total = all_targets.size();
+
+  // Thickness: which targets have a pixel size (checked before anything is loaded).
+  using MeasureMode = GbmSegMeasureOptions::Mode;
+  const double explicit_nm = measure::parse_nm_per_pixel_option(o.measure.nm_per_pixel);
+  std::vector<measure::PixelSize> pixel_sizes(targets.size());
+  if (o.measure.mode != MeasureMode::kOff) {
+    const auto warn = [&rep](const std::string& w) { rep.warn(w); };
+    for (size_t i = 0; i < targets.size(); ++i)
+      pixel_sizes[i] = o.measure.mode == MeasureMode::kOn ? measure::resolve_pixel_size(targets[i].path, explicit_nm, warn)
+                                                          : measure::find_pixel_size(targets[i].path, explicit_nm, warn);
+    // kAuto: the thickness columns depend on the whole run (every shard writes the same).
+    result.measured = o.measure.mode == MeasureMode::kOn || explicit_nm > 0;
+    for (size_t i = 0; i < all_targets.size() && !result.measured; ++i) {
+      try {
+        result.measured = measure::find_pixel_size(all_targets[i].path, 0).known();
+      } catch (const Error&) {
+        // an unreadable target fails on its own below
+      }
+    }
+  }
   NEPHRO_CHECK(!o.out_dir.empty(), "no output folder given");
   NEPHRO_CHECK(!fs::exists(o.out_dir) || fs::is_directory(o.out_dir), "output folder '", o.out_dir,
                "' exists and is not a folder");
@@ -323,7 +454,8 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatc
     rec.name = t.name;
     rec.path = t.path;
     rec.ground_truth = t.partner;
-    if (outputs_exist(o, t.name) && !o.overwrite) {
+    const bool measure_this = result.measured && pixel_sizes[result.targets.size()].known();
+    if (outputs_exist(o, t.name, measure_this) && !o.overwrite) {
       rec.status = "skipped";
       rec.message = "outputs exist (use --overwrite to redo)";
     } else {
@@ -334,7 +466,18 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatc
 
   // --- models and reference (only when something is left to do) -----------------------
   nlohmann::json run;
-  run["reference"] = {{"image", o.reference_image}, {"mask", o.reference_mask}};
+  run["reference"] = {{"image", refs.front().image}, {"mask", refs.front().mask}};
+  if (refs.size() > 1) {
+    nlohmann::json all = nlohmann::json::array();
+    for (const auto& r : refs) all.push_back({{"image", r.image}, {"mask", r.mask}});
+    run["references"] = all;
+  }
+  run["measure"] = {{"mode", o.measure.mode == MeasureMode::kOn    ? "on"
+                             : o.measure.mode == MeasureMode::kOff ? "off"
+                                                                   : "auto"},
+                    {"nm_per_pixel", o.measure.nm_per_pixel},
+                    {"thickness_columns", result.measured},
+                    {"reference_range", o.measure.range.id}};
   run["preset"] = gbmseg::prompt_preset_names().name(o.preset);
   run["ablation"] = o.ablation ? nlohmann::json(gbmseg::ablation_row_names().name(*o.ablation)) : nlohmann::json();
   std::optional<gbmseg::GbmSegPipeline> pipe;
@@ -348,16 +491,17 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatc
     result.segmenter_name = sg->name();
     pipe.emplace(fx, sg, prompts, o.pipeline);
     if (!o.shard.whole() && !o.features_backend) {
-      result.reference_from_cache = set_reference_cached(*pipe, o, rep);
+      result.reference_from_cache = set_reference_cached(*pipe, o, refs, rep);
     } else {
-      pipe->set_reference(io::read_image_rgb(o.reference_image), read_reference_mask(o.reference_mask, rep));
+      set_references(*pipe, refs, rep);
     }
+    result.references = pipe->reference_count();
     result.reference_features_s = pipe->reference_seconds();
     run["backends"] = {{"features", result.features_name}, {"segmenter", result.segmenter_name}};
     run["reference_features_s"] = result.reference_features_s;
     run["model_load_s"] = result.model_load_s;
-    context.reference_image = o.reference_image;
-    context.reference_mask = o.reference_mask;
+    context.reference_image = refs.front().image;
+    context.reference_mask = refs.front().mask;
     context.features_name = result.features_name;
     context.segmenter_name = result.segmenter_name;
     context.preset = o.preset;
@@ -380,7 +524,7 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatc
     e.record = &rec;
     e.pipeline = pipe ? &*pipe : nullptr;
     if (rec.status == "skipped") {
-      reread_skipped(o, rec, rep);
+      reread_skipped(o, rec, result.measured && pixel_sizes[i].known(), rep);
       ++result.skipped;
       e.kind = Event::Kind::kTargetFinished;
       rep.emit(e);
@@ -392,15 +536,40 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatc
     gbmseg::SegmentResult r;
     bool ok = false;
     try {
-      rgb = io::read_image_rgb(rec.path);
+      const cv::Mat raw = io::read_image_raw(rec.path);
+      rgb = io::to_rgb8(raw);
       r = pipe->segment(rgb);
       context.target_path = rec.path;
       context.target_name = rec.name;
-      const nlohmann::json record = gbmseg::segment_record_to_json(context, r, pipe->options(), pipe->pipeline_options());
+      nlohmann::json record = gbmseg::segment_record_to_json(context, r, pipe->options(), pipe->pipeline_options());
+      record["input"] = input_record(rec.path, raw);
+      if (refs.size() > 1) record["references"] = run["references"];
       const cv::Mat overlay = gbmseg_prompt_overlay(rgb, r, !o.pipeline.resize_to_original);
+      cv::Mat picture;
+      if (result.measured && pixel_sizes[i].known()) {
+        // Measured at the target's own size (the calibration's pixels).
+        const cv::Mat full = o.pipeline.resize_to_original ? r.mask
+                                                           : gbmseg::resize_mask(r.mask, r.original_width, r.original_height,
+                                                                                 gbmseg::MaskResize::kNearest);
+        measure::ThicknessResult tr;
+        rec.thickness = measure_gbmseg_mask(full, pixel_sizes[i].nm_per_pixel, pixel_sizes[i].source, o.measure, &tr);
+        record["thickness"] = gbmseg_thickness_to_json(*rec.thickness, o.measure.range);
+        record["thickness"]["calibration"] = {{"file_source", io::calibration_source_names().name(pixel_sizes[i].in_file.source)},
+                                              {"file_unit", pixel_sizes[i].in_file.unit},
+                                              {"magnification", record_number(pixel_sizes[i].in_file.magnification > 0
+                                                                                  ? pixel_sizes[i].in_file.magnification
+                                                                                  : NAN)}};
+        if (rec.thickness->note.empty()) {
+          cv::Mat left = overlay;  // at S x S when the mask is kept at the working size
+          if (left.size() != full.size()) cv::resize(overlay, left, full.size(), 0, 0, cv::INTER_LINEAR);
+          picture = thickness_picture(left, rgb, full, tr, o.measure.range);
+          record["thickness"]["map"] = rec.name + ".thickness.png";
+        }
+      }
       // The mask goes last: a target counts as done when all three files exist.
       write_file_atomically(out_path(o, rec.name, ".prompts.json"), record.dump(1) + "\n");
       io::write_png(out_path(o, rec.name, ".overlay.png"), overlay);
+      if (!picture.empty()) io::write_png(out_path(o, rec.name, ".thickness.png"), picture);
       io::write_mask_png(out_path(o, rec.name, ".png"), r.mask);
       rec.status = "ok";
       rec.width = r.original_width;
@@ -421,6 +590,7 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatc
       rec.status = "failed";
       rec.message = ex.what();
       rec.metrics.reset();
+      rec.thickness.reset();
       rec.truth_mask.release();
       rec.compared_mask.release();
     }
@@ -431,7 +601,8 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatc
   }
 
   result.summary_csv = (fs::path(o.out_dir) / ("summary" + o.shard.suffix() + ".csv")).string();
-  result.means = write_gbmseg_summary(result.summary_csv, result.targets, result.with_ground_truth);
+  result.means = write_gbmseg_summary(result.summary_csv, result.targets, result.with_ground_truth, result.measured);
+  if (result.measured && o.shard.whole()) result.report_html = write_gbmseg_report(o.out_dir, result.targets, o.measure.range);
   if (pipe || !o.shard.whole()) {
     run["options"] = gbmseg::prompt_options_to_json(pipe ? pipe->options() : o.prompts);
     run["targets"] = targets.size();

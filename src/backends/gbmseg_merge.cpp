@@ -35,7 +35,8 @@ double cell_number(const std::string& s) { return s.empty() ? NAN : std::strtod(
 int cell_int(const std::string& s) { return s.empty() ? -1 : std::atoi(s.c_str()); }
 
 // The keys of run.json that every shard must agree on (the settings of the run).
-const char* const kSettings[] = {"reference", "preset", "ablation", "options", "inputs_total", "with_ground_truth"};
+const char* const kSettings[] = {"reference", "references",   "preset",           "ablation",
+                                 "options",   "inputs_total", "with_ground_truth", "measure"};
 
 }  // namespace
 
@@ -48,7 +49,7 @@ GbmSegMergeResult merge_gbmseg_shards(const std::string& out_dir) {
   result.shards = count;
   nlohmann::json first;
   std::vector<std::pair<size_t, GbmSegTargetRecord>> indexed;
-  bool with_gt = false;
+  bool with_gt = false, with_thickness = false;
   double reference_s = 0, load_s = 0;
   nlohmann::json shard_timings = nlohmann::json::array();
   for (const auto& [k, path] : runs) {
@@ -64,6 +65,8 @@ GbmSegMergeResult merge_gbmseg_shards(const std::string& out_dir) {
                      " (mixed runs in one folder)");
     }
     with_gt = run.value("with_ground_truth", false);
+    const nlohmann::json measure = run.value("measure", nlohmann::json::object());
+    with_thickness = measure.is_object() && measure.value("thickness_columns", false);
     if (!run.contains("backends") || !first.contains("backends")) {
       if (run.contains("backends")) first["backends"] = run["backends"];
     }
@@ -109,6 +112,11 @@ GbmSegMergeResult merge_gbmseg_shards(const std::string& out_dir) {
       rec.t_segment = cell_number(cell(r, "segment_s"));
       rec.t_total = cell_number(cell(r, "total_s"));
       rec.ground_truth = cell(r, "ground_truth");
+      if (with_thickness && rec.status != "failed") {
+        // The exact numbers are in the target's record (the CSV cells are rounded text).
+        std::ifstream in((fs::path(out_dir) / (name + ".prompts.json")).string());
+        rec.thickness = gbmseg_thickness_from_json(nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false));
+      }
       if (!cell(r, "dice").empty()) {
         eval::MaskMetrics m;
         m.dice = cell_number(cell(r, "dice"));
@@ -143,11 +151,15 @@ GbmSegMergeResult merge_gbmseg_shards(const std::string& out_dir) {
   std::vector<GbmSegTargetRecord> records;
   for (auto& p : indexed) records.push_back(std::move(p.second));
   result.summary_csv = (fs::path(out_dir) / "summary.csv").string();
-  result.means = write_gbmseg_summary(result.summary_csv, records, with_gt);
+  result.means = write_gbmseg_summary(result.summary_csv, records, with_gt, with_thickness);
+  if (with_thickness) {
+    const std::string id = first["measure"].value("reference_range", measure::default_reference_id());
+    result.report_html = write_gbmseg_report(out_dir, records, measure::find_reference_range(id));
+  }
 
   // run.json as one process writes it, plus the shards' own timings.
   nlohmann::json run;
-  for (const char* key : {"reference", "preset", "ablation", "backends", "options"})
+  for (const char* key : {"reference", "references", "measure", "preset", "ablation", "backends", "options"})
     if (first.contains(key)) run[key] = first[key];
   run["reference_features_s"] = reference_s;
   run["model_load_s"] = load_s;

@@ -81,7 +81,10 @@ GbmSegPipeline::GbmSegPipeline(std::shared_ptr<PatchFeatureExtractor> features,
                options_.size, " must be a positive multiple of the patch size ", p);
 }
 
-void GbmSegPipeline::set_reference(const cv::Mat& image_rgb, const cv::Mat& mask) {
+namespace {
+
+// The one-shot reference at S x S: both resized the authors' way.
+void resize_reference(const cv::Mat& image_rgb, const cv::Mat& mask, int S, cv::Mat& image_s, cv::Mat& mask_s) {
   NEPHRO_CHECK(!image_rgb.empty() && image_rgb.type() == CV_8UC3,
                "GBMSeg pipeline: the reference image must be 8-bit RGB (CV_8UC3)");
   NEPHRO_CHECK(!mask.empty() && mask.depth() == CV_8U && mask.channels() <= 4,
@@ -90,19 +93,52 @@ void GbmSegPipeline::set_reference(const cv::Mat& image_rgb, const cv::Mat& mask
     // The authors resize both to S x S independently and never compare the sizes.
     log_warn("GBMSeg: the reference mask is ", mask.cols, "x", mask.rows,
              " but the reference image is ", image_rgb.cols, "x", image_rgb.rows,
-             "; both are resized to ", options_.size, "x", options_.size);
+             "; both are resized to ", S, "x", S);
   }
+  image_s = resize_to_working(image_rgb, S);
+  mask_s = resize_to_working(mask, S);
+}
+
+}  // namespace
+
+void GbmSegPipeline::set_reference(const cv::Mat& image_rgb, const cv::Mat& mask) {
   const auto t0 = Clock::now();
-  const cv::Mat image_s = resize_to_working(image_rgb, options_.size);
-  const cv::Mat mask_s = resize_to_working(mask, options_.size);
+  cv::Mat image_s, mask_s;
+  resize_reference(image_rgb, mask, options_.size, image_s, mask_s);
   const at::Tensor f = features_->extract(image_s);  // [G*G, D]
   set_reference_working(image_s, mask_s, f);
   ref_seconds_ = seconds_since(t0);
 }
 
+void GbmSegPipeline::add_reference(const cv::Mat& image_rgb, const cv::Mat& mask) {
+  NEPHRO_CHECK(has_reference(), "GBMSeg pipeline: add_reference() needs set_reference() first");
+  const auto t0 = Clock::now();
+  cv::Mat image_s, mask_s;
+  resize_reference(image_rgb, mask, options_.size, image_s, mask_s);
+  const at::Tensor f = features_->extract(image_s);
+  append_reference(image_s, mask_s, f);
+  ref_seconds_ += seconds_since(t0);
+}
+
 void GbmSegPipeline::set_reference_working(const cv::Mat& image_working,
                                            const cv::Mat& mask_working,
                                            const at::Tensor& features) {
+  ref_images_.clear();
+  ref_masks_.clear();
+  ref_features_ = at::Tensor();
+  ref_sets_ = PatchSets{};
+  ref_seconds_ = 0.0;
+  append_reference(image_working, mask_working, features);
+}
+
+void GbmSegPipeline::add_reference_working(const cv::Mat& image_working, const cv::Mat& mask_working,
+                                           const at::Tensor& features) {
+  NEPHRO_CHECK(has_reference(), "GBMSeg pipeline: add_reference_working() needs a reference first");
+  append_reference(image_working, mask_working, features);
+}
+
+void GbmSegPipeline::append_reference(const cv::Mat& image_working, const cv::Mat& mask_working,
+                                      const at::Tensor& features) {
   const int S = options_.size;
   NEPHRO_CHECK(image_working.rows == S && image_working.cols == S &&
                    image_working.type() == CV_8UC3,
@@ -112,15 +148,26 @@ void GbmSegPipeline::set_reference_working(const cv::Mat& image_working,
                "GBMSeg pipeline: the working reference mask must be ", S, "x", S,
                " 8-bit with 1-4 channels");
   check_features(features, options_.grid(), "reference");
-  PatchSets sets = gbmseg::reference_patch_sets(mask_working, options_.patch_set_options());
-  if (sets.fg.empty()) {
-    log_warn("GBMSeg: the reference mask has no foreground patch at ", S, "x", S,
-             " (every target falls back to the default positive point)");
+  if (ref_features_.defined()) {
+    NEPHRO_CHECK(features.size(1) == ref_features_.size(1), "GBMSeg pipeline: reference ",
+                 ref_images_.size() + 1, " has ", features.size(1), "-dimensional features, the first one ",
+                 ref_features_.size(1));
   }
-  ref_image_ = image_working.clone();
-  ref_mask_ = mask_working.clone();
-  ref_features_ = features.to(at::kFloat).contiguous();
-  ref_sets_ = std::move(sets);
+  const PatchSets sets = gbmseg::reference_patch_sets(mask_working, options_.patch_set_options());
+  if (sets.fg.empty()) {
+    log_warn("GBMSeg: the reference mask", ref_images_.empty() ? "" : detail::concat(" ", ref_images_.size() + 1),
+             " has no foreground patch at ", S, "x", S,
+             ref_images_.empty() ? " (every target falls back to the default positive point)" : "");
+  }
+  // Pooled patch k of reference r is row r*G*G + k of the stacked features.
+  const int64_t offset = static_cast<int64_t>(ref_images_.size()) * options_.grid() * options_.grid();
+  ref_sets_.grid = sets.grid;
+  for (int64_t k : sets.fg) ref_sets_.fg.push_back(offset + k);
+  for (int64_t k : sets.bg) ref_sets_.bg.push_back(offset + k);
+  const at::Tensor f = features.to(at::kFloat).contiguous();
+  ref_features_ = ref_features_.defined() ? at::cat({ref_features_, f}, 0) : f;
+  ref_images_.push_back(image_working.clone());
+  ref_masks_.push_back(mask_working.clone());
 }
 
 SegmentResult GbmSegPipeline::segment(const cv::Mat& target_rgb) const {

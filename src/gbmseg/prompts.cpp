@@ -108,9 +108,11 @@ PromptResult generate_prompts_from_matches(const PatchSets& patch_sets,
   NEPHRO_CHECK(grid == options.grid(), "generate_prompts: patch sets are for a ", grid, "x",
                grid, " grid but the options give ", options.grid(), " (size ", options.size,
                ", patch ", p, ")");
-  NEPHRO_CHECK(matches.num_ref == n && matches.num_tgt == n,
+  // Several pooled references (GbmSegPipeline::add_reference) give k * G*G reference rows.
+  NEPHRO_CHECK(matches.num_ref > 0 && matches.num_ref % n == 0 && matches.num_tgt == n,
                "generate_prompts: feature matches cover ", matches.num_ref, " reference and ",
-               matches.num_tgt, " target patches, expected ", n, " (", grid, "x", grid, ")");
+               matches.num_tgt, " target patches, expected ", n, " (", grid, "x", grid,
+               "; k x ", n, " reference patches for k pooled references)");
 
   PromptResult r;
   r.size = options.size;

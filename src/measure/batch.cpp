@@ -23,49 +23,6 @@ namespace fs = std::filesystem;
 namespace nephroseg::measure {
 namespace {
 
-// The pixel size of one image and where it came from.
-struct ImageCalibration {
-  double nm_per_pixel = 0;
-  std::string source;       // "option" or the file's calibration source ("dm", "ome-xml", ...)
-  std::string file;         // the file whose calibration was read
-  io::Calibration in_file;  // what that file says
-};
-
-ImageCalibration resolve_calibration(const std::string& file, double explicit_nm) {
-  ImageCalibration c;
-  c.file = file;
-  c.in_file = io::read_calibration(file);
-  if (explicit_nm > 0) {
-    c.nm_per_pixel = explicit_nm;
-    c.source = "option";
-    if (c.in_file.known()) {
-      const double file_nm = 0.5 * (c.in_file.nm_per_pixel_x + c.in_file.nm_per_pixel_y);
-      if (std::abs(explicit_nm - file_nm) > 0.01 * file_nm)
-        log_warn("--nm-per-pixel ", explicit_nm, " disagrees with the calibration of '", file, "' (", file_nm,
-                 " nm per pixel from ", io::calibration_source_names().name(c.in_file.source), "); using ",
-                 explicit_nm);
-    }
-    return c;
-  }
-  NEPHRO_CHECK(c.in_file.known() || c.in_file.reciprocal, "no pixel size for '", file,
-               "': the file carries no calibration (DM, OME-XML, ImageJ or TIFF resolution tags); give "
-               "--nm-per-pixel <nm>");
-  c.nm_per_pixel = io::require_nm_per_pixel(c.in_file, file);
-  c.source = io::calibration_source_names().name(c.in_file.source);
-  return c;
-}
-
-// What <name>_summary.json records of the pixel size.
-CalibrationRecord calibration_record(const ImageCalibration& c) {
-  CalibrationRecord r;
-  r.source = c.source;
-  r.file = c.file;
-  r.file_source = io::calibration_source_names().name(c.in_file.source);
-  r.file_nm_per_pixel = c.in_file.known() ? 0.5 * (c.in_file.nm_per_pixel_x + c.in_file.nm_per_pixel_y) : 0.0;
-  r.file_unit = c.in_file.unit;
-  return r;
-}
-
 // --- the numbers of the batch summary, exactly, for the shard records ---------------------
 
 nlohmann::json stats_to_json(const WidthStats& s) {
@@ -135,6 +92,7 @@ nlohmann::json settings_json(const MeasureBatchOptions& o) {
             {"max_angle_deg", t.max_angle_deg},
             {"max_chord_px", t.max_chord_px},
             {"tangential_factor", t.tangential_factor},
+            {"short_factor", t.short_factor},
             {"local_window", t.local_window},
             {"border_margin_px", t.border_margin_px},
             {"spur_length_factor", t.spur_length_factor}}},
@@ -189,27 +147,18 @@ std::vector<std::pair<std::string, std::string>> list_pairs(const MeasureBatchOp
 
 }  // namespace
 
-double parse_nm_per_pixel_option(const std::string& text) {
-  if (text == "auto") return 0;
-  char* end = nullptr;
-  const double v = text.empty() ? 0 : std::strtod(text.c_str(), &end);
-  NEPHRO_CHECK(!text.empty() && end == text.c_str() + text.size() && std::isfinite(v) && v > 0,
-               "--nm-per-pixel must be 'auto' or a positive, finite number of nm per pixel (got '", text, "')");
-  return v;
-}
-
 MeasureBatchResult run_measure_batch(const MeasureBatchOptions& o, const std::string& out_dir) {
   const double explicit_nm = parse_nm_per_pixel_option(o.nm_per_pixel);
   const auto all_pairs = list_pairs(o);
   // Read and check everything of this shard before writing anything.
   std::vector<size_t> global_index;
   std::vector<cv::Mat> masks, images;
-  std::vector<ImageCalibration> calibrations;
+  std::vector<PixelSize> calibrations;
   MeasureBatchResult result;
   for (size_t i = 0; i < all_pairs.size(); ++i) {
     if (!o.shard.owns(i)) continue;
     const auto& [m, img] = all_pairs[i];
-    calibrations.push_back(resolve_calibration(img.empty() ? m : img, explicit_nm));
+    calibrations.push_back(resolve_pixel_size(img.empty() ? m : img, explicit_nm, [](const std::string& w) { log_warn(w); }));
     cv::Mat mask = io::read_mask(m, o.mask_read);
     NEPHRO_CHECK(cv::countNonZero(mask) > 0, "mask '", m, "' is empty (no foreground pixel)");
     cv::Mat image;

@@ -150,6 +150,8 @@ ThicknessResult measure_thickness(const cv::Mat& mask_in, const ThicknessOptions
   NEPHRO_CHECK(!mask_in.empty() && mask_in.channels() == 1, "thickness: the mask must be a non-empty single-channel image");
   NEPHRO_CHECK(mask_in.cols >= 3 && mask_in.rows >= 3, "thickness: the mask is smaller than 3x3 pixels");
   NEPHRO_CHECK(o.sample_spacing_px > 0, "sample spacing must be > 0 px");
+  NEPHRO_CHECK(o.short_factor >= 0.0 && o.short_factor < 1.0, "short factor must be in [0, 1) (got ", o.short_factor,
+               ")");
   NEPHRO_CHECK(o.tangential_factor > 1.0, "tangential factor must be > 1 (got ", o.tangential_factor, ")");
   NEPHRO_CHECK(o.max_angle_deg > 0 && o.max_angle_deg < 90, "max angle must be in (0, 90) degrees");
   NEPHRO_CHECK(o.smoothing_sigma_px >= 0, "smoothing sigma must be >= 0");
@@ -403,6 +405,10 @@ ThicknessResult measure_thickness(const cv::Mat& mask_in, const ThicknessOptions
         if (!samples[i0 + k].m.excluded && samples[i0 + k].m.width_px > o.tangential_factor * med) {
           samples[i0 + k].m.excluded = true;
           samples[i0 + k].m.reason = "tangential";
+        } else if (!samples[i0 + k].m.excluded && samples[i0 + k].m.width_px < o.short_factor * med) {
+          // A chord across a bump or notch of the outline, not across the membrane.
+          samples[i0 + k].m.excluded = true;
+          samples[i0 + k].m.reason = "short";
         }
       }
       i0 = i1;

@@ -17,59 +17,14 @@
 #include "nephroseg/io/calibration.h"
 #include "nephroseg/io/dm.h"
 #include "nephroseg/io/image.h"
+#include "support/calibrated_files.h"
 #include "support/golden.h"
 
 using namespace nephroseg;
 
 namespace {
 
-// ---- A small DM writer (big-endian tag headers, little-endian data), independent of
-// the reader: it follows the published layout directly.
-struct DmWriter {
-  bool dm4 = true;
-  std::string out;
-
-  void be(uint64_t v, int n) {
-    for (int i = n - 1; i >= 0; --i) out += static_cast<char>((v >> (8 * i)) & 0xFF);
-  }
-  void count(uint64_t v) { be(v, dm4 ? 8 : 4); }
-  void le(uint64_t v, int n) {
-    for (int i = 0; i < n; ++i) out += static_cast<char>((v >> (8 * i)) & 0xFF);
-  }
-  void label(const std::string& l) {
-    be(l.size(), 2);
-    out += l;
-    if (dm4) be(0, 8);  // tag byte length: the reader does not need it
-  }
-  void group(const std::string& l, uint64_t ntags) {
-    out += static_cast<char>(20);
-    label(l);
-    out += '\0';
-    out += '\0';
-    count(ntags);
-  }
-  void data_header(const std::string& l, const std::vector<uint64_t>& info) {
-    out += static_cast<char>(21);
-    label(l);
-    out += "%%%%";
-    count(info.size());
-    for (uint64_t v : info) count(v);
-  }
-  void u32(const std::string& l, uint32_t v) {
-    data_header(l, {5});
-    le(v, 4);
-  }
-  void f32(const std::string& l, float v) {
-    data_header(l, {6});
-    uint32_t w;
-    std::memcpy(&w, &v, 4);
-    le(w, 4);
-  }
-  void text(const std::string& l, const std::u16string& s) {
-    data_header(l, {20, 4, s.size()});
-    for (char16_t c : s) le(c, 2);
-  }
-};
+using test::DmWriter;  // tests/support/calibrated_files.h
 
 struct Synthetic {
   bool dm4 = true;
@@ -85,12 +40,7 @@ struct Synthetic {
 std::string make_dm(const Synthetic& s) {
   DmWriter w;
   w.dm4 = s.dm4;
-  w.be(s.dm4 ? 4 : 3, 4);
-  w.be(0, s.dm4 ? 8 : 4);
-  w.be(1, 4);  // little-endian data
-  w.out += '\1';
-  w.out += '\0';
-  w.count(1);  // root: ImageList
+  w.begin(1);  // root: ImageList
   w.group("ImageList", 1);
   w.group("", 2);  // the one image: ImageData, ImageTags
   w.group("ImageData", 4);

@@ -14,6 +14,7 @@
 #include "nephroseg/core/shard.h"
 #include "nephroseg/gbmseg/prompt_names.h"
 #include "nephroseg/io/csv.h"
+#include "nephroseg/measure/reference.h"
 
 namespace nephroseg::cli {
 namespace {
@@ -26,7 +27,11 @@ struct GbmSegParams {
   ModelSelection dinov2{"", "vitg14", ""};
   ModelSelection sam{"", "vit_l", ""};
   // Data.
-  std::string reference_image, reference_mask, target, ground_truth, out;
+  std::vector<std::string> reference_images, reference_masks;
+  std::string target, ground_truth, out;
+  // Thickness.
+  bool measure = false, no_measure = false;
+  std::string nm_per_pixel = "auto", thickness_range = measure::default_reference_id();
   // Prompt engineering.
   std::string preset = "authors-code", ablation;
   int size = 560;
@@ -100,6 +105,8 @@ void report(const backends::GbmSegBatchEvent& e) {
     if (r.status == "ok") {
       status = detail::concat(r.n_pos, " pos / ", r.n_neg, " neg");
       if (r.metrics) status += ", Dice " + io::format_fixed(r.metrics->dice, 4);
+      if (r.thickness && r.thickness->note.empty())
+        status += ", GBM " + io::format_fixed(r.thickness->reference_value_nm, 0) + " nm (" + r.thickness->verdict + ")";
       status += " (" + io::format_fixed(r.t_total, 1) + " s)";
     }
     log_info("gbmseg [", e.index + 1, "/", e.total, "] ", r.name, ": ", status);
@@ -115,8 +122,19 @@ int run_gbmseg(const GbmSegParams& p, const Overrides& o) {
   b.pipeline.largest_contour = p.largest_contour;
   b.features = model_spec(p.features, "dinov2", p.dinov2, "--dinov2-checkpoint", "--features");
   b.segmenter = model_spec(p.segmenter, "sam", p.sam, "--sam-checkpoint", "--segmenter");
-  b.reference_image = p.reference_image;
-  b.reference_mask = p.reference_mask;
+  if (p.reference_images.size() != p.reference_masks.size())
+    throw UsageError(detail::concat("--reference-image is given ", p.reference_images.size(),
+                                    " time(s) but --reference-mask ", p.reference_masks.size(),
+                                    " time(s): give one mask per reference image (or two folders)"));
+  for (size_t i = 0; i < p.reference_images.size(); ++i)
+    b.references.push_back({p.reference_images[i], p.reference_masks[i]});
+  b.reference_image = p.reference_images.front();
+  b.reference_mask = p.reference_masks.front();
+  if (p.measure && p.no_measure) throw UsageError("--measure and --no-measure exclude each other");
+  using Mode = backends::GbmSegMeasureOptions::Mode;
+  b.measure.mode = p.measure ? Mode::kOn : p.no_measure ? Mode::kOff : Mode::kAuto;
+  b.measure.nm_per_pixel = p.nm_per_pixel;
+  b.measure.range = measure::find_reference_range(p.thickness_range);
   b.targets = p.target;
   b.ground_truth = p.ground_truth;
   b.out_dir = p.out;
@@ -137,6 +155,13 @@ int run_gbmseg(const GbmSegParams& p, const Overrides& o) {
   if (!b.shard.whole())
     log_info("gbmseg: shard ", b.shard.text(), ": ", r.targets.size(), " of ", r.inputs_total, " target(s)",
              r.reference_from_cache ? "; reference features from reference.features.npy" : "");
+  if (r.references > 1) log_info("gbmseg: ", r.references, " references pooled");
+  if (r.measured) {
+    int n = 0;
+    for (const auto& t : r.targets) n += t.thickness && t.thickness->note.empty();
+    log_info("gbmseg: thickness measured in ", n, " of ", r.targets.size(), " target(s)",
+             r.report_html.empty() ? std::string() : " -> " + r.report_html);
+  }
   log_info("gbmseg: ", r.segmented, " segmented, ", r.skipped, " skipped, ", r.failed, " failed -> ", r.summary_csv);
   if (r.failed > 0) {
     log_message(LogLevel::kError, detail::concat(r.failed, " of ", r.targets.size(), " target(s) failed (see ",
@@ -169,9 +194,15 @@ Runner setup(CLI::App& app) {
   sam.aliases = {"--sam"};
   add_model_options(app, p->sam, sam);
   // Data.
-  app.add_option("--reference-image", p->reference_image, "reference image")->required();
-  app.add_option("--reference-mask", p->reference_mask, "GBM mask of the reference image (non-zero = GBM)")
-      ->required();
+  app.add_option("--reference-image", p->reference_images,
+                 "reference image, or a folder of them; repeat to pool several references (few-shot)")
+      ->required()
+      ->allow_extra_args(false);
+  app.add_option("--reference-mask", p->reference_masks,
+                 "GBM mask of the reference image (non-zero = GBM), or a folder paired by file name; one per "
+                 "--reference-image")
+      ->required()
+      ->allow_extra_args(false);
   app.add_option("--target", p->target, "target image, or a folder of images")->required();
   app.add_option("--ground-truth", p->ground_truth,
                  "ground-truth mask (file), or folder of masks named like the targets: adds "
@@ -210,6 +241,17 @@ Runner setup(CLI::App& app) {
   app.add_flag("--largest-contour", p->largest_contour,
                "keep only the largest contour, filled (authors' max_contour; off in main.py)");
   app.add_flag("--overwrite", p->overwrite, "redo targets whose outputs exist");
+  // Thickness.
+  app.add_flag("--measure", p->measure,
+               "measure GBM thickness in every mask; each target needs a pixel size (default: measure when a "
+               "pixel size is known)");
+  app.add_flag("--no-measure", p->no_measure, "do not measure thickness");
+  app.add_option("--nm-per-pixel", p->nm_per_pixel,
+                 "pixel size of the targets: auto = each file's calibration (DM, OME-XML, ImageJ, TIFF tags), or nm")
+      ->capture_default_str();
+  app.add_option("--thickness-range", p->thickness_range,
+                 "reference range for the thin/normal/thick verdict (ids: nephroseg measure --list-references)")
+      ->capture_default_str();
   app.add_option("--shard", p->shard,
                  "K/N: segment only targets i with i mod N = K-1 (sorted by name); auto: from the Slurm job "
                  "array (SLURM_ARRAY_TASK_*). Then run `nephroseg merge OUT`");

@@ -88,6 +88,9 @@ Runner setup_measure(CLI::App& app) {
   app.add_option("--tangential-factor", p->thickness.tangential_factor,
                  "exclude widths above this factor x the local median")
       ->capture_default_str();
+  app.add_option("--short-factor", p->thickness.short_factor,
+                 "exclude OI chords below this factor x the local median (bumps of the outline; 0 = keep all)")
+      ->capture_default_str();
   app.add_option("--smoothing-sigma", p->thickness.smoothing_sigma_px, "Gaussian sigma for the sub-pixel boundary (px)")
       ->capture_default_str();
   app.add_option("--max-angle", p->thickness.max_angle_deg, "OI ray cone half-angle (degrees)")->capture_default_str();

@@ -16,10 +16,16 @@
 //                        the backends, the timings)
 //   <name>.overlay.png   the mask (yellow) and the prompts (positives green, negatives red)
 //                        on the image at the mask's size
+//   <name>.thickness.png (when measuring, see below) the prompts overlay beside the
+//                        thickness map (measure/thickness_map.h: the membrane coloured
+//                        by its local width, colour bar in nm, scale bar)
 //   summary.csv          one row per target (+ a "mean" row with ground truth); see
 //                        write_gbmseg_summary
 //   run.json             reference, backends, preset, options, counts, load times (only
 //                        when something was segmented)
+//   report.html          (when measuring) self-contained: per-target thickness table, a
+//                        box plot of each target's local widths against the reference
+//                        range, and every thickness picture
 // <name> is the target's file stem. The mask is written last: a target whose three files
 // exist is finished and is skipped (its row re-read from the files) unless overwrite.
 // A target that fails is recorded (status "failed", the message) and the batch goes on.
@@ -27,6 +33,24 @@
 // (remove_stale_temporaries in core/atomic_file.h).
 // Inputs are checked before anything is loaded or written; bad inputs throw
 // nephroseg::Error and leave out_dir untouched.
+//
+// Thickness (GbmSegMeasureOptions; `gbmseg --measure`): each written mask is measured
+// as `nephroseg measure` does (measure/thickness.h) at the target's original size, with
+// the target file's own pixel size (DM, OME-XML, ImageJ, TIFF resolution tags) or
+// --nm-per-pixel. Mode kAuto (the default) measures when a pixel size is known for at
+// least one target of the run (targets without one get empty thickness cells); kOn
+// requires one for every target and says which lacks it before anything is loaded;
+// kOff never measures. The numbers go into summary.csv (thickness columns), into
+// <name>.prompts.json ("thickness") and into report.html. A mask with nothing to
+// measure (empty, or no background) gets a note instead of numbers, not a failure.
+//
+// Few-shot references: `references` lists several reference image + mask pairs (or one
+// pair of folders, paired by file stem); they are pooled (GbmSegPipeline::add_reference).
+// One reference is the one-shot GBMSeg of the paper, unchanged.
+//
+// Input images of 16 or 32 bits or floating point (DM files, 16-bit TIFF) are mapped
+// to 8-bit by io::to_rgb8's rule (the [p0.5, p99.5] percentile window); the record's
+// "input" object says which rule was applied.
 //
 // This runner lives in the backends area (not gbmseg/) because it builds any backend by
 // name, the weight-free ones included (register_builtin_backends), and it needs the
@@ -47,6 +71,7 @@
 // called on the calling thread.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
 #include <opencv2/core/mat.hpp>
 
 #include <cmath>
@@ -62,12 +87,31 @@
 #include "nephroseg/gbmseg/pipeline.h"
 #include "nephroseg/gbmseg/prompt_names.h"
 #include "nephroseg/io/inputs.h"
+#include "nephroseg/measure/reference.h"
+#include "nephroseg/measure/thickness.h"
 
 namespace nephroseg::backends {
 
+/// One reference image and its GBM mask (files), or two folders paired by file stem.
+struct ReferenceFiles {
+  std::string image, mask;
+};
+
+/// Thickness in a GBMSeg run (see the header comment).
+struct GbmSegMeasureOptions {
+  enum class Mode { kAuto, kOn, kOff };
+  Mode mode = Mode::kAuto;
+  std::string nm_per_pixel = "auto";  ///< "auto" = each target file's calibration, or a number
+  measure::ReferenceRange range = measure::find_reference_range(measure::default_reference_id());
+  measure::ThicknessOptions thickness;  ///< nm_per_pixel is set per target
+};
+
 struct GbmSegBatchOptions {
-  std::string reference_image;  ///< any image; read as RGB
+  std::string reference_image;  ///< any image (or a folder); read as RGB
   std::string reference_mask;   ///< 8-bit 1-4 channels kept raw (patch rule), others binarised
+  /// Few-shot: when non-empty, these references are pooled and reference_image /
+  /// reference_mask are ignored. Each entry is two files or two folders (paired by stem).
+  std::vector<ReferenceFiles> references;
   std::string targets;          ///< an image or a folder of images (io::list_inputs)
   std::string ground_truth;     ///< "" = none; a mask, or a folder paired by stem
   /// When non-empty, these targets (InputItem::partner = ground truth, "" none) are used
@@ -89,6 +133,22 @@ struct GbmSegBatchOptions {
   gbmseg::PipelineOptions pipeline;
   bool overwrite = false;  ///< redo targets whose outputs exist
   Shard shard;             ///< this process's part of the targets (default: all)
+  GbmSegMeasureOptions measure;
+};
+
+/// The reference pairs a batch pools, files only (folders expanded, paired by stem, in
+/// name order). Throws naming what is missing or unpaired.
+std::vector<ReferenceFiles> list_references(const GbmSegBatchOptions& options);
+
+/// The thickness of one target's mask (all lengths in nm).
+struct GbmSegThickness {
+  double nm_per_pixel = 0;
+  std::string calibration_source;       ///< "option", "dm", "ome-xml", "imagej", "tiff-resolution"
+  measure::WidthStats oi, direct;       ///< raw 2-D intercepts / medial-axis widths, nm
+  double oi_harmonic_3d_nm = NAN;       ///< OI harmonic mean x 8/(3 pi)
+  double reference_value_nm = NAN;      ///< the value the range is compared with
+  std::string verdict;                  ///< "thin" | "normal" | "thick"; "" with a note
+  std::string note;                     ///< why nothing was measured ("" when measured)
 };
 
 /// One row of summary.csv.
@@ -100,6 +160,7 @@ struct GbmSegTargetRecord {
   int n_pos = -1, n_neg = -1, n_warnings = -1;  ///< -1 = unknown
   double t_features = NAN, t_prompts = NAN, t_segment = NAN, t_total = NAN;  ///< seconds
   std::optional<eval::MaskMetrics> metrics;  ///< with ground truth
+  std::optional<GbmSegThickness> thickness;  ///< when measured (a pixel size was known)
   /// The masks the metrics compared (prediction at the truth's size), for the
   /// authors' weighted Dice of the mean row.
   cv::Mat truth_mask, compared_mask;
@@ -124,6 +185,9 @@ struct GbmSegBatchResult {
   std::string summary_csv, run_json;         ///< paths; run_json "" when not written
   size_t inputs_total = 0;                   ///< targets before sharding
   bool reference_from_cache = false;         ///< shard mode: reference.features.npy reused
+  bool measured = false;                     ///< thickness columns written (see measure)
+  int references = 0;                        ///< pooled references (0: nothing segmented)
+  std::string report_html;                   ///< "" when not written
 };
 
 /// What the callback hears, in this order: kModelsReady once (only when a target is
@@ -149,12 +213,28 @@ using GbmSegBatchCallback = std::function<void(const GbmSegBatchEvent&)>;
 GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& options, const GbmSegBatchCallback& callback = {});
 
 /// Writes summary.csv. Columns: name, target, status, message, width, height, mask,
-/// n_pos, n_neg, n_warnings, features_s, prompts_s, segment_s, total_s; with ground
-/// truth also ground_truth, dice, iou, precision, recall, dice_authors_weighted_mean,
-/// miou_authors, filled only in the last row ("mean", whose message says over how many
-/// images). Unknown values are empty cells. Returns the means (nullopt without metrics).
+/// n_pos, n_neg, n_warnings, features_s, prompts_s, segment_s, total_s; with thickness
+/// also nm_per_pixel, calibration_source, thickness_oi_harmonic_3d_nm,
+/// thickness_direct_median_nm, thickness_direct_mean_nm, n_intercepts, thickness_class,
+/// thickness_note; with ground truth also ground_truth, dice, iou, precision, recall,
+/// dice_authors_weighted_mean, miou_authors, filled only in the last row ("mean", whose
+/// message says over how many images). Unknown values are empty cells. Returns the means
+/// (nullopt without metrics).
 std::optional<GbmSegMeans> write_gbmseg_summary(const std::string& path, const std::vector<GbmSegTargetRecord>& records,
-                                                bool with_ground_truth);
+                                                bool with_ground_truth, bool with_thickness = false);
+
+/// The "thickness" object of <name>.prompts.json, and back (nullopt when absent).
+nlohmann::json gbmseg_thickness_to_json(const GbmSegThickness& thickness, const measure::ReferenceRange& range);
+std::optional<GbmSegThickness> gbmseg_thickness_from_json(const nlohmann::json& record);
+
+/// Measures one written mask (at the target's original size) with `pixel_size_nm`
+/// (> 0): the numbers, or a note when the mask has nothing to measure.
+GbmSegThickness measure_gbmseg_mask(const cv::Mat& mask, double pixel_size_nm, const std::string& source,
+                                    const GbmSegMeasureOptions& options, measure::ThicknessResult* result = nullptr);
+
+/// report.html of a measured run (see the header comment); returns its path.
+std::string write_gbmseg_report(const std::string& out_dir, const std::vector<GbmSegTargetRecord>& records,
+                                const measure::ReferenceRange& range);
 
 /// Result of merge_gbmseg_shards.
 struct GbmSegMergeResult {
@@ -164,6 +244,7 @@ struct GbmSegMergeResult {
   std::vector<std::string> failed_names;  ///< "name: message"
   std::optional<GbmSegMeans> means;
   std::string summary_csv, run_json;
+  std::string report_html;  ///< "" when the run did not measure
 };
 
 /// Combines the shards of a sharded run in out_dir into summary.csv and run.json: the

@@ -5,6 +5,7 @@
 //   GbmSegPipeline pipe(make_feature_extractor(dino_spec), make_point_segmenter(sam_spec),
 //                       PromptOptions::authors_code());
 //   pipe.set_reference(reference_rgb, reference_mask);   // reference features: once
+//   pipe.add_reference(second_rgb, second_mask);         // optional: few-shot pooling
 //   for (const cv::Mat& target : targets) {
 //     SegmentResult r = pipe.segment(target);            // one feature pass + one SAM call
 //     write(r.mask);                                     // original size, 0/255
@@ -21,6 +22,14 @@
 //   6. the S x S mask is resized back to the target's original size (MaskResize).
 // The reference image and mask are resized to S x S the same way (the mask keeps its raw
 // values and channels: bicubic ringing matters for the "all non-zero" patch rule, §2/§4).
+//
+// Few-shot references (an extension; the authors' code loops over references but keeps
+// only the last result): add_reference() pools k references. Their features are stacked
+// into one [k*G*G, D] matrix (reference r's patch i is row r*G*G + i) and their fg / bg
+// patch sets are united with the same offsets, so forward matching runs from every
+// reference patch and backward matching looks for a target patch's nearest patch among
+// all k references; everything downstream is unchanged. With one reference this is
+// exactly the one-shot pipeline (the parity tests run through it).
 //
 // Thread-safety: set_reference() must not run concurrently with anything else;
 // segment() is const and may run concurrently if the backends allow it (the model
@@ -96,7 +105,14 @@ class GbmSegPipeline {
   /// see them, plus the reference features [G*G, D] (e.g. cached from an earlier run).
   void set_reference_working(const cv::Mat& image_working, const cv::Mat& mask_working,
                              const at::Tensor& features);
+  /// Adds one more reference to the pool (few-shot; see the header comment); same
+  /// arguments and checks as set_reference / set_reference_working. Requires a reference.
+  void add_reference(const cv::Mat& image_rgb, const cv::Mat& mask);
+  void add_reference_working(const cv::Mat& image_working, const cv::Mat& mask_working,
+                             const at::Tensor& features);
   bool has_reference() const { return ref_features_.defined(); }
+  /// Number of pooled references (0 before set_reference).
+  int reference_count() const { return static_cast<int>(ref_images_.size()); }
 
   /// Segments one target (CV_8UC3 RGB, any size). Requires set_reference().
   /// Never throws for the authors' crash cases (see SegmentResult::prompts.warnings);
@@ -107,19 +123,24 @@ class GbmSegPipeline {
   const PipelineOptions& pipeline_options() const { return pipeline_options_; }
   const PatchFeatureExtractor& feature_extractor() const { return *features_; }
   const PointPromptSegmenter& segmenter() const { return *segmenter_; }
-  /// Reference state (valid after set_reference).
-  const at::Tensor& reference_features() const { return ref_features_; }  ///< [G*G, D]
+  /// Reference state (valid after set_reference). With k pooled references the
+  /// features are [k*G*G, D] and the patch sets index them (offset r*G*G).
+  const at::Tensor& reference_features() const { return ref_features_; }  ///< [k*G*G, D]
   const PatchSets& reference_patch_sets() const { return ref_sets_; }
-  const cv::Mat& reference_image_working() const { return ref_image_; }  ///< S x S RGB
-  const cv::Mat& reference_mask_working() const { return ref_mask_; }    ///< S x S, raw
-  double reference_seconds() const { return ref_seconds_; }  ///< time of set_reference
+  /// The first reference, S x S (RGB / raw mask); `index` picks another one.
+  const cv::Mat& reference_image_working(int index = 0) const { return ref_images_.at(index); }
+  const cv::Mat& reference_mask_working(int index = 0) const { return ref_masks_.at(index); }
+  /// Seconds spent in set_reference + add_reference (feature passes included).
+  double reference_seconds() const { return ref_seconds_; }
 
  private:
   std::shared_ptr<PatchFeatureExtractor> features_;
   std::shared_ptr<PointPromptSegmenter> segmenter_;
   PromptOptions options_;
   PipelineOptions pipeline_options_;
-  cv::Mat ref_image_, ref_mask_;
+  void append_reference(const cv::Mat& image_working, const cv::Mat& mask_working, const at::Tensor& features);
+
+  std::vector<cv::Mat> ref_images_, ref_masks_;  // one per pooled reference
   at::Tensor ref_features_;
   PatchSets ref_sets_;
   double ref_seconds_ = 0.0;

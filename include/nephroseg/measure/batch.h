@@ -25,6 +25,7 @@
 
 #include "nephroseg/core/shard.h"
 #include "nephroseg/io/mask.h"
+#include "nephroseg/measure/pixel_size.h"
 #include "nephroseg/measure/reference.h"
 #include "nephroseg/measure/thickness.h"
 
@@ -49,10 +50,6 @@ struct MeasureBatchResult {
   size_t files_written = 0;
   std::string summary_csv, run_json;
 };
-
-/// Parses the --nm-per-pixel text: "auto" gives 0; else a positive finite number, or
-/// an error naming the option.
-double parse_nm_per_pixel_option(const std::string& text);
 
 MeasureBatchResult run_measure_batch(const MeasureBatchOptions& options, const std::string& out_dir);
 

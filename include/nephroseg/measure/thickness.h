@@ -13,7 +13,10 @@
 //    inward normal, minimised over the angle). Chords longer than
 //    tangential_factor x the local median (median of the samples within max(local_window
 //    samples, 8 median widths) along the same boundary curve) are tangentially cut stretches or contacts: excluded and
-//    counted. Samples closer than border_margin_px to the image edge, and rays that
+//    counted. Chords shorter than short_factor x the local median cross a bump or a
+//    notch of the outline (a segmented mask's ragged edge, a foot process), not the
+//    membrane: excluded too ("short"). The harmonic mean is dominated by its smallest
+//    values, so a few such chords would pull it far down. Samples closer than border_margin_px to the image edge, and rays that
 //    leave the image, are dropped (counted as "truncated").
 //    OI samples within one median width (+2 px) of a membrane end (a skeleton end point)
 //    measure the end cap and are excluded ("end"); a chord counts only when its midpoint
@@ -59,6 +62,7 @@ struct ThicknessOptions {
   double max_angle_deg = 60.0;       ///< OI: ray cone half-angle around the inward normal
   double max_chord_px = 0.0;         ///< longest chord followed; 0 = half the image diagonal
   double tangential_factor = 1.5;    ///< exclude widths > factor x local median
+  double short_factor = 0.5;         ///< OI: exclude chords < factor x local median (0 = keep all)
   int local_window = 12;             ///< min. neighbours (OI samples / px) each side for the local median
   double border_margin_px = 2.0;     ///< OI samples this close to the image edge are skipped
   double spur_length_factor = 1.0;   ///< direct: prune end branches shorter than factor x width
@@ -71,7 +75,7 @@ struct ThicknessMeasurement {
   double width_px = 0.0;
   int segment = -1;           ///< OI: boundary curve index; direct: skeleton segment id
   bool excluded = false;
-  std::string reason;         ///< "" or "tangential", "end", "junction"
+  std::string reason;         ///< "" or "tangential", "short", "end", "junction"
 };
 
 /// Statistics of the included widths of one estimator (pixels).
