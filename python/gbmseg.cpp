@@ -10,6 +10,7 @@
 #include "nephroseg/gbmseg/pipeline.h"
 #include "nephroseg/gbmseg/prompt_overrides.h"
 #include "nephroseg/io/tensor_mat.h"
+#include "nephroseg/measure/reference.h"
 #include "nephroseg/sam/sam.h"
 
 namespace nephroseg::python {
@@ -210,6 +211,22 @@ py::dict record_to_dict(const backends::GbmSegTargetRecord& r) {
   d["n_neg"] = r.n_neg;
   d["n_warnings"] = r.n_warnings;
   d["total_s"] = r.t_total;
+  if (r.thickness) {
+    const backends::GbmSegThickness& t = *r.thickness;
+    py::dict th;
+    th["nm_per_pixel"] = t.nm_per_pixel;
+    th["calibration_source"] = t.calibration_source;
+    th["oi_harmonic_3d_nm"] = t.oi_harmonic_3d_nm;
+    th["oi_harmonic_2d_nm"] = t.oi.harmonic_mean;
+    th["direct_median_nm"] = t.direct.median;
+    th["direct_mean_nm"] = t.direct.mean;
+    th["n_intercepts"] = t.oi.n;
+    th["class"] = t.verdict;
+    th["note"] = t.note;
+    d["thickness"] = th;
+  } else {
+    d["thickness"] = py::none();
+  }
   if (r.metrics) {
     d["dice"] = r.metrics->dice;
     d["iou"] = r.metrics->iou;
@@ -261,6 +278,21 @@ void bind_gbmseg(py::module_& m) {
           py::arg("image"), py::arg("mask"),
           "Sets the reference: HxWx3 uint8 RGB and its GBM mask (uint8 HxW or HxWxC, raw values\n"
           "kept as the CLI reads them; bool becomes 0/255). Computes the reference features.")
+      .def(
+          "add_reference",
+          [](PyGbmSeg& self, const py::handle& image, const py::handle& mask) {
+            py::object keep_img, keep_mask;
+            const cv::Mat img = image_arg(image, "image", keep_img, 3);
+            const cv::Mat msk = reference_mask_arg(mask, keep_mask);
+            py::gil_scoped_release release;
+            self.pipeline->add_reference(img, msk);
+          },
+          py::arg("image"), py::arg("mask"),
+          "Adds one more reference to the pool (few-shot; after set_reference): forward and\n"
+          "backward matching then run against every pooled reference patch.")
+      .def_property_readonly(
+          "reference_count", [](const PyGbmSeg& s) { return s.pipeline->reference_count(); },
+          "number of pooled references")
       .def(
           "set_reference_working",
           [](PyGbmSeg& self, const py::handle& image_working, const py::handle& mask_working,
@@ -317,8 +349,20 @@ void bind_gbmseg(py::module_& m) {
          const std::string& sam_checkpoint, const std::string& sam_type, const std::string& sam_config,
          const std::string& ground_truth, const std::string& preset,
          const std::string& ablation, const py::object& options, const std::string& mask_resize,
-         bool resize_to_original, bool largest_contour, bool overwrite, const py::object& progress) {
+         bool resize_to_original, bool largest_contour, bool overwrite, const py::object& progress,
+         const std::vector<std::pair<std::string, std::string>>& more_references, const std::string& measure_mode,
+         const std::string& nm_per_pixel, const std::string& thickness_range) {
         backends::GbmSegBatchOptions b;
+        using Mode = backends::GbmSegMeasureOptions::Mode;
+        NEPHRO_CHECK(measure_mode == "auto" || measure_mode == "on" || measure_mode == "off",
+                     "gbmseg_batch: measure must be 'auto', 'on' or 'off' (got '", measure_mode, "')");
+        b.measure.mode = measure_mode == "on" ? Mode::kOn : measure_mode == "off" ? Mode::kOff : Mode::kAuto;
+        b.measure.nm_per_pixel = nm_per_pixel;
+        if (!thickness_range.empty()) b.measure.range = measure::find_reference_range(thickness_range);
+        if (!more_references.empty()) {
+          b.references.push_back({reference_image, reference_mask});
+          for (const auto& [img, msk] : more_references) b.references.push_back({img, msk});
+        }
         gbmseg::PromptPreset p;
         std::optional<gbmseg::AblationRow> row;
         b.prompts = gbmseg::resolve_prompt_options(overrides_arg(preset, ablation, options), &p, &row);
@@ -366,6 +410,8 @@ void bind_gbmseg(py::module_& m) {
         d["failed"] = r.failed;
         d["summary_csv"] = r.summary_csv;
         d["run_json"] = r.run_json;
+        d["report_html"] = r.report_html;
+        d["references"] = r.references;
         d["warnings"] = r.warnings;
         d["features"] = r.features_name;
         d["segmenter"] = r.segmenter_name;
@@ -390,6 +436,8 @@ void bind_gbmseg(py::module_& m) {
       py::arg("ground_truth") = "", py::arg("preset") = "", py::arg("ablation") = "", py::arg("options") = py::none(),
       py::arg("mask_resize") = "nearest", py::arg("resize_to_original") = true, py::arg("largest_contour") = false,
       py::arg("overwrite") = false, py::arg("progress") = py::none(),
+      py::arg("more_references") = std::vector<std::pair<std::string, std::string>>{}, py::arg("measure") = "auto",
+      py::arg("nm_per_pixel") = "auto", py::arg("thickness_range") = "",
       "GBMSeg on a folder (or one image), exactly as `nephroseg gbmseg`: writes <name>.png,\n"
       "<name>.prompts.json, <name>.overlay.png, summary.csv and run.json (atomically) under\n"
       "out_dir, resumes (targets with outputs are skipped unless overwrite), records failures.\n"

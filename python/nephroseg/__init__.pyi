@@ -96,6 +96,9 @@ class GbmSeg:
         largest_contour: bool = False,
     ) -> None: ...
     def set_reference(self, image: npt.NDArray[np.uint8], mask: npt.NDArray[Any]) -> None: ...
+    def add_reference(self, image: npt.NDArray[np.uint8], mask: npt.NDArray[Any]) -> None: ...
+    @property
+    def reference_count(self) -> int: ...
     def set_reference_working(
         self,
         image_working: npt.NDArray[np.uint8],
@@ -141,6 +144,10 @@ def gbmseg_batch(
     largest_contour: bool = False,
     overwrite: bool = False,
     progress: Optional[Callable[[int, int, Dict[str, Any]], None]] = None,
+    more_references: Sequence[Tuple[str, str]] = (),
+    measure: str = "auto",
+    nm_per_pixel: str = "auto",
+    thickness_range: str = "",
 ) -> Dict[str, Any]: ...
 
 class GlomSam:

@@ -1,6 +1,7 @@
 """GbmSeg / gbmseg_batch: the same points, prompt stages and masks as `nephroseg gbmseg`
 on the golden tiny DINOv2 + SAM, and reference features reusable across objects."""
 import json
+import pathlib
 
 import numpy as np
 import pytest
@@ -135,3 +136,26 @@ def test_bad_options(models):
         g.segment(np.zeros((20, 20, 3), np.uint8))
     with pytest.raises(ValueError, match="features must be"):
         nephroseg.GbmSeg(3, sam)
+
+
+def test_batch_measures_and_pools_references(data, tmp_path):
+    # Weight-free backends: no model files needed. The phantoms are PNG (no calibration).
+    ref, ref_mask, targets = str(data / "ref.png"), str(data / "ref_mask.png"), str(data / "targets")
+    with pytest.raises(ValueError, match="no pixel size for"):
+        nephroseg.gbmseg_batch(ref, ref_mask, targets, str(tmp_path / "x"), features="classical",
+                               segmenter="classical", measure="on")
+    assert not (tmp_path / "x").exists()
+    res = nephroseg.gbmseg_batch(ref, ref_mask, targets, str(tmp_path / "m"), features="classical",
+                                 segmenter="classical", measure="on", nm_per_pixel="10",
+                                 more_references=[(ref, ref_mask)])
+    assert res["references"] == 2 and res["segmented"] == 2
+    for rec in res["targets"]:
+        th = rec["thickness"]
+        assert th["calibration_source"] == "option" and th["nm_per_pixel"] == 10
+        assert th["class"] in ("thin", "normal", "thick") and th["n_intercepts"] > 0
+        assert th["direct_median_nm"] > 0
+        assert (tmp_path / "m" / f"{rec['name']}.thickness.png").is_file()
+    assert pathlib.Path(res["report_html"]).is_file()
+    with pytest.raises(ValueError, match="measure must be"):
+        nephroseg.gbmseg_batch(ref, ref_mask, targets, str(tmp_path / "y"), features="classical",
+                               segmenter="classical", measure="yes")
