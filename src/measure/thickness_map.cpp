@@ -167,14 +167,14 @@ cv::Mat draw_thickness_map(const cv::Mat& image, const cv::Mat& mask, const Thic
   cv::Mat canvas(H + top, W + bar_w + label_w + 2 * pad, CV_8UC3, cv::Scalar(255, 255, 255));
   canvas_img.copyTo(canvas(cv::Rect(0, top, W, H)));
   if (!o.title.empty()) text(canvas, o.title, cv::Point(pad, static_cast<int>(26 * font) + 4), font, cv::Scalar(0, 0, 0));
-  const int bx = W + pad, by0 = top + pad + static_cast<int>(20 * font), by1 = top + H - pad;
+  const int bx = W + pad, by0 = top + pad + static_cast<int>(36 * font), by1 = top + H - pad;
   auto ypix = [&](double v) { return by1 - static_cast<int>(std::lround((v - lo) / (hi - lo) * (by1 - by0))); };
   for (int y = by0; y <= by1; ++y) {
     const cv::Vec3b c = turbo(static_cast<double>(by1 - y) / std::max(1, by1 - by0));
     cv::line(canvas, cv::Point(bx, y), cv::Point(bx + bar_w, y), cv::Scalar(c[0], c[1], c[2]));
   }
   cv::rectangle(canvas, cv::Point(bx, by0), cv::Point(bx + bar_w, by1), cv::Scalar(0, 0, 0), 1);
-  text(canvas, "nm", cv::Point(bx, by0 - 6), font, cv::Scalar(0, 0, 0));
+  text(canvas, "nm", cv::Point(bx, by0 - static_cast<int>(16 * font)), font, cv::Scalar(0, 0, 0));
   const double step = tick_step(hi - lo);
   for (double v = std::ceil(lo / step) * step; v <= hi + 1e-9; v += step) {
     const int y = ypix(v);
