@@ -655,31 +655,35 @@ SlideRunResult run_slide(const std::string& slide_path, const std::string& out_d
       if (it != final_id.end()) m[k + 1] = it->second;
     }
   }
+  // The final id of work pixel (x, y) (0 outside the area or for filtered objects).
+  int cached_tile = -1;
+  const cv::Mat* lab = nullptr;
+  auto label_at = [&](int x, int y) -> uint32_t {
+    if (y < area.y || y >= area.y + area.height || x < area.x || x >= area.x + area.width) return 0u;
+    const int r = (y - area.y) / stride, c = (x - area.x) / stride;
+    const int ti = r * plan.cols + c;
+    if (local_to_final[ti].size() <= 1) return 0u;
+    if (ti != cached_tile) {
+      lab = &cache.get(ti);
+      cached_tile = ti;
+    }
+    return local_to_final[ti][lab->at<uint16_t>(y - (area.y + r * stride), x - (area.x + c * stride))];
+  };
+  // Rows of the work grid, or of level 0 (pixel centre (x + 0.5, y + 0.5) lies in work
+  // pixel floor((x + 0.5) / scale)).
+  const bool at_level0 = o.labels_at_level0 && std::abs(res.scale - 1.0) > 1e-12;
+  auto work_of = [&](int v) { return static_cast<int>(std::floor((v + 0.5) / res.scale)); };
   auto label_at_rows = [&](int y, int x0, int step, int count, uint32_t* out) {
-    // Row y of the work grid, pixels x0, x0 + step, ... (count of them).
-    std::fill(out, out + count, 0u);
-    if (y < area.y || y >= area.y + area.height) return;
-    const int r = (y - area.y) / stride;
-    int cached_tile = -1;
-    const cv::Mat* lab = nullptr;
+    const int yw = at_level0 ? work_of(y) : y;
     for (int k = 0; k < count; ++k) {
       const int x = x0 + k * step;
-      if (x < area.x || x >= area.x + area.width) continue;
-      const int c = (x - area.x) / stride;
-      const int ti = r * plan.cols + c;
-      if (local_to_final[ti].size() <= 1) continue;
-      if (ti != cached_tile) {
-        lab = &cache.get(ti);
-        cached_tile = ti;
-      }
-      const int v = lab->at<uint16_t>(y - (area.y + r * stride), x - (area.x + c * stride));
-      out[k] = local_to_final[ti][v];
+      out[k] = label_at(at_level0 ? work_of(x) : x, yw);
     }
   };
   LabelPyramidSpec spec;
-  spec.width = work_size.width;
-  spec.height = work_size.height;
-  spec.mpp = res.work_mpp;
+  spec.width = at_level0 ? static_cast<int>(w0) : work_size.width;
+  spec.height = at_level0 ? static_cast<int>(h0) : work_size.height;
+  spec.mpp = at_level0 ? res.mpp0 : res.work_mpp;
   spec.name = image_name;
   write_label_pyramid((fs::path(out_dir) / "labels.ome.tif").string(), spec, label_at_rows);
   io::write_png((fs::path(out_dir) / "thumbnail.png").string(), overlay);
@@ -711,6 +715,10 @@ SlideRunResult run_slide(const std::string& slide_path, const std::string& out_d
   run["object_type"] = type_name;
   run["counts"] = {{"components", result.components}, {"objects", static_cast<int>(kept.size())}};
   run["outputs"] = {"objects.geojson", "objects.tsv", "labels.ome.tif", "thumbnail.png"};
+  run["labels"] = {{"resolution", at_level0 || std::abs(res.scale - 1.0) <= 1e-12 ? "level0" : "work"},
+                   {"width", spec.width},
+                   {"height", spec.height},
+                   {"mpp", spec.mpp}};
   run["timings_s"] = {{"thumbnail_tissue", thumb_s}, {"tiles", tiles_s}, {"tiles_processed_now", result.tiles_processed},
                       {"stitch", stitch_s}, {"outputs", out_s}, {"total", seconds_since(t_start)}};
   write_file_atomically((fs::path(out_dir) / "run.json").string(), run.dump(2) + "\n");

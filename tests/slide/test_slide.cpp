@@ -327,9 +327,9 @@ TEST(SlideResolution, CoarserWorkResolutionKeepsLevel0GeometryAndMicrons) {
     EXPECT_DOUBLE_EQ(r.work_mpp, 1.0);
     ASSERT_EQ(r.objects.size(), kObjects.size());
     const cv::Mat labels = t::read_label_level(out + "/labels.ome.tif", 0);
-    EXPECT_EQ(labels.size(), cv::Size(1500, 1300)) << "labels at the work resolution";
+    EXPECT_EQ(labels.size(), cv::Size(3000, 2600)) << "labels at level 0 (the default)";
     for (size_t i = 0; i < kObjects.size(); ++i) {
-      const int id = labels.at<int>(kObjects[i].center / 2);
+      const int id = labels.at<int>(kObjects[i].center);
       ASSERT_GT(id, 0);
       const auto& o = r.objects[id - 1];
       EXPECT_NEAR(o.centroid_x, kObjects[i].center.x + 0.5, 2.0) << "level-0 pixels, object " << i;
@@ -338,6 +338,20 @@ TEST(SlideResolution, CoarserWorkResolutionKeepsLevel0GeometryAndMicrons) {
       EXPECT_NEAR(o.area_um2, area_um2, 0.04 * area_um2) << "object " << i;
     }
   }
+  // --labels-at work: the work grid, the same ids (nearest downsampling of the above).
+  slide::SlideRunOptions work;
+  work.mpp = 1.0;
+  work.labels_at_level0 = false;
+  slide::run_slide(path, dir + "/work", *seg, work);
+  const cv::Mat small = t::read_label_level(dir + "/work/labels.ome.tif", 0);
+  const cv::Mat full = t::read_label_level(dir + "/mpp/labels.ome.tif", 0);
+  ASSERT_EQ(small.size(), cv::Size(1500, 1300));
+  int differ = 0;
+  for (int y = 0; y < small.rows; ++y)
+    for (int x = 0; x < small.cols; ++x)  // level-0 pixels 2x, 2x + 1 lie in work pixel x
+      differ += small.at<int>(y, x) != full.at<int>(2 * y + 1, 2 * x + 1) ||
+                small.at<int>(y, x) != full.at<int>(2 * y, 2 * x);
+  EXPECT_EQ(differ, 0);
   slide::SlideRunOptions both;
   both.mpp = 1.0;
   both.magnification = 10.0;

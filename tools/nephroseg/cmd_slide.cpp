@@ -24,7 +24,7 @@ namespace {
 
 struct SlideParams {
   std::string slide, out, segmenter = "classical", checkpoint, model_config, roi, channels, tissue = "auto",
-                          object_type = "annotation", shard;
+                          object_type = "annotation", shard, labels_at = "level0";
   slide::SlideRunOptions options;
   bool tile_given = false;
 };
@@ -83,6 +83,9 @@ int run_slide_cmd(SlideParams& p) {
   slide::SlideRunOptions opt = p.options;
   opt.tissue.mode = slide::tissue_mode_names().parse(p.tissue, "--tissue");
   opt.object_type = slide::object_type_names().parse(p.object_type, "--object-type");
+  NEPHRO_CHECK(p.labels_at == "level0" || p.labels_at == "work", "--labels-at must be 'level0' or 'work' (got '",
+               p.labels_at, "')");
+  opt.labels_at_level0 = p.labels_at == "level0";
   if (!p.roi.empty()) {
     const auto v = parse_ints(p.roi, "--roi");
     NEPHRO_CHECK(v.size() == 4, "--roi: expected X,Y,W,H in level-0 pixels, got '", p.roi, "'");
@@ -174,6 +177,9 @@ Runner setup_slide(CLI::App& app) {
   app.add_option("--channels", p->channels,
                  "source channel for R,G,B (-1 = black), e.g. 1,0,-1; default: the io::to_rgb8 rule");
   app.add_option("--object-type", p->object_type, "GeoJSON objectType: annotation or detection")->capture_default_str();
+  app.add_option("--labels-at", p->labels_at,
+                 "labels.ome.tif at level0 (lines up with the slide) or at the work resolution (smaller)")
+      ->capture_default_str();
   app.add_option("--min-area", p->options.filter.min_area_um2, "smallest object (µm²)")->capture_default_str();
   app.add_option("--max-area", p->options.filter.max_area_um2, "largest object (µm²)")->capture_default_str();
   add_shard_option(app, p->shard, "slides of a folder");

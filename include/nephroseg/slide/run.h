@@ -85,6 +85,10 @@ struct SlideRunOptions {
   std::string class_name = "Glomerulus";
   io::Rgb color{230, 25, 75};
   int thumbnail_side = 2048;
+  /// labels.ome.tif at level 0 (true: every level-0 pixel takes the label of the work
+  /// pixel that covers its centre, so the label image lines up with the slide and the
+  /// GeoJSON) or at the work resolution (false: smaller when the work is coarser).
+  bool labels_at_level0 = true;
   /// Stop after this many newly processed tiles (>= 0; -1 = run to the end): the
   /// outputs are not written, as if the run had been killed (for resume tests).
   int stop_after_tiles = -1;
