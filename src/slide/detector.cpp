@@ -67,27 +67,40 @@ void ClassicalDetector::prepare(const SlideContext& context) {
   // Background on a coarse grid: a grey opening with a disc wider than any glomerulus
   // (removes the objects, keeps the tissue level: a rolling-ball background), then a
   // Gaussian; sigma_background is 4 coarse pixels.
-  const double coarse_um = std::max(thumb_um, options_.sigma_background_um / 4.0);
+  // The grid is also held to 1024 px per side (slides wider than ~30,000 px at 0.5 µm/px)
+  // so that the background's memory does not grow with the slide.
+  const double longest_um = std::max(context.thumb_signal.cols, context.thumb_signal.rows) * thumb_um;
+  const double coarse_um = std::max({thumb_um, options_.sigma_background_um / 4.0, longest_um / 1024.0});
   const double thumb_to_coarse = thumb_um / coarse_um;
   const cv::Size coarse(std::max(1, static_cast<int>(std::lround(context.thumb_signal.cols * thumb_to_coarse))),
                         std::max(1, static_cast<int>(std::lround(context.thumb_signal.rows * thumb_to_coarse))));
+  // Float copies of the thumbnail are 16 MiB each at 2048 x 2048: the steps below work in
+  // place so that at most two are alive (this sets the run's peak memory).
   cv::Mat f;
   context.thumb_signal.convertTo(f, CV_32F);
   cv::Mat small;
-  cv::resize(f, small, coarse, 0, 0, cv::INTER_AREA);
+  if (coarse == f.size()) {
+    small = f.clone();
+  } else {
+    cv::resize(f, small, coarse, 0, 0, cv::INTER_AREA);
+  }
   cv::morphologyEx(small, small, cv::MORPH_OPEN, disc(options_.background_radius_um / coarse_um), cv::Point(-1, -1),
                    /*iterations=*/1, cv::BORDER_REPLICATE);
   const double sigma_coarse = options_.sigma_background_um / coarse_um;
-  cv::GaussianBlur(small, background_, cv::Size(0, 0), sigma_coarse, sigma_coarse, cv::BORDER_REFLECT);
+  cv::GaussianBlur(small, small, cv::Size(0, 0), sigma_coarse, sigma_coarse, cv::BORDER_REFLECT);
+  background_ = small;
+  small.release();
   work_to_coarse_ = context.work_to_thumb * (static_cast<double>(coarse.width) / context.thumb_signal.cols);
-  // Threshold from the thumbnail's band-pass inside tissue.
-  cv::Mat fine = f;
+  // Threshold from the thumbnail's band-pass inside tissue: b = fine - background, in f.
   const double sigma_fine_thumb = options_.sigma_fine_um / thumb_um;
   if (sigma_fine_thumb >= 0.5)
-    cv::GaussianBlur(f, fine, cv::Size(0, 0), sigma_fine_thumb, sigma_fine_thumb, cv::BORDER_REFLECT);
-  cv::Mat bg_thumb = sample_grid(background_, static_cast<double>(coarse.width) / f.cols,
-                                 cv::Rect(0, 0, f.cols, f.rows));
-  cv::Mat b = fine - bg_thumb;
+    cv::GaussianBlur(f, f, cv::Size(0, 0), sigma_fine_thumb, sigma_fine_thumb, cv::BORDER_REFLECT);
+  const double to_coarse = static_cast<double>(coarse.width) / f.cols;
+  for (int y = 0; y < f.rows; ++y) {
+    cv::Mat row = f.row(y);
+    row -= sample_grid(background_, to_coarse, cv::Rect(0, y, f.cols, 1));
+  }
+  const cv::Mat& b = f;
   std::vector<float> vals;
   for (int y = 0; y < b.rows; ++y)
     for (int x = 0; x < b.cols; ++x)

@@ -115,32 +115,79 @@ TileRecord load_record(const std::string& path) {
   return r;
 }
 
-// Bounded cache of decoded tile label images (CV_16U, core size).
+// One tile's core labels, run-length encoded per row (non-zero runs only): a few KB
+// for a tile with a few objects instead of the 1 MiB of the decoded image, so that the
+// cache's memory follows the objects, not the slide's width.
+class TileLabels {
+ public:
+  explicit TileLabels(const cv::Mat& labels) : row_begin_(labels.rows + 1, 0) {
+    for (int y = 0; y < labels.rows; ++y) {
+      const uint16_t* l = labels.ptr<uint16_t>(y);
+      for (int x = 0; x < labels.cols;) {
+        if (!l[x]) {
+          ++x;
+          continue;
+        }
+        int e = x;
+        while (e < labels.cols && l[e] == l[x]) ++e;
+        runs_.push_back({x, e, l[x]});
+        x = e;
+      }
+      row_begin_[y + 1] = static_cast<uint32_t>(runs_.size());
+    }
+    runs_.shrink_to_fit();
+  }
+  /// The label at (x, y) of the core (0 = none).
+  uint16_t at(int y, int x) const {
+    const Run* b = runs_.data() + row_begin_[y];
+    const Run* e = runs_.data() + row_begin_[y + 1];
+    const Run* it = std::upper_bound(b, e, x, [](int v, const Run& r) { return v < r.x0; });
+    return it != b && x < (it - 1)->x1 ? (it - 1)->value : 0;
+  }
+  /// Calls f(x, label) for every labelled pixel of row y with x in [x0, x1).
+  template <class F>
+  void for_row(int y, int x0, int x1, F&& f) const {
+    for (uint32_t k = row_begin_[y]; k < row_begin_[y + 1]; ++k) {
+      const Run& r = runs_[k];
+      for (int x = std::max(x0, r.x0); x < std::min(x1, r.x1); ++x) f(x, r.value);
+    }
+  }
+
+ private:
+  struct Run {
+    int x0, x1;
+    uint16_t value;
+  };
+  std::vector<uint32_t> row_begin_;
+  std::vector<Run> runs_;
+};
+
+// Bounded cache of tile labels (read from tiles/t<i>.png, core size).
 class LabelCache {
  public:
   LabelCache(std::string out_dir, size_t capacity) : out_dir_(std::move(out_dir)), capacity_(capacity) {}
-  const cv::Mat& get(int index) {
+  const TileLabels& get(int index) {
     auto it = map_.find(index);
     if (it != map_.end()) {
       order_.splice(order_.begin(), order_, it->second.second);
       return it->second.first;
     }
     const std::string path = tile_stem(out_dir_, index) + ".png";
-    cv::Mat m = cv::imread(path, cv::IMREAD_UNCHANGED);
+    const cv::Mat m = cv::imread(path, cv::IMREAD_UNCHANGED);
     NEPHRO_CHECK(!m.empty() && m.type() == CV_16UC1, "tile labels '", path, "' are missing or corrupt");
     if (map_.size() >= capacity_) {
       map_.erase(order_.back());
       order_.pop_back();
     }
     order_.push_front(index);
-    return map_.emplace(index, std::make_pair(m, order_.begin())).first->second.first;
+    return map_.emplace(index, std::make_pair(TileLabels(m), order_.begin())).first->second.first;
   }
 
  private:
   std::string out_dir_;
   size_t capacity_;
   std::list<int> order_;
-  std::unordered_map<int, std::pair<cv::Mat, std::list<int>::iterator>> map_;
+  std::unordered_map<int, std::pair<TileLabels, std::list<int>::iterator>> map_;
 };
 
 struct UnionFind {
@@ -441,7 +488,7 @@ SlideRunResult run_slide(const std::string& slide_path, const std::string& out_d
     if (uf.find(i) == i) roots.push_back(i);
   result.components = static_cast<int>(roots.size());
 
-  LabelCache cache(out_dir, 48);
+  LabelCache cache(out_dir, 64);
   // The mask of one stitched object over its bbox (work pixels).
   auto object_mask = [&](int root) {
     const Component& g = agg[root];
@@ -452,14 +499,12 @@ SlideRunResult run_slide(const std::string& slide_path, const std::string& out_d
       const cv::Rect core = cv::Rect(area.x + c * stride, area.y + r * stride, stride, stride) & area;
       const cv::Rect part = core & box;
       if (part.empty()) continue;
-      const cv::Mat& lab = cache.get(ti);
+      const TileLabels& lab = cache.get(ti);
       for (int y = part.y; y < part.y + part.height; ++y) {
-        const uint16_t* l = lab.ptr<uint16_t>(y - core.y);
         uint8_t* m = mask.ptr<uint8_t>(y - box.y);
-        for (int x = part.x; x < part.x + part.width; ++x) {
-          const int v = l[x - core.x];
-          if (v && uf.find(node(ti, v)) == root) m[x - box.x] = 255;
-        }
+        lab.for_row(y - core.y, part.x - core.x, part.x + part.width - core.x, [&](int x, uint16_t v) {
+          if (uf.find(node(ti, v)) == root) m[x + core.x - box.x] = 255;
+        });
       }
     }
     return std::make_pair(box, mask);
@@ -657,7 +702,7 @@ SlideRunResult run_slide(const std::string& slide_path, const std::string& out_d
   }
   // The final id of work pixel (x, y) (0 outside the area or for filtered objects).
   int cached_tile = -1;
-  const cv::Mat* lab = nullptr;
+  const TileLabels* lab = nullptr;
   auto label_at = [&](int x, int y) -> uint32_t {
     if (y < area.y || y >= area.y + area.height || x < area.x || x >= area.x + area.width) return 0u;
     const int r = (y - area.y) / stride, c = (x - area.x) / stride;
@@ -667,7 +712,7 @@ SlideRunResult run_slide(const std::string& slide_path, const std::string& out_d
       lab = &cache.get(ti);
       cached_tile = ti;
     }
-    return local_to_final[ti][lab->at<uint16_t>(y - (area.y + r * stride), x - (area.x + c * stride))];
+    return local_to_final[ti][lab->at(y - (area.y + r * stride), x - (area.x + c * stride))];
   };
   // Rows of the work grid, or of level 0 (pixel centre (x + 0.5, y + 0.5) lies in work
   // pixel floor((x + 0.5) / scale)).
