@@ -1,6 +1,8 @@
 // Slide readers: OpenSlide, libtiff (OME-)TIFF pyramids, and plain images.
 #include "nephroseg/slide/reader.h"
 
+#include <nlohmann/json.hpp>
+
 #include <openslide.h>
 #include <tiffio.h>
 
@@ -414,6 +416,37 @@ bool is_slide_file(const std::string& path) {
                                ".tif", ".tiff", ".png", ".jpg", ".jpeg"};
   const std::string ext = lower_ext(path);
   return std::any_of(std::begin(exts), std::end(exts), [&](const char* e) { return ext == e; });
+}
+
+std::string slide_info_json(const SlideInfo& info) {
+  nlohmann::ordered_json j;
+  j["reader"] = info.backend;
+  j["vendor"] = info.vendor;
+  nlohmann::ordered_json levels = nlohmann::ordered_json::array();
+  for (const auto& l : info.levels)
+    levels.push_back({{"width", l.width}, {"height", l.height}, {"downsample", l.downsample}});
+  j["levels"] = levels;
+  auto or_null = [](double v) { return v > 0 ? nlohmann::ordered_json(v) : nlohmann::ordered_json(); };
+  j["mpp_x"] = or_null(info.mpp_x);
+  j["mpp_y"] = or_null(info.mpp_y);
+  j["objective_power"] = or_null(info.objective_power);
+  j["channels"] = info.channels;
+  j["depth"] = info.depth;
+  j["channel_names"] = info.channel_names;
+  return j.dump();
+}
+
+std::optional<SlideInfo> probe_slide(const std::string& path) {
+  if (!is_slide_file(path)) return std::nullopt;
+  const std::string ext = lower_ext(path);
+  if (ext == ".png" || ext == ".jpg" || ext == ".jpeg") return std::nullopt;
+  try {
+    const std::unique_ptr<SlideReader> r = open_slide(path);
+    if (r->info().backend == "openslide" || r->info().levels.size() > 1) return r->info();
+  } catch (const Error&) {
+    // not a slide this reader opens: the image readers say what is wrong
+  }
+  return std::nullopt;
 }
 
 std::unique_ptr<SlideReader> open_slide(const std::string& path) {

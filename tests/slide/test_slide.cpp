@@ -487,3 +487,26 @@ TEST(SlideBench, SyntheticSlideRoundTripsThroughTheForkedRun) {
 }
 
 }  // namespace
+
+// `nephroseg info` on slides: slide::probe_slide / slide_info_json.
+TEST(SlideInfoJson, PyramidsAndSlidesAreDescribedPlainImagesAreNot) {
+  const std::string dir = t::temp_dir("slide_info");
+  const std::string path = write_case({"info", 8, 1, true, true, true, false}, dir);
+  const auto info = slide::probe_slide(path);
+  ASSERT_TRUE(info.has_value());
+  const nlohmann::json j = nlohmann::json::parse(slide::slide_info_json(*info));
+  ASSERT_GE(j["levels"].size(), 2u);
+  EXPECT_EQ(j["levels"][0]["width"], 3000);
+  EXPECT_EQ(j["levels"][0]["height"], 2600);
+  EXPECT_DOUBLE_EQ(j["mpp_x"].get<double>(), 0.5);
+  EXPECT_TRUE(j["objective_power"].is_null());
+  cv::imwrite(dir + "/plain.png", cv::Mat(30, 40, CV_8UC3, cv::Scalar(1, 2, 3)));
+  EXPECT_FALSE(slide::probe_slide(dir + "/plain.png").has_value());
+  std::ofstream(dir + "/junk.svs") << "not a slide";
+  EXPECT_FALSE(slide::probe_slide(dir + "/junk.svs").has_value());
+  if (t::have_cli()) {
+    const t::CliRun r = t::run_cli("info " + path);
+    ASSERT_EQ(r.code, 0) << r.output;
+    EXPECT_NE(r.output.find("\"slide\":{\"reader\":\"tiff\""), std::string::npos) << r.output;
+  }
+}

@@ -21,6 +21,7 @@
 #include <opencv2/core/types.hpp>
 
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -68,6 +69,14 @@ std::unique_ptr<SlideReader> open_slide(const std::string& path);
 
 /// True for the file extensions open_slide() accepts (for folder listings).
 bool is_slide_file(const std::string& path);
+
+/// What `nephroseg info` prints of a slide: one JSON object (no newline) with reader,
+/// vendor, levels [{width, height, downsample}], mpp_x / mpp_y (null when not
+/// recorded), objective_power (null when not recorded), channels, depth, channel_names.
+std::string slide_info_json(const SlideInfo& info);
+/// The slide description of `path` when it is a whole slide (an OpenSlide format, or a
+/// TIFF with more than one pyramid level); nullopt for plain images and unreadable files.
+std::optional<SlideInfo> probe_slide(const std::string& path);
 
 /// Reads the level-0 rectangle `rect_l0` resampled to `out_size` pixels from the best
 /// level: the coarsest level whose downsample does not exceed the requested one (so
