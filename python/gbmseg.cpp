@@ -198,6 +198,19 @@ struct PyGbmSeg {
   std::unique_ptr<gbmseg::GbmSegPipeline> pipeline;
 };
 
+// set_reference (add = false) or add_reference (true) from numpy arrays, GIL released.
+void give_reference(PyGbmSeg& self, const py::handle& image, const py::handle& mask, bool add) {
+  py::object keep_img, keep_mask;
+  const cv::Mat img = image_arg(image, "image", keep_img, 3);
+  const cv::Mat msk = reference_mask_arg(mask, keep_mask);
+  py::gil_scoped_release release;
+  if (add) {
+    self.pipeline->add_reference(img, msk);
+  } else {
+    self.pipeline->set_reference(img, msk);
+  }
+}
+
 py::dict record_to_dict(const backends::GbmSegTargetRecord& r) {
   py::dict d;
   d["name"] = r.name;
@@ -269,11 +282,7 @@ void bind_gbmseg(py::module_& m) {
       .def(
           "set_reference",
           [](PyGbmSeg& self, const py::handle& image, const py::handle& mask) {
-            py::object keep_img, keep_mask;
-            const cv::Mat img = image_arg(image, "image", keep_img, 3);
-            const cv::Mat msk = reference_mask_arg(mask, keep_mask);
-            py::gil_scoped_release release;
-            self.pipeline->set_reference(img, msk);
+            give_reference(self, image, mask, /*add=*/false);
           },
           py::arg("image"), py::arg("mask"),
           "Sets the reference: HxWx3 uint8 RGB and its GBM mask (uint8 HxW or HxWxC, raw values\n"
@@ -281,11 +290,7 @@ void bind_gbmseg(py::module_& m) {
       .def(
           "add_reference",
           [](PyGbmSeg& self, const py::handle& image, const py::handle& mask) {
-            py::object keep_img, keep_mask;
-            const cv::Mat img = image_arg(image, "image", keep_img, 3);
-            const cv::Mat msk = reference_mask_arg(mask, keep_mask);
-            py::gil_scoped_release release;
-            self.pipeline->add_reference(img, msk);
+            give_reference(self, image, mask, /*add=*/true);
           },
           py::arg("image"), py::arg("mask"),
           "Adds one more reference to the pool (few-shot; after set_reference): forward and\n"

@@ -16,6 +16,7 @@
 #include "nephroseg/io/csv.h"
 #include "nephroseg/io/image.h"
 #include "nephroseg/io/overlay.h"
+#include "nephroseg/measure/batch.h"
 #include "nephroseg/measure/report.h"
 
 namespace fs = std::filesystem;
@@ -26,37 +27,6 @@ namespace {
 
 measure::WidthStats in_nm(measure::WidthStats s, double k) {
   for (double* v : {&s.mean, &s.harmonic_mean, &s.median, &s.sd, &s.min, &s.max, &s.q25, &s.q75}) *v *= k;
-  return s;
-}
-
-nlohmann::json stats_json(const measure::WidthStats& s) {
-  return {{"n", s.n},
-          {"n_excluded", s.n_excluded},
-          {"n_truncated", s.n_truncated},
-          {"mean_nm", record_number(s.mean)},
-          {"harmonic_mean_nm", record_number(s.harmonic_mean)},
-          {"median_nm", record_number(s.median)},
-          {"sd_nm", record_number(s.sd)},
-          {"min_nm", record_number(s.min)},
-          {"max_nm", record_number(s.max)},
-          {"q25_nm", record_number(s.q25)},
-          {"q75_nm", record_number(s.q75)}};
-}
-
-measure::WidthStats stats_from(const nlohmann::json& j) {
-  measure::WidthStats s;
-  if (!j.is_object()) return s;
-  s.n = j.value("n", 0);
-  s.n_excluded = j.value("n_excluded", 0);
-  s.n_truncated = j.value("n_truncated", 0);
-  s.mean = record_number_of(j, "mean_nm");
-  s.harmonic_mean = record_number_of(j, "harmonic_mean_nm");
-  s.median = record_number_of(j, "median_nm");
-  s.sd = record_number_of(j, "sd_nm");
-  s.min = record_number_of(j, "min_nm");
-  s.max = record_number_of(j, "max_nm");
-  s.q25 = record_number_of(j, "q25_nm");
-  s.q75 = record_number_of(j, "q75_nm");
   return s;
 }
 
@@ -138,8 +108,8 @@ nlohmann::json gbmseg_thickness_to_json(const GbmSegThickness& t, const measure:
   nlohmann::json j;
   j["nm_per_pixel"] = t.nm_per_pixel;
   j["calibration_source"] = t.calibration_source;
-  j["orthogonal_intercepts_2d"] = stats_json(t.oi);
-  j["direct"] = stats_json(t.direct);
+  j["orthogonal_intercepts_2d_nm"] = measure::width_stats_to_record(t.oi);
+  j["direct_nm"] = measure::width_stats_to_record(t.direct);
   j["oi_harmonic_3d_nm"] = record_number(t.oi_harmonic_3d_nm);
   j["oi_harmonic_3d_note"] = "harmonic mean of the 2-D intercepts x 8/(3 pi) (Jensen, Gundersen & Osterby 1978)";
   j["reference_range"] = {{"id", range.id},
@@ -158,8 +128,8 @@ std::optional<GbmSegThickness> gbmseg_thickness_from_json(const nlohmann::json& 
   GbmSegThickness t;
   t.nm_per_pixel = record_number_of(j, "nm_per_pixel");
   t.calibration_source = j.value("calibration_source", std::string());
-  t.oi = stats_from(j.value("orthogonal_intercepts_2d", nlohmann::json()));
-  t.direct = stats_from(j.value("direct", nlohmann::json()));
+  t.oi = measure::width_stats_from_record(j.value("orthogonal_intercepts_2d_nm", nlohmann::json::object()));
+  t.direct = measure::width_stats_from_record(j.value("direct_nm", nlohmann::json::object()));
   t.oi_harmonic_3d_nm = record_number_of(j, "oi_harmonic_3d_nm");
   t.reference_value_nm = record_number_of(j, "reference_value_nm");
   t.verdict = j.value("class", std::string());

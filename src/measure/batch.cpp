@@ -25,34 +25,10 @@ namespace {
 
 // --- the numbers of the batch summary, exactly, for the shard records ---------------------
 
-nlohmann::json stats_to_json(const WidthStats& s) {
-  return {{"n", s.n},           {"n_excluded", s.n_excluded}, {"n_truncated", s.n_truncated},
-          {"mean", record_number(s.mean)}, {"harmonic_mean", record_number(s.harmonic_mean)}, {"median", record_number(s.median)},
-          {"sd", record_number(s.sd)},     {"min", record_number(s.min)},     {"max", record_number(s.max)},
-          {"q25", record_number(s.q25)},   {"q75", record_number(s.q75)}};
-}
-
-WidthStats stats_from_json(const nlohmann::json& j) {
-  NEPHRO_CHECK(j.is_object(), "merge: a damaged measure record (width statistics)");
-  WidthStats s;
-  s.n = j.value("n", 0);
-  s.n_excluded = j.value("n_excluded", 0);
-  s.n_truncated = j.value("n_truncated", 0);
-  s.mean = record_number_of(j, "mean");
-  s.harmonic_mean = record_number_of(j, "harmonic_mean");
-  s.median = record_number_of(j, "median");
-  s.sd = record_number_of(j, "sd");
-  s.min = record_number_of(j, "min");
-  s.max = record_number_of(j, "max");
-  s.q25 = record_number_of(j, "q25");
-  s.q75 = record_number_of(j, "q75");
-  return s;
-}
-
 nlohmann::json summary_numbers(const ThicknessResult& r, const std::string& source) {
   return {{"nm_per_pixel", r.nm_per_pixel},
-          {"oi", stats_to_json(r.oi)},
-          {"direct", stats_to_json(r.direct)},
+          {"oi", width_stats_to_record(r.oi)},
+          {"direct", width_stats_to_record(r.direct)},
           {"oi_stereological_harmonic_px", record_number(r.oi_stereological_harmonic_px)},
           {"oi_stereological_arithmetic_px", record_number(r.oi_stereological_arithmetic_px)},
           {"mask_area_px", r.mask_area_px},
@@ -64,8 +40,8 @@ ThicknessResult summary_from_numbers(const nlohmann::json& j) {
   NEPHRO_CHECK(j.is_object() && j.contains("oi") && j.contains("direct"), "merge: a damaged measure record");
   ThicknessResult r;
   r.nm_per_pixel = record_number_of(j, "nm_per_pixel");
-  r.oi = stats_from_json(j["oi"]);
-  r.direct = stats_from_json(j["direct"]);
+  r.oi = width_stats_from_record(j["oi"]);
+  r.direct = width_stats_from_record(j["direct"]);
   r.oi_stereological_harmonic_px = record_number_of(j, "oi_stereological_harmonic_px");
   r.oi_stereological_arithmetic_px = record_number_of(j, "oi_stereological_arithmetic_px");
   r.mask_area_px = record_number_of(j, "mask_area_px");
@@ -146,6 +122,30 @@ std::vector<std::pair<std::string, std::string>> list_pairs(const MeasureBatchOp
 }
 
 }  // namespace
+
+nlohmann::json width_stats_to_record(const WidthStats& s) {
+  return {{"n", s.n},           {"n_excluded", s.n_excluded}, {"n_truncated", s.n_truncated},
+          {"mean", record_number(s.mean)}, {"harmonic_mean", record_number(s.harmonic_mean)}, {"median", record_number(s.median)},
+          {"sd", record_number(s.sd)},     {"min", record_number(s.min)},     {"max", record_number(s.max)},
+          {"q25", record_number(s.q25)},   {"q75", record_number(s.q75)}};
+}
+
+WidthStats width_stats_from_record(const nlohmann::json& j) {
+  NEPHRO_CHECK(j.is_object(), "a damaged record (width statistics)");
+  WidthStats s;
+  s.n = j.value("n", 0);
+  s.n_excluded = j.value("n_excluded", 0);
+  s.n_truncated = j.value("n_truncated", 0);
+  s.mean = record_number_of(j, "mean");
+  s.harmonic_mean = record_number_of(j, "harmonic_mean");
+  s.median = record_number_of(j, "median");
+  s.sd = record_number_of(j, "sd");
+  s.min = record_number_of(j, "min");
+  s.max = record_number_of(j, "max");
+  s.q25 = record_number_of(j, "q25");
+  s.q75 = record_number_of(j, "q75");
+  return s;
+}
 
 MeasureBatchResult run_measure_batch(const MeasureBatchOptions& o, const std::string& out_dir) {
   const double explicit_nm = parse_nm_per_pixel_option(o.nm_per_pixel);

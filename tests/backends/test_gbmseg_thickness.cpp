@@ -40,14 +40,7 @@ nlohmann::json read_json(const std::string& path) {
   return nlohmann::json::parse(in);
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using test::error_of;
 
 measure::Phantom phantom(uint64_t seed) {
   measure::PhantomOptions po = backends::demo_phantom_options();  // 512 x 512, 32 px membranes

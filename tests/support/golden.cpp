@@ -1,5 +1,7 @@
 #include "support/golden.h"
 
+#include "nephroseg/core/error.h"
+
 #include <ATen/ATen.h>
 #include <torch/serialize.h>
 
@@ -125,6 +127,15 @@ double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
   }
   return ::testing::AssertionFailure() << name << ": max abs err " << max_err << ", mean abs err "
                                        << mean_err << " (atol " << atol << ", rtol " << rtol << ")";
+}
+
+std::string error_of(const std::function<void()>& f) {
+  try {
+    f();
+  } catch (const Error& e) {
+    return e.what();
+  }
+  return "";
 }
 
 }  // namespace nephroseg::test

@@ -9,6 +9,7 @@
 #include <ATen/core/Tensor.h>
 #include <gtest/gtest.h>
 
+#include <functional>
 #include <map>
 #include <string>
 
@@ -32,6 +33,9 @@ std::map<std::string, at::Tensor> load_ref_pt(const std::string& path);
 ::testing::AssertionResult tensors_close(const at::Tensor& actual, const at::Tensor& expected,
                                          double atol, double rtol = 0.0,
                                          const std::string& name = "");
+/// The message of the nephroseg::Error that f() throws ("" when it throws none).
+std::string error_of(const std::function<void()>& f);
+
 /// Result of running the built `nephroseg` CLI: exit code and stdout + stderr.
 struct CliRun {
   int code = -1;

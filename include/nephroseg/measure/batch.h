@@ -19,6 +19,8 @@
 // Thread safety: one batch per output folder at a time (shards: one per K).
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
+
 #include <functional>
 #include <string>
 #include <vector>
@@ -50,6 +52,12 @@ struct MeasureBatchResult {
   size_t files_written = 0;
   std::string summary_csv, run_json;
 };
+
+/// The exact numbers of a WidthStats as a record object (n, n_excluded, n_truncated,
+/// mean, harmonic_mean, median, sd, min, max, q25, q75; non-finite values as null), in
+/// whatever unit the stats are in, and back (throws for a non-object).
+nlohmann::json width_stats_to_record(const WidthStats& stats);
+WidthStats width_stats_from_record(const nlohmann::json& record);
 
 MeasureBatchResult run_measure_batch(const MeasureBatchOptions& options, const std::string& out_dir);
 
