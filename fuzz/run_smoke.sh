@@ -11,11 +11,19 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(pickle pth image npy config_json)
+[ ${#targets[@]} -gt 0 ] || targets=(pickle pth image npy config_json prompts_json dm calibration slide zip)
 build=${BUILD_DIR:-build-fuzz}
 jobs=${JOBS:-2}
 
-CC=clang CXX=clang++ cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
+# clang from Debian's clang-14 package (scripts/setup.sh); the unversioned names when
+# the `clang` package provides them.
+cxx=$(command -v clang++ || command -v clang++-14 || true)
+cc=$(command -v clang || command -v clang-14 || true)
+if [ -z "$cxx" ] || [ -z "$cc" ]; then
+  echo "run_smoke: clang++ not found (install clang-14 and libclang-rt-14-dev: scripts/setup.sh)" >&2
+  exit 1
+fi
+CC=$cc CXX=$cxx cmake -S . -B "$build" -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo \
   -DNEPHROSEG_FUZZ=ON -DNEPHROSEG_BUILD_TESTS=OFF -DNEPHROSEG_BUILD_TOOLS=OFF \
   -DCMAKE_CXX_FLAGS="-fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer" >/dev/null
 cmake --build "$build" -j"$jobs" --target "${targets[@]/#/fuzz_}"

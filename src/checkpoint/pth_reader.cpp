@@ -318,6 +318,15 @@ Value load_pickle_memory(const void* data, size_t size, const std::string& what)
   return load_from_adapter(std::make_shared<BytesAdapter>(data, size), what);
 }
 
+std::map<std::string, uint64_t> read_zip_records_memory(const void* data, size_t size,
+                                                        const std::string& what) {
+  check_magic(static_cast<const unsigned char*>(data), size, what);
+  std::map<std::string, uint64_t> records;
+  for (const auto& [name, entry] : read_zip_index(BytesAdapter(data, size), what))
+    records[name] = entry.size;
+  return records;
+}
+
 Value unpickle_memory(const void* data, size_t size,
                       const std::map<std::string, std::string>& records, const std::string& what) {
   auto loader = [&](const std::string& key, at::ScalarType dtype, int64_t numel) {

@@ -24,6 +24,16 @@ const char* type_name(const nlohmann::json& v) { return v.type_name(); }
 
 }  // namespace
 
+std::string json_error_text(const std::exception& e) {
+  std::string s = e.what();
+  if (s.rfind("[json.exception.", 0) == 0) {
+    const size_t close = s.find("] ");
+    if (close != std::string::npos) s = s.substr(close + 2);
+  }
+  if (s.rfind("parse error at ", 0) == 0) s = s.substr(15);
+  return s;
+}
+
 nlohmann::json read_json_config_file(const std::string& path, const std::string& what) {
   std::ifstream in(path);
   NEPHRO_CHECK(in.good(), what, " ", path, ": cannot open");
@@ -31,7 +41,7 @@ nlohmann::json read_json_config_file(const std::string& path, const std::string&
   try {
     j = nlohmann::json::parse(in);
   } catch (const nlohmann::json::exception& e) {
-    NEPHRO_FAIL(what, " ", path, " is not valid JSON: ", e.what());
+    NEPHRO_FAIL(what, " ", path, " is not valid JSON (", json_error_text(e), ")");
   }
   return unwrap_config(std::move(j), what + " " + path);
 }
@@ -41,7 +51,7 @@ nlohmann::json read_json_config_text(const std::string& text, const std::string&
   try {
     j = nlohmann::json::parse(text);
   } catch (const nlohmann::json::exception& e) {
-    NEPHRO_FAIL(what, " is not valid JSON: ", e.what());
+    NEPHRO_FAIL(what, " is not valid JSON (", json_error_text(e), ")");
   }
   return unwrap_config(std::move(j), what);
 }

@@ -1,4 +1,5 @@
 // run_eval_batch / merge_eval_shards (see nephroseg/eval/report.h).
+#include <algorithm>
 #include <nlohmann/json.hpp>
 
 #include <cmath>
@@ -101,6 +102,13 @@ EvalItem from_record(const BatchItemRecord& r, const EvalOptions& o) {
 EvalRun run_eval_batch(const std::string& pred_dir, const std::string& truth_dir, const std::string& out_dir,
                        const EvalOptions& options, const Shard& shard) {
   EvalRun run = evaluate_folders(pred_dir, truth_dir, options, shard);
+  // A whole run in which no image could be evaluated is an error, not an empty report
+  // (a shard's failures are recorded for the merge).
+  if (shard.whole() && !run.items.empty()) {
+    const auto ok = std::find_if(run.items.begin(), run.items.end(), [](const EvalItem& it) { return it.ok; });
+    NEPHRO_CHECK(ok != run.items.end(), "eval: none of the ", run.items.size(), " image(s) could be evaluated ('",
+                 run.items.front().name, "': ", run.items.front().status, ")");
+  }
   fs::create_directories(out_dir);
   remove_stale_temporaries(out_dir);
   if (shard.whole()) write_eval_report(out_dir, run, options);

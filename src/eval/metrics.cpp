@@ -70,7 +70,8 @@ double hd95(const cv::Mat& pred_in, const cv::Mat& truth_in) {
 double boundary_iou(const cv::Mat& pred_in, const cv::Mat& truth_in, double ratio) {
   const cv::Mat p = binary(pred_in, "prediction"), t = binary(truth_in, "truth");
   check_sizes(p, t);
-  NEPHRO_CHECK(ratio > 0, "boundary IoU dilation ratio must be > 0");
+  NEPHRO_CHECK(std::isfinite(ratio) && ratio > 0, "boundary IoU dilation ratio must be a positive, finite number (got ",
+               ratio, ")");
   const int d = std::max(1, static_cast<int>(std::lround(ratio * std::hypot(p.cols, p.rows))));
   auto band = [&](const cv::Mat& m) {
     cv::Mat eroded;

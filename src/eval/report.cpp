@@ -97,6 +97,10 @@ void summarize_run(EvalRun& run) {
 
 EvalRun evaluate_folders(const std::string& pred_dir, const std::string& truth_dir, const EvalOptions& o,
                          const Shard& shard) {
+  // Options first: a bad value is one error, not a failure recorded for every image.
+  const double ratio = o.metrics.boundary_dilation_ratio;
+  NEPHRO_CHECK(std::isfinite(ratio) && ratio > 0,
+               "boundary IoU dilation ratio must be a positive, finite number (got ", ratio, ")");
   NEPHRO_CHECK(fs::is_directory(pred_dir), "prediction folder '", pred_dir, "' does not exist");
   NEPHRO_CHECK(fs::is_directory(truth_dir), "truth folder '", truth_dir, "' does not exist");
   const auto preds = by_stem(pred_dir), truths = by_stem(truth_dir);

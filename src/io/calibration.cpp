@@ -62,7 +62,8 @@ Calibration from_sizes(CalibrationSource source, double size_x, double size_y, c
     c.reciprocal = true;
     return c;
   }
-  if (kx > 0 && ky > 0 && size_x > 0 && size_y > 0 && std::isfinite(size_x) && std::isfinite(size_y)) {
+  // The products are checked too: a huge size (1e305 m) would give an infinite pixel size.
+  if (kx > 0 && ky > 0 && size_x > 0 && size_y > 0 && std::isfinite(size_x * kx) && std::isfinite(size_y * ky)) {
     c.source = source;
     c.nm_per_pixel_x = size_x * kx;
     c.nm_per_pixel_y = size_y * ky;
@@ -129,43 +130,13 @@ std::string imagej_value(const std::string& desc, const std::string& key) {
 
 Calibration read_tiff_calibration(const std::string& path) {
   auto tif = open_tiff_quiet(path);
-  float xres = 0, yres = 0;
-  uint16_t res_unit = RESUNIT_INCH;
-  const bool have_x = TIFFGetField(tif.get(), TIFFTAG_XRESOLUTION, &xres) == 1;
-  const bool have_y = TIFFGetField(tif.get(), TIFFTAG_YRESOLUTION, &yres) == 1;
-  TIFFGetFieldDefaulted(tif.get(), TIFFTAG_RESOLUTIONUNIT, &res_unit);
+  TiffCalibrationTags tags;
+  tags.have_x_resolution = TIFFGetField(tif.get(), TIFFTAG_XRESOLUTION, &tags.x_resolution) == 1;
+  tags.have_y_resolution = TIFFGetField(tif.get(), TIFFTAG_YRESOLUTION, &tags.y_resolution) == 1;
+  TIFFGetFieldDefaulted(tif.get(), TIFFTAG_RESOLUTIONUNIT, &tags.resolution_unit);
   char* desc_c = nullptr;
-  const std::string desc =
-      TIFFGetField(tif.get(), TIFFTAG_IMAGEDESCRIPTION, &desc_c) == 1 && desc_c ? std::string(desc_c) : std::string();
-  if (!have_y) yres = xres;
-
-  if (desc.find("<OME") != std::string::npos || desc.find(":OME") != std::string::npos) {
-    const Calibration c = from_ome(desc);
-    if (c.source != CalibrationSource::kNone) return c;
-  }
-  if (desc.compare(0, 7, "ImageJ=") == 0) {
-    std::string unit = imagej_value(desc, "unit");
-    replace_all(unit, "\\u00B5", "µ");
-    replace_all(unit, "\\u00b5", "µ");
-    if (have_x && xres > 0 && yres > 0 && !unit.empty()) {
-      const Calibration c = from_sizes(CalibrationSource::kImageJ, 1.0 / xres, 1.0 / yres, unit, unit);
-      if (c.source != CalibrationSource::kNone) return c;
-    }
-  }
-  if (have_x && xres > 0 && yres > 0 && std::isfinite(xres) && std::isfinite(yres) &&
-      (res_unit == RESUNIT_INCH || res_unit == RESUNIT_CENTIMETER)) {
-    const bool screen_default = res_unit == RESUNIT_INCH && xres == yres && (xres == 72.0f || xres == 96.0f);
-    if (!screen_default) {
-      Calibration c;
-      c.source = CalibrationSource::kTiffResolution;
-      const double unit_nm = res_unit == RESUNIT_INCH ? 25.4e6 : 1e7;
-      c.unit = res_unit == RESUNIT_INCH ? "inch" : "cm";
-      c.nm_per_pixel_x = unit_nm / xres;
-      c.nm_per_pixel_y = unit_nm / yres;
-      return c;
-    }
-  }
-  return {};
+  if (TIFFGetField(tif.get(), TIFFTAG_IMAGEDESCRIPTION, &desc_c) == 1 && desc_c) tags.description = desc_c;
+  return calibration_from_tiff_tags(tags);
 }
 
 std::string tiff_data_type(const std::string& path, int& pages) {
@@ -226,6 +197,44 @@ double nm_per_unit(const std::string& unit_text) {
   if (u == "cm") return 1e7;
   if (u == "m" || u == "meter" || u == "metre" || u == "meters" || u == "metres") return 1e9;
   return 0;
+}
+
+Calibration calibration_from_tiff_tags(const TiffCalibrationTags& tags) {
+  const std::string& desc = tags.description;
+  const bool have_x = tags.have_x_resolution, have_y = tags.have_y_resolution;
+  float xres = have_x ? tags.x_resolution : 0.0f;
+  float yres = tags.have_y_resolution ? tags.y_resolution : 0.0f;
+  const uint16_t res_unit = tags.resolution_unit;
+  if (!have_y) yres = xres;
+
+  if (desc.find("<OME") != std::string::npos || desc.find(":OME") != std::string::npos) {
+    const Calibration c = from_ome(desc);
+    if (c.source != CalibrationSource::kNone) return c;
+  }
+  if (desc.compare(0, 7, "ImageJ=") == 0) {
+    std::string unit = imagej_value(desc, "unit");
+    replace_all(unit, "\\u00B5", "µ");
+    replace_all(unit, "\\u00b5", "µ");
+    if (have_x && xres > 0 && yres > 0 && !unit.empty()) {
+      const Calibration c = from_sizes(CalibrationSource::kImageJ, 1.0 / xres, 1.0 / yres, unit, unit);
+      if (c.source != CalibrationSource::kNone) return c;
+    }
+  }
+  if (have_x && xres > 0 && yres > 0 && std::isfinite(xres) && std::isfinite(yres) &&
+      (res_unit == RESUNIT_INCH || res_unit == RESUNIT_CENTIMETER)) {
+    const bool screen_default = res_unit == RESUNIT_INCH && xres == yres && (xres == 72.0f || xres == 96.0f);
+    if (!screen_default) {
+      Calibration c;
+      c.source = CalibrationSource::kTiffResolution;
+      const double unit_nm = res_unit == RESUNIT_INCH ? 25.4e6 : 1e7;
+      c.unit = res_unit == RESUNIT_INCH ? "inch" : "cm";
+      c.nm_per_pixel_x = unit_nm / xres;
+      c.nm_per_pixel_y = unit_nm / yres;
+      // A denormal resolution gives an infinite pixel size: no calibration.
+      if (std::isfinite(c.nm_per_pixel_x) && std::isfinite(c.nm_per_pixel_y)) return c;
+    }
+  }
+  return {};
 }
 
 Calibration read_calibration(const std::string& path) {

@@ -1,6 +1,7 @@
 #include "nephroseg/io/dm.h"
 
 #include <algorithm>
+#include <cmath>
 #include <cstdint>
 #include <cstring>
 #include <filesystem>
@@ -349,7 +350,12 @@ DmImage read_dm_bytes(const std::string& bytes, const std::string& name) {
   const Tag& data = *im.path({"ImageData", "Data"});
   const Tag* dtype_tag = im.path({"ImageData", "DataType"});
   NEPHRO_CHECK(dtype_tag && !dtype_tag->group, "DM file '", name, "' has no ImageData.DataType");
-  out.dm_type_code = static_cast<int>(parser.number(*dtype_tag));
+  // Checked before the cast: a float out of int's range is undefined behaviour (found by
+  // fuzz_dm: a DataType of 4.1e9).
+  const double code = parser.number(*dtype_tag);
+  NEPHRO_CHECK(code >= 0 && code <= 1024 && code == std::floor(code), "DM file '", name, "': ImageData.DataType ",
+               code, " is not a DigitalMicrograph data type code");
+  out.dm_type_code = static_cast<int>(code);
   const TypeInfo ti = image_type(out.dm_type_code, name);
   out.data_type = ti.type;
 

@@ -7,6 +7,7 @@
 #include <cstdio>
 
 #include <algorithm>
+#include <cctype>
 #include <cmath>
 #include <cstring>
 #include <filesystem>
@@ -213,6 +214,36 @@ void check_jpeg(const std::string& path, const std::string& b) {
     }
     pos += 2 + len;
   }
+}
+
+// PNM (P1..P6): width, height (and maxval) checked here, before OpenCV: its reader
+// prints its own text to stderr for a malformed header ("imdecode_(''): can't read
+// header: OpenCV(4.6.0) ... ReadNumber ...") and has no size limit of ours.
+void check_pnm(const std::string& path, const std::string& b) {
+  const char kind = b[1];
+  const int fields = (kind == '1' || kind == '4') ? 2 : 3;
+  const char* names[] = {"width", "height", "maxval"};
+  uint64_t v[3] = {0, 0, 0};
+  size_t pos = 2;
+  for (int f = 0; f < fields; ++f) {
+    while (pos < b.size()) {  // whitespace and # comments
+      if (std::isspace(static_cast<unsigned char>(b[pos]))) {
+        ++pos;
+      } else if (b[pos] == '#') {
+        while (pos < b.size() && b[pos] != '\n' && b[pos] != '\r') ++pos;
+      } else {
+        break;
+      }
+    }
+    const size_t start = pos;
+    while (pos < b.size() && b[pos] >= '0' && b[pos] <= '9' && pos - start < 10) v[f] = v[f] * 10 + (b[pos++] - '0');
+    NEPHRO_CHECK(pos > start && pos < b.size() && (std::isspace(static_cast<unsigned char>(b[pos])) || b[pos] == '#'),
+                 "PNM '", path, "' has a malformed or truncated header (the ", names[f], " at byte ", start,
+                 " is not a number)");
+  }
+  check_dimensions(path, "PNM", v[0], v[1]);
+  NEPHRO_CHECK(fields == 2 || (v[2] >= 1 && v[2] <= 65535), "PNM '", path, "' declares maxval ", v[2],
+               " (expected 1..65535)");
 }
 
 // libtiff reports through global handlers; silence them and report through our errors.
@@ -468,6 +499,7 @@ cv::Mat read_image_raw(const std::string& path, int page) {
     return decode_png(path, bytes);  // RGB order already
   }
   if (format == Format::kJpeg) check_jpeg(path, bytes);
+  if (bytes.size() >= 2 && bytes[0] == 'P' && bytes[1] >= '1' && bytes[1] <= '6') check_pnm(path, bytes);
   cv::Mat m;
   try {
     m = cv::imdecode(cv::_InputArray(reinterpret_cast<const uchar*>(bytes.data()), static_cast<int>(bytes.size())),

@@ -1,5 +1,6 @@
 #include "nephroseg/io/mask.h"
 
+#include <cmath>
 #include <tiffio.h>
 
 #include <opencv2/imgproc.hpp>
@@ -26,6 +27,7 @@ cv::Mat binarize_mask(const cv::Mat& raw, const MaskReadOptions& options) {
   }
   NEPHRO_CHECK(options.channel < raw.channels(), "mask channel ", options.channel,
                " requested but the mask has ", raw.channels(), " channel(s)");
+  NEPHRO_CHECK(!std::isnan(options.threshold), "mask threshold must be a number (got nan)");
   cv::Mat plane, f;
   cv::extractChannel(raw, plane, options.channel);
   plane.convertTo(f, CV_64F);

@@ -18,6 +18,7 @@
 #include <regex>
 
 #include "nephroseg/core/error.h"
+#include "nephroseg/io/image.h"
 
 namespace fs = std::filesystem;
 
@@ -162,6 +163,9 @@ class TiffReader : public SlideReader {
     tif_ = TIFFOpen(path.c_str(), "rm");
     NEPHRO_CHECK(tif_ != nullptr, "slide '", path, "': not a TIFF, OpenSlide or PNG/JPEG file libtiff can read",
                  tiff_last_error.empty() ? "" : " (" + tiff_last_error + ")");
+    // Owned by a member from here on, so that an error later in this constructor closes
+    // it (the destructor does not run then; fuzz_slide found the leak).
+    owner_.reset(tif_);
     info_.path = path;
     info_.backend = "tiff";
     info_.vendor = "tiff";
@@ -255,9 +259,6 @@ class TiffReader : public SlideReader {
                                           ? std::string(c == 0 ? "Red" : c == 1 ? "Green" : "Blue")
                                           : "Channel " + std::to_string(c));
     }
-  }
-  ~TiffReader() override {
-    if (tif_) TIFFClose(tif_);
   }
 
   cv::Mat read_region(int level, const cv::Rect& rect) override {
@@ -370,7 +371,11 @@ class TiffReader : public SlideReader {
     return m;
   }
 
+  struct Closer {
+    void operator()(TIFF* t) const { TIFFClose(t); }
+  };
   TIFF* tif_ = nullptr;
+  std::unique_ptr<TIFF, Closer> owner_;  // closes tif_
   std::vector<TiffLevel> levels_;
   std::mutex mutex_;
 };
@@ -381,11 +386,11 @@ class TiffReader : public SlideReader {
 class ImageSlideReader : public SlideReader {
  public:
   explicit ImageSlideReader(const std::string& path) {
-    cv::Mat m = cv::imread(path, cv::IMREAD_UNCHANGED);
-    NEPHRO_CHECK(!m.empty(), "slide '", path, "': cannot decode the image (corrupt or unsupported)");
+    // The io layer's reader: its header checks and size limits, and libpng / OpenCV
+    // failures as one error of ours (cv::imread printed "libpng error: Read Error").
+    cv::Mat m = io::read_image_raw(path);  // RGB(A) order; errors name the file
     NEPHRO_CHECK(m.depth() == CV_8U || m.depth() == CV_16U, "slide '", path, "': only 8/16-bit images are supported");
-    if (m.channels() == 3) cv::cvtColor(m, m, cv::COLOR_BGR2RGB);
-    if (m.channels() == 4) cv::cvtColor(m, m, cv::COLOR_BGRA2RGB);
+    if (m.channels() == 4) cv::cvtColor(m, m, cv::COLOR_RGBA2RGB);
     image_ = m;
     info_.path = path;
     info_.backend = "image";
@@ -449,9 +454,9 @@ std::optional<SlideInfo> probe_slide(const std::string& path) {
   return std::nullopt;
 }
 
-std::unique_ptr<SlideReader> open_slide(const std::string& path) {
-  std::error_code ec;
-  NEPHRO_CHECK(fs::is_regular_file(path, ec), "slide '", path, "': no such file");
+namespace {
+
+std::unique_ptr<SlideReader> open_by_content(const std::string& path) {
   const std::string ext = lower_ext(path);
   if (ext == ".png" || ext == ".jpg" || ext == ".jpeg") return std::make_unique<ImageSlideReader>(path);
   const char* vendor = openslide_detect_vendor(path.c_str());
@@ -461,6 +466,21 @@ std::unique_ptr<SlideReader> open_slide(const std::string& path) {
   const bool tiff = (magic[0] == 'I' && magic[1] == 'I') || (magic[0] == 'M' && magic[1] == 'M');
   NEPHRO_CHECK(tiff, "slide '", path, "': unsupported or corrupt slide (neither OpenSlide, TIFF nor PNG/JPEG)");
   return std::make_unique<TiffReader>(path);
+}
+
+}  // namespace
+
+std::unique_ptr<SlideReader> open_slide(const std::string& path) {
+  std::error_code ec;
+  NEPHRO_CHECK(fs::is_regular_file(path, ec), "slide '", path, "': no such file");
+  std::unique_ptr<SlideReader> reader = open_by_content(path);
+  // A header can declare any size; the runner's per-slide buffers (thumbnail, tissue
+  // and tile grids) scale with level 0, so absurd sizes are refused here.
+  for (const SlideLevel& l : reader->info().levels)
+    NEPHRO_CHECK(l.width > 0 && l.height > 0 && l.width <= kMaxSlideSide && l.height <= kMaxSlideSide, "slide '", path,
+                 "' declares a ", l.width, " x ", l.height, " level, beyond the limit of ", kMaxSlideSide,
+                 " pixels per side");
+  return reader;
 }
 
 cv::Mat read_resampled(SlideReader& reader, const cv::Rect2d& rect_l0, cv::Size out_size) {

@@ -219,7 +219,9 @@ Resolution choose_resolution(const SlideInfo& info, const SlideRunOptions& o) {
   Resolution r;
   const int given = (o.mpp > 0) + (o.magnification > 0) + (o.level >= 0);
   NEPHRO_CHECK(given <= 1, "give at most one of --mpp, --magnification and --level");
-  NEPHRO_CHECK(o.mpp >= 0 && o.magnification >= 0, "--mpp and --magnification must be positive");
+  NEPHRO_CHECK(std::isfinite(o.mpp) && std::isfinite(o.magnification) && o.mpp >= 0 && o.magnification >= 0,
+               "--mpp and --magnification must be positive, finite numbers (got ", o.mpp, " and ", o.magnification,
+               ")");
   NEPHRO_CHECK(o.level < static_cast<int>(info.levels.size()), "--level ", o.level, " out of range: slide '",
                info.path, "' has ", info.levels.size(), " level(s) (0..", info.levels.size() - 1, ")");
   r.mpp0 = info.mpp_x > 0 ? info.mpp_x : 0.0;
@@ -253,6 +255,10 @@ SlideRunResult run_slide(const std::string& slide_path, const std::string& out_d
                          const SlideRunOptions& o) {
   const auto t_start = Clock::now();
   NEPHRO_CHECK(!out_dir.empty(), "--out is required");
+  NEPHRO_CHECK(std::isfinite(o.filter.min_area_um2) && o.filter.min_area_um2 >= 0 &&
+                   std::isfinite(o.filter.max_area_um2) && o.filter.max_area_um2 > o.filter.min_area_um2,
+               "--min-area / --max-area: need 0 <= min < max, finite (got ", o.filter.min_area_um2, " and ",
+               o.filter.max_area_um2, " µm²)");
   std::unique_ptr<SlideReader> reader = open_slide(slide_path);
   const SlideInfo& info = reader->info();
   const Resolution res = choose_resolution(info, o);
@@ -323,6 +329,10 @@ SlideRunResult run_slide(const std::string& slide_path, const std::string& out_d
   key["max_area_um2"] = o.filter.max_area_um2;
   const std::string key_text = key.dump(2);
   const std::string key_path = (fs::path(out_dir) / "tiles" / "plan.json").string();
+  // Temporaries (.tmp-<pid>-...) of an earlier run killed mid-write: the tiles and the
+  // final outputs are written into these two folders only.
+  remove_stale_temporaries(out_dir);
+  remove_stale_temporaries((fs::path(out_dir) / "tiles").string());
   if (fs::exists(key_path)) {
     std::ifstream in(key_path);
     const std::string old((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());

@@ -173,7 +173,24 @@ void check_same_plan(Communicator& comm, const std::vector<std::pair<const char*
 
 struct Data {
   PatchSet train, val, test;
+  std::string split_text;  // split.txt, written by write_split() once the run can start
 };
+
+// split.txt and the stale temporaries of a killed run, once every input (data, options,
+// checkpoints) has been checked: a run refused for bad input writes nothing.
+void write_split(const std::string& out_dir, const Data& data, bool main_rank) {
+  if (!main_rank) return;
+  fs::create_directories(out_dir);
+  remove_stale_temporaries(out_dir);  // .tmp-<pid>-... of an earlier run killed mid-write
+  write_file_atomically(out_dir + "/split.txt", data.split_text);
+}
+
+// Optimiser settings, checked here: LibTorch's own check says only "Invalid learning rate".
+void check_optimizer_options(const char* what, double lr, double weight_decay) {
+  NEPHRO_CHECK(std::isfinite(lr) && lr > 0, what, ": --lr must be a positive, finite number (got ", lr, ")");
+  NEPHRO_CHECK(std::isfinite(weight_decay) && weight_decay >= 0, what,
+               ": --weight-decay must be a finite number >= 0 (got ", weight_decay, ")");
+}
 
 Data load_data(const std::string& images, const std::string& masks, const std::string& val_images,
                const std::string& val_masks, const std::string& ratio, uint64_t seed,
@@ -199,7 +216,8 @@ Data load_data(const std::string& images, const std::string& masks, const std::s
     split = split_pairs(pairs, ratio, seed);
   }
   NEPHRO_CHECK(!split.val.empty(), "no validation images (use --val-images/--val-masks or a split with a val part)");
-  if (main_rank) fs::create_directories(out_dir);
+  (void)out_dir;
+  (void)main_rank;
   std::ostringstream s;
   auto list = [&](const char* name, const std::vector<SamplePair>& v) {
     s << name << ":";
@@ -209,8 +227,8 @@ Data load_data(const std::string& images, const std::string& masks, const std::s
   list("train", split.train);
   list("val", split.val);
   list("test", split.test);
-  if (main_rank) write_file_atomically(out_dir + "/split.txt", s.str());
   Data d;
+  d.split_text = s.str();
   d.train = make_patches(split.train, po);
   d.val = make_patches(split.val, po);
   d.test = make_patches(split.test, po);
@@ -444,6 +462,7 @@ int64_t checkpoint_epoch(const std::string& path) {
 TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
   NEPHRO_CHECK(!o.out_dir.empty(), "train: --out is required");
   NEPHRO_CHECK(o.epochs > 0 && o.batch_size > 0, "train: epochs and batch size must be positive");
+  check_optimizer_options("train", o.lr, o.weight_decay);
   o.config.validate();
   NEPHRO_CHECK(!o.distributed.enabled || o.loss.boundary == BoundaryConvention::kPerImage,
                "--distributed: the glomsam_broadcast Boundary DoU convention pairs every two images of a batch "
@@ -475,6 +494,8 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
   mod->freeze(o.freeze_unet, /*freeze_vit=*/!o.train_vit);
   const std::vector<at::Tensor> params = mod->unique_parameters();
   torch::optim::AdamW opt(params, torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
+  if (o.resume) NEPHRO_CHECK(fs::exists(last_path), "--resume: no checkpoint ", last_path);
+  write_split(o.out_dir, data, main_rank);
   const double threshold = o.config.mask_threshold;
   // Ablation no_boundary_loss (recorded in the config the checkpoints store).
   GlomSamLossOptions loss_options = o.loss;
@@ -645,6 +666,13 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
     comm->barrier();  // rank 0 evaluates the test split
     return summary;
   }
+  // A run killed after the last epoch's last.pth but before these two files resumes
+  // with no epoch left to train: write them again from the history (the same bytes
+  // when they are already complete).
+  if ((start_epoch > o.epochs || summary.early_stopped) && !summary.history.empty()) {
+    write_file_atomically(o.out_dir + "/log.csv", csv_of(summary.history));
+    write_curve(o.out_dir + "/curves.png", summary.history);
+  }
   if (summary.early_stopped) log_info("early stopping: no val Dice gain for ", o.patience, " epochs");
   if (data.test.size() > 0 && fs::exists(best_path)) {
     checkpoint::bind_state_dict(*mod, checkpoint::load_state_dict(best_path), best_path,
@@ -661,6 +689,11 @@ TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
 
 TrainSummary train_unet(const UNetTrainOptions& o) {
   NEPHRO_CHECK(!o.out_dir.empty(), "train-unet: --out is required");
+  NEPHRO_CHECK(o.epochs > 0 && o.batch_size > 0, "train-unet: epochs and batch size must be positive");
+  NEPHRO_CHECK(o.input_size > 0, "train-unet: --input-size must be positive (got ", o.input_size, ")");
+  NEPHRO_CHECK(!o.features.empty(), "train-unet: --features needs at least one width");
+  for (int64_t f : o.features) NEPHRO_CHECK(f > 0, "train-unet: --features widths must be positive (got ", f, ")");
+  check_optimizer_options("train-unet", o.lr, 0.0);
   const std::shared_ptr<Communicator> comm = Communicator::connect(o.distributed);
   const int64_t world = comm->world_size();
   const bool main_rank = comm->is_main();
@@ -674,6 +707,7 @@ TrainSummary train_unet(const UNetTrainOptions& o) {
   uo.features = o.features;
   models::UNet unet(uo);
   torch::optim::Adam opt(unet->parameters(), torch::optim::AdamOptions(o.lr));
+  write_split(o.out_dir, data, main_rank);
   TrainSummary summary;
   summary.best_checkpoint = o.out_dir + "/best.pth";
   summary.last_checkpoint = o.out_dir + "/last.pth";

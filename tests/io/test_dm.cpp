@@ -267,3 +267,14 @@ TEST(Dm, HostileFilesGiveOneClearError) {
   msg = error_of([&] { io::read_dm_bytes(deep.out, "deep.dm4"); });
   EXPECT_NE(msg.find("nested deeper"), std::string::npos) << msg;
 }
+
+TEST(Dm, DataTypeOutOfIntRangeIsAnErrorNotUndefinedBehaviour) {
+  // Regression (fuzz_dm, UBSan): ImageData.DataType 4.1e9 was cast to int unchecked.
+  for (uint32_t code : {4000000000u, 2147483648u, 70000u}) {
+    Synthetic s;
+    s.data_type = static_cast<int>(code);  // written back as the same uint32
+    const std::string msg = error_of([&] { io::read_dm_bytes(make_dm(s), "type.dm4"); });
+    EXPECT_NE(msg.find("is not a DigitalMicrograph data type code"), std::string::npos) << code << ": " << msg;
+    EXPECT_NE(msg.find("type.dm4"), std::string::npos) << msg;
+  }
+}

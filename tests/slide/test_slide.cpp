@@ -510,3 +510,34 @@ TEST(SlideInfoJson, PyramidsAndSlidesAreDescribedPlainImagesAreNot) {
     EXPECT_NE(r.output.find("\"slide\":{\"reader\":\"tiff\""), std::string::npos) << r.output;
   }
 }
+
+namespace {
+
+size_t open_descriptors() {
+  return static_cast<size_t>(std::distance(fs::directory_iterator("/proc/self/fd"), fs::directory_iterator()));
+}
+
+}  // namespace
+
+TEST(SlideBadInput, RefusedTiffClosesItsFile) {
+  // Regression (fuzz_slide, LeakSanitizer): a TIFF that libtiff opens but the slide
+  // reader then refuses (here 32-bit float samples) leaked its TIFF handle and file.
+  const std::string path = t::temp_dir("slide_fd") + "/float.tif";
+  TIFF* tif = TIFFOpen(path.c_str(), "w");
+  ASSERT_NE(tif, nullptr);
+  TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, 4u);
+  TIFFSetField(tif, TIFFTAG_IMAGELENGTH, 4u);
+  TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, 1);
+  TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, 32);
+  TIFFSetField(tif, TIFFTAG_SAMPLEFORMAT, SAMPLEFORMAT_IEEEFP);
+  TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
+  TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+  TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, 4u);
+  float row[4] = {0, 1, 2, 3};
+  for (uint32_t y = 0; y < 4; ++y) TIFFWriteScanline(tif, row, y, 0);
+  TIFFClose(tif);
+  EXPECT_THROW(slide::open_slide(path), Error);
+  const size_t before = open_descriptors();
+  for (int k = 0; k < 20; ++k) EXPECT_THROW(slide::open_slide(path), Error);
+  EXPECT_EQ(open_descriptors(), before);
+}

@@ -5,7 +5,13 @@
 #include <ATen/ATen.h>
 #include <torch/serialize.h>
 
+#include <signal.h>
+#include <spawn.h>
 #include <sys/wait.h>
+
+#include <algorithm>
+#include <chrono>
+#include <thread>
 
 #include <cstdio>
 #include <cstdlib>
@@ -15,6 +21,8 @@
 #include <sstream>
 
 #include "nephroseg/core/memory.h"
+
+extern char** environ;
 
 namespace fs = std::filesystem;
 
@@ -99,6 +107,37 @@ CliRun run_cli(const std::string& args) {
 }
 
 bool have_cli() { return fs::exists(binary_dir() + "/nephroseg"); }
+
+bool run_cli_killed_after(const std::string& args, double seconds, const std::string& log, int* code) {
+  const std::string cmd = "exec " + binary_dir() + "/nephroseg --threads 1 --quiet " + args + " > " + log + " 2>&1";
+  const char* argv[] = {"/bin/sh", "-c", cmd.c_str(), nullptr};
+  pid_t pid = -1;
+  if (posix_spawn(&pid, "/bin/sh", nullptr, nullptr, const_cast<char**>(argv), environ) != 0) return false;
+  const auto t0 = std::chrono::steady_clock::now();
+  int status = 0;
+  while (std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() < seconds) {
+    if (waitpid(pid, &status, WNOHANG) == pid) {
+      if (code) *code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      return false;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  kill(pid, SIGKILL);
+  waitpid(pid, &status, 0);
+  return true;
+}
+
+std::vector<std::string> temporaries_under(const std::string& dir) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  if (!fs::exists(dir, ec)) return out;
+  for (auto it = fs::recursive_directory_iterator(dir, ec); it != fs::recursive_directory_iterator(); ++it) {
+    const std::string name = it->path().filename().string();
+    if (name.rfind(".tmp-", 0) == 0) out.push_back(fs::relative(it->path(), dir).string());
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
 
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b) {
   if (a.numel() == 0) return 0.0;

@@ -12,6 +12,7 @@
 #include <functional>
 #include <map>
 #include <string>
+#include <vector>
 
 namespace nephroseg::test {
 
@@ -45,6 +46,13 @@ struct CliRun {
 CliRun run_cli(const std::string& args);
 /// True when the nephroseg CLI binary has been built.
 bool have_cli();
+/// Starts `<build>/nephroseg --threads 1 --quiet <args>` (output to `log`) and sends it
+/// SIGKILL after `seconds`. Returns true when the kill hit a running process, false
+/// when the command had already finished (then *code, if given, is its exit code).
+bool run_cli_killed_after(const std::string& args, double seconds, const std::string& log, int* code = nullptr);
+/// Files under `dir` (recursive, relative paths, sorted) whose name has the atomic
+/// writers' temporary pattern `.tmp-<pid>-<n>-...` (core/atomic_file.h).
+std::vector<std::string> temporaries_under(const std::string& dir);
 
 /// Max |a - b| as a double (shapes must match).
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b);

@@ -1,4 +1,5 @@
 // nephroseg glomsam predict: binary mask, instance labels, QuPath GeoJSON and overlay.
+#include <cmath>
 #include <ATen/ATen.h>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
@@ -84,6 +85,8 @@ Runner setup(CLI::App& app) {
     NEPHRO_CHECK(p->gt.empty() || images.size() == 1, "--gt needs a single --image file");
     if (p->box_from_gt && p->gt.empty()) throw UsageError("--box-from-gt needs --gt");
     NEPHRO_CHECK(p->patch_size >= 0, "--patch-size must be >= 0");
+    NEPHRO_CHECK(std::isfinite(p->threshold), "--threshold must be a finite logit (got ", p->threshold, ")");
+    NEPHRO_CHECK(p->overlap >= 0, "--overlap must be >= 0 (got ", p->overlap, ")");
     at::Tensor gt;
     if (!p->gt.empty()) gt = train::read_binary_mask(p->gt);  // [H, W] {0,1}
     const double scale = p->patch_size > 0 ? static_cast<double>(cfg.sam.img_size) / static_cast<double>(p->patch_size) : 1.0;

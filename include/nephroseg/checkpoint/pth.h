@@ -91,6 +91,14 @@ Value unpickle_memory(const void* data, size_t size,
                       const std::map<std::string, std::string>& records,
                       const std::string& what);
 
+/// Only the zip layer's first step, from bytes: our central-directory index (end
+/// records, zip64, every entry stored and inside the file, the archive folder, the
+/// version record), as load_pickle_memory runs it before LibTorch's zip reader.
+/// Returns the records of the archive folder ("data.pkl", "data/0", ...) and their
+/// sizes. The zip fuzz target's entry point; throws nephroseg::Error naming `what`.
+std::map<std::string, uint64_t> read_zip_records_memory(const void* data, size_t size,
+                                                        const std::string& what);
+
 struct LoadOptions {
   /// Name of the top-level entry holding the state dict (e.g. "model"). Empty means
   /// automatic: the top-level dict itself if all its values are tensors, else the

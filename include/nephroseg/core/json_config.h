@@ -22,6 +22,7 @@
 
 #include <array>
 #include <cstdint>
+#include <exception>
 #include <initializer_list>
 #include <set>
 #include <string>
@@ -30,6 +31,11 @@
 #include "nephroseg/core/enum_names.h"
 
 namespace nephroseg {
+
+/// nlohmann's message for an exception without its "[json.exception.<kind>.<id>] "
+/// prefix (and "parse error at "), e.g. "line 1, column 16: syntax error while parsing
+/// object - unexpected end of input; expected '}'": the part a user can act on.
+std::string json_error_text(const std::exception& e);
 
 /// Parses the JSON file at `path`. Errors name the file ("<what> <path>: cannot
 /// open" / "is not valid JSON" / "must hold a JSON object"). When the object has an

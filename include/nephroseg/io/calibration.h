@@ -25,6 +25,7 @@
 // Thread safety: reentrant (libtiff's global handlers are set once, silenced).
 #pragma once
 
+#include <cstdint>
 #include <string>
 
 #include "nephroseg/core/enum_names.h"
@@ -55,6 +56,22 @@ double nm_per_unit(const std::string& unit);
 /// The calibration of an image file (DM3/DM4 or TIFF; PNG/JPEG give "none"). Throws
 /// nephroseg::Error naming the file when it cannot be read.
 Calibration read_calibration(const std::string& path);
+
+/// The TIFF tags a calibration is read from (first directory), as libtiff returns them.
+struct TiffCalibrationTags {
+  std::string description;      ///< ImageDescription (OME-XML, ImageJ header or text)
+  bool have_x_resolution = false;
+  bool have_y_resolution = false;
+  float x_resolution = 0;       ///< pixels per resolution unit
+  float y_resolution = 0;
+  uint16_t resolution_unit = 2; ///< 1 none, 2 inch (the TIFF default), 3 centimetre
+};
+
+/// The calibration those tags describe, by the TIFF rules above (OME-XML, then ImageJ,
+/// then the resolution tags). Pure text and number parsing: what read_calibration does
+/// after libtiff has read the tags, and the calibration fuzz target's entry point.
+/// Never throws for any description text; source "none" when nothing applies.
+Calibration calibration_from_tiff_tags(const TiffCalibrationTags& tags);
 
 /// The one pixel size to measure with: the mean of x and y (they must agree within
 /// 1 %). Throws naming `path` for no calibration, a reciprocal unit, or x != y.

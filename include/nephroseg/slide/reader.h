@@ -20,6 +20,7 @@
 #include <opencv2/core/mat.hpp>
 #include <opencv2/core/types.hpp>
 
+#include <cstdint>
 #include <memory>
 #include <optional>
 #include <string>
@@ -61,10 +62,14 @@ class SlideReader {
   SlideInfo info_;
 };
 
+/// Largest level side open_slide() accepts (whole-slide scans reach ~200,000 px).
+constexpr int64_t kMaxSlideSide = int64_t(1) << 20;
+
 /// Opens a slide by its content: OpenSlide for the formats it recognises (except
 /// plain generic TIFF, which goes to the libtiff reader so multi-channel and 16-bit
 /// data are kept), libtiff for TIFF, OpenCV for PNG/JPEG. Throws nephroseg::Error
-/// naming the file when it is missing, unsupported or corrupt.
+/// naming the file when it is missing, unsupported or corrupt, or when a level is
+/// larger than kMaxSlideSide.
 std::unique_ptr<SlideReader> open_slide(const std::string& path);
 
 /// True for the file extensions open_slide() accepts (for folder listings).

@@ -9,6 +9,7 @@
 #include <sstream>
 
 #include "nephroseg/core/error.h"
+#include "nephroseg/core/json_config.h"
 #include "nephroseg/io/npy.h"
 
 namespace fs = std::filesystem;
@@ -39,7 +40,7 @@ PromptSpec prompt_from_json(const json& j, const std::string& key, const fs::pat
         NEPHRO_FAIL(what, ": unknown field '", k, "' (points, box, multimask, mask_input)");
       }
     } catch (const json::exception& e) {
-      NEPHRO_FAIL(what, ": field '", k, "' has the wrong type (", e.what(), ")");
+      NEPHRO_FAIL(what, ": field '", k, "' has the wrong type (", json_error_text(e), ")");
     }
   }
   return spec;
@@ -70,6 +71,9 @@ void set_mask_input(PromptSpec& spec, const std::string& path, const std::string
   NEPHRO_CHECK(m.is_floating_point(), what, ": mask input '", path, "' must hold float low-res logits, got ",
                m.scalar_type());
   spec.prompt.mask_input = m.to(at::kFloat);
+  // NaN or infinite logits would pass through the decoder into an all-NaN mask.
+  NEPHRO_CHECK(spec.prompt.mask_input.numel() == 0 || spec.prompt.mask_input.isfinite().all().item<bool>(), what,
+               ": mask input '", path, "' holds NaN or infinite values");
   spec.mask_input_path = path;
 }
 
@@ -79,7 +83,7 @@ std::map<std::string, PromptSpec> parse_prompts_json(const std::string& text, co
   try {
     j = json::parse(text);
   } catch (const std::exception& e) {
-    NEPHRO_FAIL(what, " is not valid JSON: ", e.what());
+    NEPHRO_FAIL(what, " is not valid JSON (", json_error_text(e), ")");
   }
   NEPHRO_CHECK(j.is_object(), what, " must map image file names to prompt objects");
   std::map<std::string, PromptSpec> out;
