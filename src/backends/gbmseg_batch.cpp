@@ -152,6 +152,7 @@ nlohmann::json reference_cache_key(const GbmSegBatchOptions& o) {
                                                                                  : text_fingerprint(f.config_json)},
                      {"random_weights", f.random_weights},
                      {"seed", static_cast<uint64_t>(f.seed)}};
+  if (f.precision != Precision::kFp32) key["features"]["precision"] = precision_names().name(f.precision);
   key["reference_image"] = file_fingerprint(o.reference_image);
   key["reference_mask"] = file_fingerprint(o.reference_mask);
   key["size"] = o.prompts.size;
@@ -354,6 +355,7 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatc
     }
     result.reference_features_s = pipe->reference_seconds();
     run["backends"] = {{"features", result.features_name}, {"segmenter", result.segmenter_name}};
+    run["precision"] = precision_json(o.segmenter.precision, o.segmenter.precision);
     run["reference_features_s"] = result.reference_features_s;
     run["model_load_s"] = result.model_load_s;
     context.reference_image = o.reference_image;
