@@ -64,6 +64,11 @@ struct GemmPeaks {
   double of(Precision p) const {
     return p == Precision::kBf16 ? bf16 : p == Precision::kInt8 ? int8 : fp32;
   }
+  /// Element-wise maximum: peaks measured before and after the timed runs, so that a
+  /// burst of background load during one measurement does not inflate the fractions.
+  GemmPeaks max_with(const GemmPeaks& o) const {
+    return {std::max(fp32, o.fp32), std::max(bf16, o.bf16), std::max(int8, o.int8)};
+  }
 };
 GemmPeaks measure_gemm_peaks(const std::vector<Precision>& precisions, std::ostream& out);
 
