@@ -5,7 +5,11 @@
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
+#include <iosfwd>
+#include <string>
 #include <vector>
+
+#include "nephroseg/core/precision.h"
 
 namespace nephroseg::bench {
 
@@ -45,5 +49,30 @@ ProcessMemory process_memory();
 /// Restarts the peak (VmHWM) from the current RSS (Linux >= 4.0: "5" >
 /// /proc/self/clear_refs). False where unsupported.
 bool reset_peak_memory();
+
+/// "fp32,bf16,int8" -> the precisions to time, each resolved (auto -> this CPU's pick;
+/// bf16 without native support is refused unless `force`); "" -> {fallback}.
+/// Duplicates after resolution are dropped.
+std::vector<Precision> parse_precisions(const std::string& list, Precision fallback, bool force);
+
+/// Same-run GEMM peaks in GFLOP/s, one per precision that is timed: fp32 sgemm
+/// (2048^3 at::mm), bf16 gemm (the same in bfloat16), int8 gemm (a 2048 x 2048
+/// dynamically quantized Linear on 2048 rows, activation quantization included, as the
+/// int8 models run it). Each measured line is written to `out`.
+struct GemmPeaks {
+  double fp32 = 0, bf16 = 0, int8 = 0;
+  double of(Precision p) const {
+    return p == Precision::kBf16 ? bf16 : p == Precision::kInt8 ? int8 : fp32;
+  }
+  /// Element-wise maximum: peaks measured before and after the timed runs, so that a
+  /// burst of background load during one measurement does not inflate the fractions.
+  GemmPeaks max_with(const GemmPeaks& o) const {
+    return {std::max(fp32, o.fp32), std::max(bf16, o.bf16), std::max(int8, o.int8)};
+  }
+};
+GemmPeaks measure_gemm_peaks(const std::vector<Precision>& precisions, std::ostream& out);
+
+/// The peak's name in reports: "sgemm", "bf16 gemm", "int8 gemm".
+const char* gemm_name(Precision p);
 
 }  // namespace nephroseg::bench

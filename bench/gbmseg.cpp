@@ -19,6 +19,7 @@
 #include "bench_util.h"
 #include "nephroseg/bench/bench.h"
 #include "nephroseg/core/error.h"
+#include "nephroseg/core/precision.h"
 #include "nephroseg/dinov2/dinov2.h"
 #include "nephroseg/gbmseg/model_backends.h"
 #include "nephroseg/gbmseg/pipeline.h"
@@ -61,63 +62,134 @@ at::Tensor dino_input(const dinov2::Dinov2Model& m, const cv::Mat& rgb) {
   return m.preprocess(io::mat_to_tensor(rgb), 0);
 }
 
+// Multiply-adds of one DINOv2 forward on an S x S image (every Linear, attention
+// QK^T and AV, the patch-embedding conv), times 2.
+double dinov2_flops(const dinov2::Dinov2Config& c, int size) {
+  const double grid = static_cast<double>(size / c.patch_size);
+  const double C = static_cast<double>(c.embed_dim);
+  const double N = grid * grid + 1 + static_cast<double>(c.num_register_tokens);
+  const auto hidden = static_cast<int64_t>(static_cast<double>(c.embed_dim) * c.mlp_ratio);
+  double ffn = 2.0 * N * C * static_cast<double>(hidden);
+  if (c.ffn_layer != "mlp") {
+    const double h = static_cast<double>((hidden * 2 / 3 + 7) / 8 * 8);  // SwiGLU hidden
+    ffn = 3.0 * N * C * h;
+  }
+  const double block = N * C * 3 * C + N * C * C + 2 * N * N * C + ffn;
+  const double patch = grid * grid * C * 3.0 * c.patch_size * c.patch_size;
+  return 2.0 * (patch + static_cast<double>(c.depth) * block);
+}
+
 }  // namespace
 
 int run_gbmseg(const GbmsegBenchOptions& p, std::ostream& out) {
   NEPHRO_CHECK(p.targets >= 1, "--targets must be >= 1");
   NEPHRO_CHECK(p.size > 0 && p.size % 14 == 0, "--size must be a positive multiple of 14");
+  const std::vector<Precision> precisions =
+      parse_precisions(p.precisions, p.precision, p.force_precision);
   out << std::fixed << std::setprecision(2);
   out << "GBMSeg pipeline benchmark: DINOv2 " << p.dinov2_type << " at " << p.size << "x"
       << p.size << " + SAM " << p.sam_type << " (random weights), " << p.targets
-      << " target(s), threads " << at::get_num_threads() << std::endl;
-
-  auto t0 = Clock::now();
+      << " target(s), threads " << at::get_num_threads() << ", precisions";
+  for (Precision q : precisions) out << " " << precision_names().name(q);
+  out << std::endl;
+  GemmPeaks peaks = measure_gemm_peaks(precisions, out);
+  out << std::setprecision(2);
   const dinov2::Dinov2Config dcfg = dinov2::Dinov2Config::preset(p.dinov2_type);
-  std::shared_ptr<const dinov2::Dinov2Model> dino = dinov2::Dinov2Model::random(dcfg, p.seed);
-  std::shared_ptr<const sam::SamModel> sam_model =
-      sam::SamModel::random(sam::SamConfig::preset(p.sam_type), p.seed);
-  out << "models built in " << since(t0) << " s; resident " << peak_mib()
-      << " MiB (VmHWM so far)" << std::endl;
+  const double dflops = dinov2_flops(dcfg, p.size);
 
-  auto features = std::make_shared<gbmseg::Dinov2FeatureExtractor>(dino, "dinov2 " + p.dinov2_type);
-  auto segmenter = std::make_shared<gbmseg::SamPointSegmenter>(sam_model, "sam " + p.sam_type);
   gbmseg::PromptOptions opt = gbmseg::PromptOptions::authors_code();
   opt.size = p.size;
-
   // Inputs at 512 x 512 like the sample data; everything is resized to S as in main.py.
   const cv::Mat ref_image = synthetic_image(512, 1000 + p.seed);
   const cv::Mat ref_mask = synthetic_mask(512);
   std::vector<cv::Mat> targets;
   for (int i = 0; i < p.targets; ++i) targets.push_back(synthetic_image(512, 2000 + p.seed + i));
 
-  // --- ours: batch mode ---------------------------------------------------------------
-  const bool peak_ok = reset_peak_memory();
-  gbmseg::GbmSegPipeline pipe(features, segmenter, opt);
-  t0 = Clock::now();
-  pipe.set_reference(ref_image, ref_mask);
-  const double ours_ref = since(t0);
-  double ours_feat = 0, ours_prompt = 0, ours_sam = 0;
-  for (const cv::Mat& t : targets) {
-    const gbmseg::SegmentResult r = pipe.segment(t);
-    ours_feat += r.timings.features;
-    ours_prompt += r.timings.prompts;
-    ours_sam += r.timings.segment;
+  struct Row {
+    Precision precision;
+    double dinov2_s, per_target_s, steady_s, peak_mib;
+  };
+  std::vector<Row> rows;
+  std::shared_ptr<const dinov2::Dinov2Model> dino;
+  std::shared_ptr<const sam::SamModel> sam_model;
+  std::shared_ptr<gbmseg::Dinov2FeatureExtractor> features;
+  std::shared_ptr<gbmseg::SamPointSegmenter> segmenter;
+  double ours_per = 0, ours_total = 0, ours_ref = 0, ours_feat = 0, ours_prompt = 0, ours_sam = 0;
+  // The first precision's models stay for the authors' schedule.
+  for (size_t k = precisions.size(); k-- > 0;) {
+    const Precision prec = precisions[k];
+    const std::string pname = precision_names().name(prec);
+    features.reset();
+    segmenter.reset();
+    dino.reset();
+    sam_model.reset();
+    auto t0 = Clock::now();
+    dino = dinov2::Dinov2Model::random(dcfg, p.seed, prec);
+    sam_model = sam::SamModel::random(sam::SamConfig::preset(p.sam_type), p.seed, prec);
+    out << "[" << pname << "] models built in " << since(t0) << " s; resident " << peak_mib()
+        << " MiB (VmHWM so far)" << std::endl;
+    features = std::make_shared<gbmseg::Dinov2FeatureExtractor>(dino, "dinov2 " + p.dinov2_type);
+    segmenter = std::make_shared<gbmseg::SamPointSegmenter>(sam_model, "sam " + p.sam_type);
+
+    // --- ours: batch mode -------------------------------------------------------------
+    const bool peak_ok = reset_peak_memory();
+    gbmseg::GbmSegPipeline pipe(features, segmenter, opt);
+    t0 = Clock::now();
+    pipe.set_reference(ref_image, ref_mask);
+    ours_ref = since(t0);
+    ours_feat = ours_prompt = ours_sam = 0;
+    for (const cv::Mat& t : targets) {
+      const gbmseg::SegmentResult r = pipe.segment(t);
+      ours_feat += r.timings.features;
+      ours_prompt += r.timings.prompts;
+      ours_sam += r.timings.segment;
+    }
+    ours_total = since(t0);
+    const double ours_peak = peak_mib();
+    ours_per = ours_total / p.targets;
+    out << "[" << pname << "] batch pipeline (ours): total " << ours_total
+        << " s = reference features " << ours_ref << " s (once) + per target: features "
+        << ours_feat / p.targets << " s, prompts " << ours_prompt / p.targets << " s, SAM "
+        << ours_sam / p.targets << " s" << std::endl;
+    out << "  per target (reference amortised over " << p.targets << "): " << ours_per
+        << " s; steady state " << (ours_total - ours_ref) / p.targets << " s; peak RSS "
+        << ours_peak << " MiB" << (peak_ok ? "" : " (VmHWM not reset)") << std::endl;
+    // One DINOv2 forward at S (the pipeline above was its warm-up).
+    const at::Tensor din = dino_input(*dino, gbmseg::resize_to_working(ref_image, p.size));
+    const double d_s = median(time_runs(0, 1, [&] { dino->forward_features(din); }));
+    out << "[" << pname << "] DINOv2 " << p.dinov2_type << " forward at " << p.size << ": " << d_s
+        << " s, " << std::setprecision(1) << dflops / 1e9 << " GFLOP -> " << dflops / d_s / 1e9
+        << " GFLOP/s = " << 100.0 * dflops / d_s / 1e9 / peaks.of(prec) << "% of "
+        << gemm_name(prec) << " peak" << std::setprecision(2) << std::endl;
+
+    rows.insert(rows.begin(), Row{prec, d_s, ours_per, (ours_total - ours_ref) / p.targets, ours_peak});
   }
-  const double ours_total = since(t0);
-  const double ours_peak = peak_mib();
-  const double ours_per = ours_total / p.targets;
-  out << "batch pipeline (ours): total " << ours_total << " s = reference features "
-      << ours_ref << " s (once) + per target: features " << ours_feat / p.targets
-      << " s, prompts " << ours_prompt / p.targets << " s, SAM " << ours_sam / p.targets
-      << " s" << std::endl;
-  out << "  per target (reference amortised over " << p.targets << "): " << ours_per
-      << " s; peak RSS " << ours_peak << " MiB" << (peak_ok ? "" : " (VmHWM not reset)")
-      << std::endl;
+  out << "peaks again after the timed runs (the larger of the two is used):" << std::endl;
+  peaks = peaks.max_with(measure_gemm_peaks(precisions, out));
+  out << std::setprecision(2);
+  if (rows.size() > 1) {
+    const auto fp32 = std::find_if(rows.begin(), rows.end(),
+                                   [](const Row& r) { return r.precision == Precision::kFp32; });
+    const auto ratio = [&](double Row::*field, const Row& r) {
+      return fp32 != rows.end() ? (*fp32).*field / r.*field : std::nan("");
+    };
+    out << "precision  dinov2_s  dinov2_speedup  dinov2_pct_own_peak  steady_s_per_target  "
+           "steady_speedup  peak_rss_mib"
+        << std::endl;
+    for (const Row& r : rows) {
+      out << std::left << std::setw(11) << precision_names().name(r.precision) << std::right
+          << std::setw(8) << r.dinov2_s << "  " << std::setw(14) << ratio(&Row::dinov2_s, r) << "  "
+          << std::setprecision(1) << std::setw(19) << 100.0 * dflops / r.dinov2_s / 1e9 / peaks.of(r.precision)
+          << std::setprecision(2) << "  " << std::setw(19) << r.steady_s << "  " << std::setw(14)
+          << ratio(&Row::steady_s, r) << "  " << std::setprecision(0) << std::setw(12) << r.peak_mib
+          << std::setprecision(2) << std::endl;
+    }
+  }
   if (p.skip_authors) return 0;
 
   // --- authors' schedule (main.py + generate_points.py + segment.py) -------------------
   reset_peak_memory();
-  t0 = Clock::now();
+  auto t0 = Clock::now();
   const cv::Mat ref_s = gbmseg::resize_to_working(ref_image, p.size);
   const cv::Mat mask_s = gbmseg::resize_to_working(ref_mask, p.size);
   const at::Tensor ref_in = dino_input(*dino, ref_s);
@@ -153,7 +225,8 @@ int run_gbmseg(const GbmsegBenchOptions& p, std::ostream& out) {
   out << "authors' schedule: total " << a_total << " s; per target: DINOv2 2 x [ref, tgt] "
       << a_dino / p.targets << " s, prompts " << a_prompt / p.targets << " s, SAM "
       << a_sam / p.targets << " s" << std::endl;
-  out << "  per target: " << a_per << " s; peak RSS " << a_peak << " MiB" << std::endl;
+  out << "  per target (" << precision_names().name(precisions.front()) << "): " << a_per
+      << " s; peak RSS " << a_peak << " MiB" << std::endl;
   const double ratio = a_per / ours_per;
   out << "speed-up per target (authors' schedule / batch pipeline): " << ratio
       << "x (floor 3x: " << (ratio >= 3.0 ? "met" : "NOT met") << ")" << std::endl;

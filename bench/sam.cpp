@@ -7,6 +7,7 @@
 #include <algorithm>
 #include <cmath>
 #include <iomanip>
+#include <memory>
 #include <ostream>
 #include <vector>
 
@@ -15,6 +16,7 @@
 #include "nephroseg/bench/bench.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/sam/sam.h"
+#include "nephroseg/core/precision.h"
 
 namespace nephroseg::bench {
 namespace {
@@ -59,39 +61,81 @@ EncoderMacs encoder_macs(const sam::SamConfig& c) {
 int run_sam(const SamBenchOptions& o, std::ostream& out) {
   NEPHRO_CHECK(o.runs >= 1 && o.decoder_runs >= 1 && o.warmup >= 0,
                "--runs and --decoder-runs must be >= 1, --warmup >= 0");
+  const std::vector<Precision> precisions =
+      parse_precisions(o.precisions, o.precision, o.force_precision);
   const sam::SamConfig cfg = sam::SamConfig::preset(o.model_type);
-  const auto model = sam::SamModel::random(cfg, 0);
-  sam::SamImpl& net = sam::internal::module(*model);
-  c10::InferenceMode guard;
   out << std::fixed << std::setprecision(3);
   out << "SAM " << cfg.name << " (random weights), input 1x3x" << cfg.img_size << "x"
-      << cfg.img_size << ", threads " << at::get_num_threads() << std::endl;
-
-  // sgemm peak: 2048^3 float matmul.
-  const int64_t n = 2048;
-  const at::Tensor a = at::randn({n, n}), b = at::randn({n, n});
-  at::Tensor c = at::empty({n, n});
-  const double gemm_s = median(time_runs(1, 5, [&] { at::mm_out(c, a, b); }));
-  const double peak = 2.0 * n * n * n / gemm_s / 1e9;
-  out << "sgemm 2048x2048: " << gemm_s << " s, peak " << std::setprecision(1) << peak
-      << " GFLOP/s" << std::setprecision(3) << std::endl;
+      << cfg.img_size << ", threads " << at::get_num_threads() << ", precisions";
+  for (Precision p : precisions) out << " " << precision_names().name(p);
+  out << std::endl;
+  GemmPeaks peaks = measure_gemm_peaks(precisions, out);
 
   const at::Tensor x = at::randn({1, 3, cfg.img_size, cfg.img_size});
-  at::Tensor emb;
-  const std::vector<double> enc = time_runs(o.warmup, o.runs, [&] {
-    emb = net.image_encoder->forward(x);
-  });
   const EncoderMacs macs = encoder_macs(cfg);
   const double flops = 2.0 * macs.total();
-  const double enc_s = median(enc);
-  const double achieved = flops / enc_s / 1e9;
-  out << "image encoder: median " << enc_s << " s of " << o.runs << " (min "
-      << *std::min_element(enc.begin(), enc.end()) << ", max "
-      << *std::max_element(enc.begin(), enc.end()) << "), " << std::setprecision(1)
-      << flops / 1e9 << " GFLOP -> " << achieved << " GFLOP/s = "
-      << 100.0 * achieved / peak << "% of sgemm peak (floor 55%: "
-      << (achieved >= 0.55 * peak ? "met" : "NOT met") << ")" << std::setprecision(3)
-      << std::endl;
+  std::shared_ptr<sam::SamModel> model;
+  at::Tensor emb;
+  struct Row {
+    Precision p;
+    double seconds;
+  };
+  std::vector<Row> rows;
+  // All models first, then interleaved rounds (warm-up rounds untimed): on a shared
+  // machine every precision sees the same background load.
+  std::vector<std::shared_ptr<sam::SamModel>> models;
+  for (Precision p : precisions) models.push_back(sam::SamModel::random(cfg, 0, p));
+  std::vector<std::vector<double>> times(precisions.size());
+  {
+    c10::InferenceMode guard;
+    for (int64_t round = 0; round < o.warmup + o.runs; ++round) {
+      for (size_t k = 0; k < precisions.size(); ++k) {
+        sam::SamImpl& net = sam::internal::module(*models[k]);
+        const auto t0 = Clock::now();
+        emb = net.image_encoder->forward(x);
+        if (round >= o.warmup) times[k].push_back(since(t0));
+      }
+    }
+  }
+  model = models.front();
+  out << "peaks again after the timed runs (the larger of the two is used):" << std::endl;
+  peaks = peaks.max_with(measure_gemm_peaks(precisions, out));
+  const double peak = peaks.fp32;
+  for (size_t k = 0; k < precisions.size(); ++k) {
+    const Precision p = precisions[k];
+    const std::vector<double>& enc = times[k];
+    const double enc_s = median(enc);
+    const double achieved = flops / enc_s / 1e9;
+    const double p_peak = peaks.of(p);
+    out << "image encoder " << precision_names().name(p) << ": median " << enc_s << " s of " << o.runs
+        << " (min " << *std::min_element(enc.begin(), enc.end()) << ", max "
+        << *std::max_element(enc.begin(), enc.end()) << "), " << std::setprecision(1) << flops / 1e9
+        << " GFLOP -> " << achieved << " GFLOP/s = " << 100.0 * achieved / p_peak << "% of "
+        << gemm_name(p) << " peak";
+    if (p == Precision::kFp32) {
+      out << " (floor 55%: " << (achieved >= 0.55 * peak ? "met" : "NOT met") << ")";
+    }
+    out << std::setprecision(3) << std::endl;
+    rows.push_back({p, enc_s});
+  }
+  models.clear();
+  if (rows.size() > 1) {
+    const auto fp32 = std::find_if(rows.begin(), rows.end(),
+                                   [](const Row& r) { return r.p == Precision::kFp32; });
+    out << "precision  encoder_s  speedup_vs_fp32  gflops  pct_of_own_gemm_peak" << std::endl;
+    for (const Row& r : rows) {
+      const double achieved = flops / r.seconds / 1e9;
+      out << std::left << std::setw(11) << precision_names().name(r.p) << std::right
+          << std::setw(9) << r.seconds << "  " << std::setw(15)
+          << (fp32 != rows.end() ? fp32->seconds / r.seconds : std::nan("")) << "  "
+          << std::setprecision(1) << std::setw(6) << achieved << "  " << std::setw(20)
+          << 100.0 * achieved / peaks.of(r.p) << std::setprecision(3) << std::endl;
+    }
+  }
+  // Breakdown and decoder timings: the first precision's model.
+  sam::SamImpl& net = sam::internal::module(*model);
+  c10::InferenceMode guard;
+  emb = net.image_encoder->forward(x).to(at::kFloat);
 
   if (o.breakdown) {
     at::Tensor h = net.image_encoder->patch_embed->forward(x) + net.image_encoder->pos_embed;

@@ -22,6 +22,8 @@
 #include <string>
 #include <vector>
 
+#include "nephroseg/core/precision.h"
+
 namespace nephroseg::python {
 
 namespace py = pybind11;
@@ -59,6 +61,12 @@ at::Tensor image_tensor(const cv::Mat& image);
 /// Returns nullopt for None.
 std::optional<std::string> json_text_arg(const py::handle& obj, const char* name, std::string* path_out);
 /// JSON text -> Python object (json.loads).
+/// The `precision=` keyword of the model loaders: "fp32" | "bf16" | "int8" | "auto",
+/// resolved for this CPU (bf16 without native support raises unless force_precision).
+inline Precision precision_arg(const std::string& precision, bool force) {
+  return resolve_precision(precision_names().parse(precision, "precision"), force);
+}
+
 py::object json_loads(const std::string& text);
 
 /// Registered once by the module: the exception translation above.

@@ -25,27 +25,37 @@ void bind_dinov2(py::module_& m) {
       "Calls release the GIL and may run from several threads at once.")
       .def_static(
           "load",
-          [](const std::string& checkpoint, const std::string& model_type, const py::object& config) {
+          [](const std::string& checkpoint, const std::string& model_type, const py::object& config,
+             const std::string& precision, bool force_precision) {
             const dinov2::Dinov2Config c = dinov2_config_arg(model_type, config);
+            const Precision p = precision_arg(precision, force_precision);
             py::gil_scoped_release release;
-            return dinov2::Dinov2Model::load(checkpoint, c);
+            return dinov2::Dinov2Model::load(checkpoint, c, p);
           },
           py::arg("checkpoint"), py::arg("model_type") = "vitg14", py::arg("config") = py::none(),
+          py::arg("precision") = "fp32", py::arg("force_precision") = false,
           "Loads an official checkpoint. model_type: vits14 | vitb14 | vitl14 | vitg14 (+ '_reg4');\n"
-          "config (takes precedence): a dict of Dinov2Config fields or a JSON file path.")
+          "config (takes precedence): a dict of Dinov2Config fields or a JSON file path.\n"
+          "precision: 'fp32' | 'bf16' | 'int8' | 'auto' (docs/precision.md).")
       .def_static(
           "random",
-          [](const std::string& model_type, const py::object& config, uint64_t seed) {
+          [](const std::string& model_type, const py::object& config, uint64_t seed,
+             const std::string& precision, bool force_precision) {
             const dinov2::Dinov2Config c = dinov2_config_arg(model_type, config);
+            const Precision p = precision_arg(precision, force_precision);
             py::gil_scoped_release release;
-            return dinov2::Dinov2Model::random(c, seed);
+            return dinov2::Dinov2Model::random(c, seed, p);
           },
           py::arg("model_type") = "vits14", py::arg("config") = py::none(), py::arg("seed") = 0,
+          py::arg("precision") = "fp32", py::arg("force_precision") = false,
           "A model with random weights (benchmarks, tests).")
       .def_static("preset_names", &dinov2::Dinov2Config::preset_names, "The valid model_type names.")
       .def_property_readonly(
           "config", [](const dinov2::Dinov2Model& d) { return json_loads(d.config().to_json()); },
           "The hyper-parameters as a dict.")
+      .def_property_readonly(
+          "precision", [](const dinov2::Dinov2Model& d) { return precision_names().name(d.precision()); },
+          "'fp32' | 'bf16' | 'int8'.")
       .def(
           "patch_features",
           [](const dinov2::Dinov2Model& self, const py::handle& image, int64_t size) {

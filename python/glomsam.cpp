@@ -27,7 +27,8 @@ void bind_glomsam(py::module_& m) {
       "predict() releases the GIL.")
       .def_static(
           "load",
-          [](const std::string& checkpoint, const py::object& config) {
+          [](const std::string& checkpoint, const py::object& config, const std::string& precision,
+             bool force_precision) {
             glomsam::GlomSamConfig c;
             if (config.is_none()) {
               const auto stored = glomsam::GlomSamModel::stored_config(checkpoint);
@@ -35,12 +36,15 @@ void bind_glomsam(py::module_& m) {
             } else {
               c = glomsam_config_arg(config);
             }
+            const Precision p = precision_arg(precision, force_precision);
             py::gil_scoped_release release;
-            return glomsam::GlomSamModel::load(checkpoint, c);
+            return glomsam::GlomSamModel::load(checkpoint, c, p);
           },
-          py::arg("checkpoint"), py::arg("config") = py::none(),
+          py::arg("checkpoint"), py::arg("config") = py::none(), py::arg("precision") = "fp32",
+          py::arg("force_precision") = false,
           "Loads a GlomSAM checkpoint. config: None (the config stored in the file, else\n"
-          "'official'), a preset name ('official' | 'tiny'), a JSON file path or a dict.")
+          "'official'), a preset name ('official' | 'tiny'), a JSON file path or a dict.\n"
+          "precision: 'fp32' | 'bf16' | 'int8' | 'auto' for the ViT blocks (inference only).")
       .def_static(
           "create",
           [](const py::object& config, uint64_t seed) {
@@ -51,6 +55,8 @@ void bind_glomsam(py::module_& m) {
           py::arg("config") = "tiny", py::arg("seed") = 0, "A randomly initialised model (tests, training).")
       .def_property_readonly(
           "config", [](const glomsam::GlomSamModel& g) { return json_loads(g.config().to_json()); })
+      .def_property_readonly(
+          "precision", [](const glomsam::GlomSamModel& g) { return precision_names().name(g.precision()); })
       .def("save", &glomsam::GlomSamModel::save, py::arg("path"), "Writes the weights as a .pth checkpoint.")
       .def(
           "predict",

@@ -62,28 +62,39 @@ void bind_sam(py::module_& m) {
   py::class_<sam::SamModel, std::shared_ptr<sam::SamModel>>(m, "Sam", kSamDoc)
       .def_static(
           "load",
-          [](const std::string& checkpoint, const std::string& model_type, const py::object& config) {
+          [](const std::string& checkpoint, const std::string& model_type, const py::object& config,
+             const std::string& precision, bool force_precision) {
             const sam::SamConfig c = sam_config_arg(model_type, config);
+            const Precision p = precision_arg(precision, force_precision);
             py::gil_scoped_release release;
-            return sam::SamModel::load(checkpoint, c);
+            return sam::SamModel::load(checkpoint, c, p);
           },
           py::arg("checkpoint"), py::arg("model_type") = "vit_b", py::arg("config") = py::none(),
+          py::arg("precision") = "fp32", py::arg("force_precision") = false,
           "Loads an official SAM/MedSAM checkpoint (.pth, no conversion).\n"
           "model_type: 'vit_b' | 'vit_l' | 'vit_h' | 'medsam'; config (takes precedence): a dict\n"
           "with the fields of segment-anything's build_sam, or a JSON file path (e.g. a golden\n"
-          "sam_tiny.json). Keys or shapes that do not fit raise ValueError listing them.")
+          "sam_tiny.json). Keys or shapes that do not fit raise ValueError listing them.\n"
+          "precision: 'fp32' | 'bf16' | 'int8' | 'auto' for the image encoder (docs/precision.md);\n"
+          "bf16 on a CPU without native bf16 raises unless force_precision.")
       .def_static(
           "random",
-          [](const std::string& model_type, const py::object& config, uint64_t seed) {
+          [](const std::string& model_type, const py::object& config, uint64_t seed,
+             const std::string& precision, bool force_precision) {
             const sam::SamConfig c = sam_config_arg(model_type, config);
+            const Precision p = precision_arg(precision, force_precision);
             py::gil_scoped_release release;
-            return sam::SamModel::random(c, seed);
+            return sam::SamModel::random(c, seed, p);
           },
           py::arg("model_type") = "vit_b", py::arg("config") = py::none(), py::arg("seed") = 0,
+          py::arg("precision") = "fp32", py::arg("force_precision") = false,
           "A model with random weights (benchmarks, tests); deterministic in seed.")
       .def_property_readonly(
           "config", [](const sam::SamModel& s) { return json_loads(s.config().to_json()); },
           "The hyper-parameters as a dict (accepted back by load(config=...)).")
+      .def_property_readonly(
+          "precision", [](const sam::SamModel& s) { return precision_names().name(s.precision()); },
+          "The image encoder's precision: 'fp32' | 'bf16' | 'int8'.")
       .def(
           "encode",
           [](const sam::SamModel& self, const py::handle& image) {

@@ -166,6 +166,7 @@ nlohmann::json reference_cache_key(const GbmSegBatchOptions& o) {
                                                                                  : text_fingerprint(f.config_json)},
                      {"random_weights", f.random_weights},
                      {"seed", static_cast<uint64_t>(f.seed)}};
+  if (f.precision != Precision::kFp32) key["features"]["precision"] = precision_names().name(f.precision);
   const std::vector<ReferenceFiles> refs = list_references(o);
   key["reference_image"] = file_fingerprint(refs.front().image);
   key["reference_mask"] = file_fingerprint(refs.front().mask);
@@ -498,6 +499,7 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatc
     result.references = pipe->reference_count();
     result.reference_features_s = pipe->reference_seconds();
     run["backends"] = {{"features", result.features_name}, {"segmenter", result.segmenter_name}};
+    run["precision"] = precision_json(o.segmenter.precision, o.segmenter.precision);
     run["reference_features_s"] = result.reference_features_s;
     run["model_load_s"] = result.model_load_s;
     context.reference_image = refs.front().image;

@@ -19,6 +19,8 @@
 #include <torch/nn/modules/conv.h>
 #include <torch/nn/modules/linear.h>
 
+#include "core/linear.h"
+
 namespace nephroseg {
 
 /// While alive (on this thread), make_linear / make_conv2d skip initialisation.
@@ -35,9 +37,10 @@ class SkipInitGuard {
   bool previous_;
 };
 
-/// torch::nn::Linear(in_features, out_features).bias(bias), initialised as LibTorch
-/// does unless a SkipInitGuard is active (then the values are unspecified).
-torch::nn::Linear make_linear(int64_t in_features, int64_t out_features, bool bias = true);
+/// nephroseg::Linear (core/linear.h) as torch::nn::Linear(in_features, out_features)
+/// .bias(bias) builds it, initialised as LibTorch does unless a SkipInitGuard is active
+/// (then the values are unspecified).
+Linear make_linear(int64_t in_features, int64_t out_features, bool bias = true);
 
 /// torch::nn::Conv2d(options), with the same rule (groups must be 1 when skipping).
 torch::nn::Conv2d make_conv2d(const torch::nn::Conv2dOptions& options);

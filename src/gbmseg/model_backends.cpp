@@ -123,9 +123,11 @@ std::string join(const std::vector<std::string>& names) {
   return out;
 }
 
+// "file.pth" or "random weights, seed 0", plus ", bf16" / ", int8" off fp32.
 std::string weights_note(const BackendSpec& spec) {
-  return spec.random_weights ? detail::concat("random weights, seed ", spec.seed)
-                             : file_name(spec.checkpoint);
+  const std::string w = spec.random_weights ? detail::concat("random weights, seed ", spec.seed)
+                                            : file_name(spec.checkpoint);
+  return spec.precision == Precision::kFp32 ? w : w + ", " + precision_names().name(spec.precision);
 }
 
 void check_weights(const BackendSpec& spec, const char* flag_hint) {
@@ -145,8 +147,8 @@ std::shared_ptr<PatchFeatureExtractor> make_dinov2(const BackendSpec& spec) {
   const std::string type =
       spec.config_json.empty() ? spec.model_type : file_name(spec.config_json);
   std::shared_ptr<const dinov2::Dinov2Model> model =
-      spec.random_weights ? dinov2::Dinov2Model::random(config, spec.seed)
-                          : dinov2::Dinov2Model::load(spec.checkpoint, config);
+      spec.random_weights ? dinov2::Dinov2Model::random(config, spec.seed, spec.precision)
+                          : dinov2::Dinov2Model::load(spec.checkpoint, config, spec.precision);
   return std::make_shared<Dinov2FeatureExtractor>(
       std::move(model), detail::concat("dinov2 ", type, " (", weights_note(spec), ")"));
 }
@@ -162,8 +164,8 @@ std::shared_ptr<PointPromptSegmenter> make_sam(const BackendSpec& spec) {
   const std::string type =
       spec.config_json.empty() ? spec.model_type : file_name(spec.config_json);
   std::shared_ptr<const sam::SamModel> model =
-      spec.random_weights ? sam::SamModel::random(config, spec.seed)
-                          : sam::SamModel::load(spec.checkpoint, config);
+      spec.random_weights ? sam::SamModel::random(config, spec.seed, spec.precision)
+                          : sam::SamModel::load(spec.checkpoint, config, spec.precision);
   return std::make_shared<SamPointSegmenter>(
       std::move(model), detail::concat("sam ", type, " (", weights_note(spec), ")"));
 }

@@ -168,6 +168,11 @@ std::vector<Box> protocol_boxes(const cv::Mat& truth, int64_t jitter, uint64_t s
 
 namespace {
 
+// ", bf16" / ", int8" for a model's note; nothing for fp32.
+std::string precision_note(Precision p) {
+  return p == Precision::kFp32 ? std::string() : ", " + precision_names().name(p);
+}
+
 std::string first_line(const std::string& s) {
   const size_t nl = s.find('\n');
   return nl == std::string::npos ? s : s.substr(0, nl) + " ...";
@@ -211,11 +216,11 @@ Loaded load_model(const ProtocolModel& spec) {
         } else if (auto stored = GlomSamModel::stored_config(spec.checkpoint)) {
           cfg = *stored;
         }
-        l.glomsam = GlomSamModel::load(spec.checkpoint, cfg);
+        l.glomsam = GlomSamModel::load(spec.checkpoint, cfg, spec.precision);
         if (l.spec.label.empty())
           l.spec.label = cfg.is_full() ? "glomsam" : "glomsam-" + cfg.ablation_label();
         l.note = "GlomSAM " + cfg.ablation_label() + ", input " + std::to_string(cfg.sam.img_size) +
-                 ", logit > " + io::format_number(cfg.mask_threshold);
+                 ", logit > " + io::format_number(cfg.mask_threshold) + precision_note(spec.precision);
         break;
       }
       case ModelKind::kSam:
@@ -228,8 +233,9 @@ Loaded load_model(const ProtocolModel& spec) {
           cfg = named ? sam::SamConfig::preset(spec.config) : sam::SamConfig::from_json(spec.config);
           cfg.preprocess = medsam ? sam::SamPreprocess::kMedSam : sam::SamPreprocess::kSam;
         }
-        l.sam = sam::SamModel::load(spec.checkpoint, cfg);
-        l.note = std::string(medsam ? "MedSAM" : "SAM") + " " + cfg.name + ", box prompts";
+        l.sam = sam::SamModel::load(spec.checkpoint, cfg, spec.precision);
+        l.note = std::string(medsam ? "MedSAM" : "SAM") + " " + cfg.name + ", box prompts" +
+                 precision_note(spec.precision);
         break;
       }
       case ModelKind::kUNet: {

@@ -55,13 +55,14 @@ class GlomSamTileSegmenter : public TileSegmenter {
   explicit GlomSamTileSegmenter(const SegmenterSpec& spec) {
     require_checkpoint(spec);
     const glomsam::GlomSamConfig cfg = glomsam_config(spec);
-    model_ = glomsam::GlomSamModel::load(spec.checkpoint, cfg);
+    model_ = glomsam::GlomSamModel::load(spec.checkpoint, cfg, spec.precision);
     input_side_ = static_cast<int>(cfg.sam.img_size);
-    config_ = nlohmann::json{{"model", "glomsam"},
-                             {"checkpoint", fs::path(spec.checkpoint).filename().string()},
-                             {"checkpoint_fingerprint", file_fingerprint(spec.checkpoint)},
-                             {"config", cfg.to_json_object()}}
-                  .dump();
+    nlohmann::json config{{"model", "glomsam"},
+                          {"checkpoint", fs::path(spec.checkpoint).filename().string()},
+                          {"checkpoint_fingerprint", file_fingerprint(spec.checkpoint)},
+                          {"config", cfg.to_json_object()}};
+    if (spec.precision != Precision::kFp32) config["precision"] = precision_names().name(spec.precision);
+    config_ = config.dump();
   }
   std::string name() const override { return "glomsam"; }
   std::string config_json() const override { return config_; }
@@ -88,15 +89,16 @@ class SamBoxTileSegmenter : public TileSegmenter {
     require_checkpoint(spec);
     NEPHRO_CHECK(min_box_ >= 1, "sam/medsam segmenter: min_box_px must be >= 1");
     const sam::SamConfig cfg = sam_config(spec);
-    model_ = sam::SamModel::load(spec.checkpoint, cfg);
+    model_ = sam::SamModel::load(spec.checkpoint, cfg, spec.precision);
     input_side_ = static_cast<int>(cfg.img_size);
-    config_ = nlohmann::json{{"model", spec.name},
-                             {"checkpoint", fs::path(spec.checkpoint).filename().string()},
-                             {"checkpoint_fingerprint", file_fingerprint(spec.checkpoint)},
-                             {"config", cfg.to_json_object()},
-                             {"boxes_from", nlohmann::json::parse(detector_.config_json())},
-                             {"min_box_px", min_box_}}
-                  .dump();
+    nlohmann::json config{{"model", spec.name},
+                          {"checkpoint", fs::path(spec.checkpoint).filename().string()},
+                          {"checkpoint_fingerprint", file_fingerprint(spec.checkpoint)},
+                          {"config", cfg.to_json_object()},
+                          {"boxes_from", nlohmann::json::parse(detector_.config_json())},
+                          {"min_box_px", min_box_}};
+    if (spec.precision != Precision::kFp32) config["precision"] = precision_names().name(spec.precision);
+    config_ = config.dump();
   }
   std::string name() const override { return name_; }
   int input_side() const override { return input_side_; }

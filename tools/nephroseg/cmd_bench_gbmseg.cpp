@@ -18,7 +18,14 @@ Runner setup(CLI::App& app) {
   app.add_option("--size", p->size, "working size S")->capture_default_str();
   app.add_option("--seed", p->seed, "weights/images seed")->capture_default_str();
   app.add_flag("--skip-authors", p->skip_authors, "time the batch pipeline only");
-  return [p]() { return bench::run_gbmseg(*p, std::cout); };
+  app.add_option("--precisions", p->precisions,
+                 "comma-separated precisions timed in one run (fp32,bf16,int8,auto); default: "
+                 "the global --precision");
+  return [p]() {
+    p->precision = global_options().precision;
+    p->force_precision = global_options().force_precision;
+    return bench::run_gbmseg(*p, std::cout);
+  };
 }
 
 NEPHRO_COMMAND("bench", "gbmseg",

@@ -16,7 +16,14 @@ Runner setup(CLI::App& app) {
   app.add_option("--model-type", p->model_type, "vit_b | vit_l | vit_h | medsam")
       ->capture_default_str();
   app.add_flag("--breakdown", p->breakdown, "also time each encoder block once");
-  return [p]() { return bench::run_sam(*p, std::cout); };
+  app.add_option("--precisions", p->precisions,
+                 "comma-separated precisions timed in one run (fp32,bf16,int8,auto); default: "
+                 "the global --precision");
+  return [p]() {
+    p->precision = global_options().precision;
+    p->force_precision = global_options().force_precision;
+    return bench::run_sam(*p, std::cout);
+  };
 }
 
 NEPHRO_COMMAND("bench", "sam", "SAM encoder/decoder timings, GFLOP/s vs measured sgemm peak",

@@ -51,14 +51,15 @@ int run_features(const FeaturesParams& p) {
   const at::Tensor image = io::mat_view(rgb);  // [H, W, 3] uint8, no copy
 
   const auto t0 = std::chrono::steady_clock::now();
-  auto model = dinov2::Dinov2Model::load(p.checkpoint, config);
+  auto model = dinov2::Dinov2Model::load(p.checkpoint, config, global_options().precision);
   const auto t1 = std::chrono::steady_clock::now();
   const dinov2::PatchFeatures features = model->patch_features(image, p.size);
   const auto t2 = std::chrono::steady_clock::now();
   const auto secs = [](auto a, auto b) { return std::chrono::duration<double>(b - a).count(); };
   log_info("features: ", p.image, " -> grid ", features.grid_h, "x", features.grid_w, " (",
            features.tokens.size(0), " patches x ", features.tokens.size(1),
-           " dims); load ", secs(t0, t1), " s, forward ", secs(t1, t2), " s");
+           " dims); load ", secs(t0, t1), " s, forward ", secs(t1, t2), " s (",
+           precision_names().name(model->precision()), ")");
   io::write_npy(p.out, features.tokens);  // float32 [N, D], atomically
   log_info("wrote ", p.out);
   return 0;

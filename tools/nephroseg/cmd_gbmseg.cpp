@@ -85,7 +85,7 @@ gbmseg::BackendSpec model_spec(const std::string& kind, const std::string& model
   if (kind == model_kind && m.checkpoint.empty())
     throw UsageError(detail::concat(flag, " is required for ", kind_flag, " ", kind));
   return {kind, m.checkpoint, m.config.empty() ? m.type : std::string(), m.config, /*random_weights=*/false,
-          /*seed=*/0};
+          /*seed=*/0, global_options().precision};
 }
 
 // One line per target (log_info: silenced by --quiet).

@@ -56,7 +56,10 @@ Runner setup(CLI::App& app) {
     if (!p->images.empty()) o.sets.push_back({"images", p->images});
     for (const auto& s : p->sets) o.sets.push_back(glomsam::parse_named_folder(s, "--set"));
     for (const auto& t : p->truths) o.truths.push_back(glomsam::parse_named_folder(t, "--truth"));
-    for (const auto& m : p->models) o.models.push_back(glomsam::parse_model_spec(m, "--model"));
+    for (const auto& m : p->models) {
+      o.models.push_back(glomsam::parse_model_spec(m, "--model"));
+      o.models.back().precision = global_options().precision;
+    }
     for (const auto& c : p->configs) {
       const size_t eq = c.find('=');
       const std::string label = c.substr(0, eq);

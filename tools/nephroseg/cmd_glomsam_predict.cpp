@@ -108,7 +108,9 @@ Runner setup(CLI::App& app) {
     const bool batch = images.size() > 1 || !shard.whole();
     BatchRecord record("glomsam-predict", shard, images.size(),
                        {{"image", p->image}, {"checkpoint", p->checkpoint}, {"config", p->config}, {"box", p->box},
-                        {"threshold", p->threshold}, {"patch_size", p->patch_size}, {"overlap", p->overlap}});
+                        {"threshold", p->threshold}, {"patch_size", p->patch_size}, {"overlap", p->overlap},
+                        {"precision", precision_names().name(global_options().precision)}});
+    record.extra()["precision"] = global_options().precision_record();
     std::vector<std::pair<size_t, std::string>> todo;
     for (size_t i = 0; i < images.size(); ++i) {
       if (!shard.owns(i)) continue;
@@ -120,7 +122,7 @@ Runner setup(CLI::App& app) {
       todo.emplace_back(i, images[i]);
     }
     std::shared_ptr<glomsam::GlomSamModel> model;
-    if (!todo.empty()) model = glomsam::GlomSamModel::load(p->checkpoint, cfg);
+    if (!todo.empty()) model = glomsam::GlomSamModel::load(p->checkpoint, cfg, global_options().precision);
     fs::create_directories(p->out);
     remove_stale_temporaries(p->out);  // left by a run killed mid-write
     if (batch) record.write(p->out, /*complete=*/false);

@@ -44,7 +44,7 @@ int run_medsam(const MedsamParams& p) {
   sam::SamConfig config = p.model_config.empty() ? sam::SamConfig::medsam()
                                                  : sam::SamConfig::from_json(p.model_config);
   config.preprocess = sam::SamPreprocess::kMedSam;
-  auto model = sam::SamModel::load(p.checkpoint, config);
+  auto model = sam::SamModel::load(p.checkpoint, config, global_options().precision);
 
   const auto embedding = model->encode(io::mat_view(rgb));
   sam::SamPrompt prompt;
@@ -67,6 +67,7 @@ int run_medsam(const MedsamParams& p) {
   j["iou_prediction"] = result.iou[0].item<double>();
   j["foreground_pixels"] = cv::countNonZero(mask);
   j["timings_s"] = {{"encoder", embedding.encode_seconds}, {"decoder", result.seconds}};
+  j["precision"] = global_options().precision_record();
   write_file_atomically(p.out + "/result.json", j.dump(2) + "\n");
   log_info("medsam: ", p.image, " -> ", p.out, "/mask.png (", cv::countNonZero(mask),
            " foreground pixels)");

@@ -141,6 +141,7 @@ void write_outputs(const std::string& dir, const std::string& image_path, const 
   j["files"] = {{"mask", "mask.png"}, {"masks", "masks/mask_<k>.png"},
                 {"low_res_logits", "low_res_logits.npy"}, {"overlay", "overlay.png"}};
   j["timings_s"] = {{"encode", emb.encode_seconds}, {"decode", r.seconds}};
+  j["precision"] = global_options().precision_record();
   write_file_atomically(dir + "/result.json", j.dump(2) + "\n");
 }
 
@@ -227,7 +228,9 @@ Runner setup(CLI::App& app) {
                        {{"images", p->images}, {"prompts", p->prompts_file}, {"points", p->points}, {"box", p->box},
                         {"mask_input", p->mask_input}, {"multimask", p->multimask},
                         {"model", {{"checkpoint", p->model.checkpoint}, {"type", p->model.type},
-                                   {"config", p->model.config}}}});
+                                   {"config", p->model.config}}},
+                        {"precision", precision_names().name(global_options().precision)}});
+    record.extra()["precision"] = global_options().precision_record();
     for (size_t i = 0; i < all_images.size(); ++i) {
       if (!shard.owns(i)) continue;
       const std::string& path = all_images[i];
@@ -249,7 +252,7 @@ Runner setup(CLI::App& app) {
 
     std::shared_ptr<sam::SamModel> model;
     if (!images.empty()) try {
-      model = sam::SamModel::load(p->model.checkpoint, config);
+      model = sam::SamModel::load(p->model.checkpoint, config, global_options().precision);
     } catch (const checkpoint::BindError& e) {
       throw nephroseg::Error(summarize_bind_error(e));
     }

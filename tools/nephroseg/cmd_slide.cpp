@@ -116,6 +116,7 @@ int run_slide_cmd(SlideParams& p) {
   spec.name = p.segmenter;
   spec.checkpoint = p.checkpoint;
   spec.config = p.model_config;
+  spec.precision = global_options().precision;
   std::unique_ptr<slide::TileSegmenter> seg;
   if (owns_any) seg = slide::make_segmenter(spec);
   const int side = seg ? seg->input_side() : 0;
@@ -129,7 +130,9 @@ int run_slide_cmd(SlideParams& p) {
                      {{"slide", p.slide}, {"segmenter", p.segmenter}, {"checkpoint", p.checkpoint},
                       {"model_config", p.model_config}, {"mpp", opt.mpp}, {"magnification", opt.magnification},
                       {"level", opt.level}, {"tile", opt.tile}, {"halo", opt.halo}, {"tissue", p.tissue},
-                      {"roi", p.roi}, {"channels", p.channels}});
+                      {"roi", p.roi}, {"channels", p.channels},
+                      {"precision", precision_names().name(spec.precision)}});
+  record.extra()["precision"] = global_options().precision_record();
   if (batch) {
     fs::create_directories(p.out);
     record.write(p.out, /*complete=*/false);

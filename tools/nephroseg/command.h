@@ -8,10 +8,13 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <nlohmann/json.hpp>
 
 #include <functional>
 #include <string>
 #include <vector>
+
+#include "nephroseg/core/precision.h"
 
 namespace nephroseg::cli {
 
@@ -38,6 +41,15 @@ struct CommandRegistrar {
 struct GlobalOptions {
   int threads = 0;     // 0 = all cores
   bool quiet = false;  // no progress lines
+  /// --precision as given ("fp32" default) and --force-precision.
+  std::string precision_text = "fp32";
+  bool force_precision = false;
+  /// Resolved once in main() (core/precision.h): what every command passes to the
+  /// model loaders. Never kAuto.
+  Precision precision = Precision::kFp32;
+  Precision precision_requested = Precision::kFp32;
+  /// precision_json(precision, precision_requested): for run.json / result.json.
+  nlohmann::json precision_record() const;
 };
 const GlobalOptions& global_options();
 

@@ -26,6 +26,10 @@ GlobalOptions g_options;
 
 const GlobalOptions& global_options() { return g_options; }
 
+nlohmann::json GlobalOptions::precision_record() const {
+  return precision_json(precision, precision_requested);
+}
+
 bool stderr_is_tty() { return ::isatty(STDERR_FILENO) != 0; }
 
 }  // namespace nephroseg::cli
@@ -41,6 +45,13 @@ int main(int argc, char** argv) {
   app.add_option("--threads", g_options.threads, "intra-op threads (0 = all cores)")
       ->capture_default_str();
   app.add_flag("--quiet", g_options.quiet, "no progress lines");
+  app.add_option("--precision", g_options.precision_text,
+                 "model inference precision: fp32 | bf16 | int8 | auto (bf16 where the CPU has "
+                 "native bf16, else fp32); see docs/precision.md")
+      ->check(CLI::IsMember(precision_names().all_spellings()))
+      ->capture_default_str();
+  app.add_flag("--force-precision", g_options.force_precision,
+               "run bf16 even where the CPU only emulates it (slower than fp32)");
   app.footer(
       "Exit codes (every command): 0 success; 1 failure (bad input file or value, failed run; one\n"
       "'error:' line on stderr); 2 usage error (unknown, missing or malformed option).\n"
@@ -81,6 +92,13 @@ int main(int argc, char** argv) {
   }
   configure_threads(g_options.threads);
   warn_if_slow_blas();
+  try {
+    g_options.precision_requested = precision_names().parse(g_options.precision_text, "--precision");
+    g_options.precision = resolve_precision(g_options.precision_requested, g_options.force_precision);
+  } catch (const std::exception& e) {
+    log_error(e.what());
+    return 1;
+  }
 
   for (auto& [sub, run] : runners) {
     if (!sub->parsed()) continue;

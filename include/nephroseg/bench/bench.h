@@ -16,6 +16,8 @@
 #include <iosfwd>
 #include <string>
 
+#include "nephroseg/core/precision.h"
+
 namespace nephroseg::bench {
 
 /// SAM image encoder and decoder timings, the encoder's GFLOP/s (analytic count)
@@ -26,6 +28,11 @@ struct SamBenchOptions {
   int64_t decoder_runs = 10;  ///< timed decoder runs (>= 1)
   std::string model_type = "vit_b";  ///< vit_b | vit_l | vit_h | medsam
   bool breakdown = false;     ///< also time each encoder block once
+  /// Encoder precisions timed in the same run, e.g. "fp32,bf16,int8" (each with its
+  /// time, ratio to fp32 and fraction of that precision's GEMM peak); "" = `precision`.
+  std::string precisions;
+  Precision precision = Precision::kFp32;  ///< the global --precision
+  bool force_precision = false;            ///< --force-precision
 };
 int run_sam(const SamBenchOptions& options, std::ostream& out);
 
@@ -37,6 +44,13 @@ struct GbmsegBenchOptions {
   int size = 560;             ///< working size S (multiple of 14)
   bool skip_authors = false;  ///< time the batch pipeline only
   uint64_t seed = 0;          ///< weights/images seed
+  /// Precisions timed in the same run ("fp32,bf16,int8"): per precision the DINOv2
+  /// forward at S (time, ratio to fp32, fraction of that precision's GEMM peak) and
+  /// the batch pipeline's per-target time; the authors' schedule runs in the first.
+  /// "" = `precision`.
+  std::string precisions;
+  Precision precision = Precision::kFp32;
+  bool force_precision = false;
 };
 int run_gbmseg(const GbmsegBenchOptions& options, std::ostream& out);
 

@@ -23,6 +23,8 @@
 #include <utility>
 #include <vector>
 
+#include "nephroseg/core/precision.h"
+
 namespace nephroseg::dinov2 {
 
 /// Hyper-parameters of a DinoVisionTransformer (names as in the Python constructor).
@@ -116,18 +118,26 @@ class Dinov2Model {
   /// (also available as lists). Weights are not randomly initialised first (the
   /// global random generator is left as it was), and float32 tensors are adopted
   /// without a copy, so peak memory is about one checkpoint (4.5 GB for ViT-g/14).
+  /// `precision` (core/precision.h) converts the blocks once, after binding: bf16 runs
+  /// the Linear layers and attention in bfloat16, int8 quantizes the Linear layers;
+  /// patch embedding, norms and the residual stream stay float32 and every output is
+  /// float32. kAuto is resolved for this CPU.
   static std::shared_ptr<Dinov2Model> load(const std::string& checkpoint_path,
-                                           const Dinov2Config& config);
+                                           const Dinov2Config& config,
+                                           Precision precision = Precision::kFp32);
   /// A model with random weights seeded by `seed` (LibTorch's default layer
   /// initialisation; cls/pos/register tokens N(0, 0.02); mask_token 0). For
   /// benchmarks and tests: its outputs are meaningless.
-  static std::shared_ptr<Dinov2Model> random(const Dinov2Config& config, uint64_t seed = 0);
+  static std::shared_ptr<Dinov2Model> random(const Dinov2Config& config, uint64_t seed = 0,
+                                             Precision precision = Precision::kFp32);
 
   ~Dinov2Model();
   Dinov2Model(const Dinov2Model&) = delete;
   Dinov2Model& operator=(const Dinov2Model&) = delete;
 
   const Dinov2Config& config() const;
+  /// The precision the blocks run in (never kAuto).
+  Precision precision() const;
 
   /// normalized_images: float32 [B, 3, H, W] (ImageNet-normalised RGB), H and W
   /// multiples of patch_size (any size: the position embedding is resampled).

@@ -26,6 +26,7 @@
 #include <string>
 #include <vector>
 
+#include "nephroseg/core/precision.h"
 #include "nephroseg/gbmseg/backends.h"
 
 namespace nephroseg::dinov2 {
@@ -84,6 +85,8 @@ struct BackendSpec {
   std::string config_json;  ///< JSON hyper-parameters; takes precedence over model_type
   bool random_weights = false;  ///< benchmarks/tests: random init, no checkpoint
   uint64_t seed = 0;            ///< for random_weights
+  /// Inference precision of the model kinds (core/precision.h; the CLI's --precision).
+  Precision precision = Precision::kFp32;
 };
 
 using FeatureExtractorFactory =

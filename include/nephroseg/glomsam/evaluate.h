@@ -75,6 +75,8 @@ struct ProtocolModel {
   /// kind's); UNet "" = official widths (a GlomSAM preset/JSON: unet_features and
   /// img_size / 2).
   std::string config;
+  /// GlomSAM / SAM / MedSAM inference precision (core/precision.h); UNet: fp32.
+  Precision precision = Precision::kFp32;
 };
 
 /// "KIND[:LABEL]=CHECKPOINT". Default label: the kind, or "glomsam-<ablation>" for an

@@ -143,13 +143,21 @@ struct PredictResult {
 class GlomSamModel {
  public:
   /// Random initialisation (each module's reference init). Deterministic in seed.
-  static std::shared_ptr<GlomSamModel> create(const GlomSamConfig& config, uint64_t seed = 0);
+  /// `precision` as in load (benchmarks; training needs kFp32).
+  static std::shared_ptr<GlomSamModel> create(const GlomSamConfig& config, uint64_t seed = 0,
+                                              Precision precision = Precision::kFp32);
   /// Loads a GlomSAM checkpoint (bare state dict or {"model": ...}); `config` must fit
   /// (else checkpoint::BindError listing the keys). The `features.*` aliases may be
   /// absent from the file. The big layers are not randomly initialised first and the
   /// global random generator is left as it was.
+  /// `precision` (core/precision.h) converts the ViT blocks of the image encoder once,
+  /// after binding: bf16 runs their Linear layers and attention in bfloat16, int8
+  /// quantizes their Linear layers. The prompt generator, CNN branch, fusion, UNet,
+  /// prompt encoder and mask decoder stay float32. kAuto is resolved for this CPU.
+  /// Inference only: a converted model cannot be trained or saved.
   static std::shared_ptr<GlomSamModel> load(const std::string& checkpoint,
-                                            const GlomSamConfig& config = GlomSamConfig::official());
+                                            const GlomSamConfig& config = GlomSamConfig::official(),
+                                            Precision precision = Precision::kFp32);
   /// The config stored by the trainer in a checkpoint's "config" entry, if any.
   static std::optional<GlomSamConfig> stored_config(const std::string& checkpoint);
   /// Loads image encoder ViT + prompt encoder + mask decoder from a SAM/MedSAM file,
@@ -161,6 +169,8 @@ class GlomSamModel {
   void save(const std::string& path) const;
 
   const GlomSamConfig& config() const;
+  /// The precision the ViT blocks run in (never kAuto).
+  Precision precision() const;
 
   /// images [B, 3, S, S] float in [0,1] (S = img_size), boxes [B, 4] -> logits [B, 1, S, S].
   /// Undefined boxes = automatic boxes from the rough mask.

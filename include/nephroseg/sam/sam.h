@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "nephroseg/core/enum_names.h"
+#include "nephroseg/core/precision.h"
 
 namespace nephroseg::sam {
 
@@ -160,11 +161,19 @@ class SamModel {
   /// checkpoint::BindError (a nephroseg::Error) listing the missing/unexpected/
   /// mismatched keys. The encoder's layers are not randomly initialised first, and
   /// LibTorch's global random generator is left as it was.
-  static std::shared_ptr<SamModel> load(const std::string& checkpoint, const SamConfig& config);
+  /// `precision` (core/precision.h) converts the image encoder once, after binding:
+  /// bf16 runs its Linear layers and attention in bfloat16, int8 quantizes its Linear
+  /// layers; the prompt encoder, mask decoder and post-processing stay float32, and
+  /// the embedding is float32 in every precision. kAuto is resolved for this CPU.
+  static std::shared_ptr<SamModel> load(const std::string& checkpoint, const SamConfig& config,
+                                        Precision precision = Precision::kFp32);
   /// A model with random weights (benchmarks, shape tests). Deterministic in `seed`.
-  static std::shared_ptr<SamModel> random(const SamConfig& config, uint64_t seed = 0);
+  static std::shared_ptr<SamModel> random(const SamConfig& config, uint64_t seed = 0,
+                                          Precision precision = Precision::kFp32);
 
   const SamConfig& config() const;
+  /// The precision the image encoder runs in (never kAuto).
+  Precision precision() const;
 
   /// Encodes one image: [H, W, 3] uint8 RGB (or [H, W] grey, replicated to 3
   /// channels), CPU, any strides.

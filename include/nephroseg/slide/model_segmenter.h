@@ -22,6 +22,7 @@
 #include <memory>
 #include <string>
 
+#include "nephroseg/core/precision.h"
 #include "nephroseg/slide/detector.h"
 
 namespace nephroseg::slide {
@@ -34,6 +35,9 @@ struct SegmenterSpec {
   /// (sam) or medsam (medsam).
   std::string config;
   int min_box_px = 8;              ///< sam/medsam: smaller detector components give no box
+  /// Model segmenters: inference precision (core/precision.h); recorded in
+  /// config_json() when not fp32, so tiles of another precision are not reused.
+  Precision precision = Precision::kFp32;
 };
 
 /// The segmenter `spec` names; loads the model (clear errors for a missing checkpoint

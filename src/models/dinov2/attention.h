@@ -5,6 +5,8 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/linear.h>
 
+#include "core/linear.h"
+
 namespace nephroseg::dinov2 {
 
 struct AttentionOptions {
@@ -25,8 +27,8 @@ class AttentionImpl : public torch::nn::Module {
  private:
   AttentionOptions options_;
   double scale_;
-  torch::nn::Linear qkv_{nullptr};
-  torch::nn::Linear proj_{nullptr};
+  nephroseg::Linear qkv_{nullptr};
+  nephroseg::Linear proj_{nullptr};
 };
 TORCH_MODULE(Attention);
 

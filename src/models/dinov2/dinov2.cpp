@@ -205,7 +205,7 @@ Dinov2Model::Dinov2Model(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Dinov2Model::~Dinov2Model() = default;
 
 std::shared_ptr<Dinov2Model> Dinov2Model::load(const std::string& checkpoint_path,
-                                               const Dinov2Config& config) {
+                                               const Dinov2Config& config, Precision precision) {
   auto impl = std::make_unique<Impl>();
   {
     // Every weight comes from the checkpoint: skip the random initialisation.
@@ -228,10 +228,12 @@ std::shared_ptr<Dinov2Model> Dinov2Model::load(const std::string& checkpoint_pat
         e.found_count());
   }
   impl->vit->eval();
+  impl->precision = apply_model_precision(*impl->vit, precision);
   return std::shared_ptr<Dinov2Model>(new Dinov2Model(std::move(impl)));
 }
 
-std::shared_ptr<Dinov2Model> Dinov2Model::random(const Dinov2Config& config, uint64_t seed) {
+std::shared_ptr<Dinov2Model> Dinov2Model::random(const Dinov2Config& config, uint64_t seed,
+                                                 Precision precision) {
   auto impl = std::make_unique<Impl>();
   {
     at::NoGradGuard no_grad;
@@ -244,10 +246,12 @@ std::shared_ptr<Dinov2Model> Dinov2Model::random(const Dinov2Config& config, uin
     }
   }
   impl->vit->eval();
+  impl->precision = apply_model_precision(*impl->vit, precision);
   return std::shared_ptr<Dinov2Model>(new Dinov2Model(std::move(impl)));
 }
 
 const Dinov2Config& Dinov2Model::config() const { return vit_of(impl_).config(); }
+Precision Dinov2Model::precision() const { return impl_->precision; }
 
 Dinov2Output Dinov2Model::forward_features(const at::Tensor& normalized_images) const {
   at::NoGradGuard no_grad;

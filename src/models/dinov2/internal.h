@@ -13,6 +13,7 @@ namespace nephroseg::dinov2 {
 
 struct Dinov2Model::Impl {
   DinoVisionTransformer vit{nullptr};
+  Precision precision = Precision::kFp32;
 };
 
 /// The one door into Dinov2Model's internals (friend of Dinov2Model).

@@ -5,6 +5,8 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/linear.h>
 
+#include "core/linear.h"
+
 namespace nephroseg::dinov2 {
 
 struct MlpOptions {
@@ -23,8 +25,8 @@ class MlpImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x);
 
  private:
-  torch::nn::Linear fc1_{nullptr};
-  torch::nn::Linear fc2_{nullptr};
+  nephroseg::Linear fc1_{nullptr};
+  nephroseg::Linear fc2_{nullptr};
 };
 TORCH_MODULE(Mlp);
 

@@ -6,6 +6,8 @@
 #include <torch/nn/module.h>
 #include <torch/nn/modules/linear.h>
 
+#include "core/linear.h"
+
 namespace nephroseg::dinov2 {
 
 struct SwiGLUFFNFusedOptions {
@@ -30,8 +32,8 @@ class SwiGLUFFNFusedImpl : public torch::nn::Module {
   at::Tensor forward(const at::Tensor& x);
 
  private:
-  torch::nn::Linear w12_{nullptr};
-  torch::nn::Linear w3_{nullptr};
+  nephroseg::Linear w12_{nullptr};
+  nephroseg::Linear w3_{nullptr};
 };
 TORCH_MODULE(SwiGLUFFNFused);
 

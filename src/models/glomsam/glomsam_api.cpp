@@ -23,14 +23,17 @@ GlomSamModel::GlomSamModel(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) 
 GlomSamModel::~GlomSamModel() = default;
 
 const GlomSamConfig& GlomSamModel::config() const { return impl_->config; }
+Precision GlomSamModel::precision() const { return impl_->precision; }
 
-std::shared_ptr<GlomSamModel> GlomSamModel::create(const GlomSamConfig& config, uint64_t seed) {
+std::shared_ptr<GlomSamModel> GlomSamModel::create(const GlomSamConfig& config, uint64_t seed,
+                                                   Precision precision) {
   config.validate();
   at::manual_seed(seed);
   auto impl = std::make_unique<Impl>();
   impl->config = config;
   impl->module = GlomSam(config);
   impl->module->eval();
+  impl->precision = apply_model_precision(*impl->module->image_encoder->blocks, precision);
   return std::make_shared<GlomSamModel>(std::move(impl));
 }
 
@@ -45,7 +48,8 @@ std::vector<std::string> alias_keys(const checkpoint::StateDict& own) {
 }
 }  // namespace
 
-std::shared_ptr<GlomSamModel> GlomSamModel::load(const std::string& path, const GlomSamConfig& config) {
+std::shared_ptr<GlomSamModel> GlomSamModel::load(const std::string& path, const GlomSamConfig& config,
+                                                 Precision precision) {
   config.validate();
   auto impl = std::make_unique<Impl>();
   impl->config = config;
@@ -64,6 +68,8 @@ std::shared_ptr<GlomSamModel> GlomSamModel::load(const std::string& path, const 
   bo.allow_missing = alias_keys(checkpoint::state_dict_of(*model->impl_->module));
   checkpoint::bind_state_dict(*model->impl_->module, sd, path, bo);
   model->impl_->module->eval();
+  model->impl_->precision =
+      apply_model_precision(*model->impl_->module->image_encoder->blocks, precision);
   return model;
 }
 
@@ -113,6 +119,9 @@ void GlomSamModel::load_initial_weights(const std::string& sam_path, const std::
 }
 
 void GlomSamModel::save(const std::string& path) const {
+  NEPHRO_CHECK(impl_->precision == Precision::kFp32, "GlomSAM save: the model runs in ",
+               precision_names().name(impl_->precision),
+               " (converted for inference); only a float32 model can be saved");
   checkpoint::save_state_dict(path, models::glomsam::reference_state_dict(*impl_->module));
 }
 

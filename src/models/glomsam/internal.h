@@ -18,6 +18,7 @@ namespace nephroseg::glomsam {
 struct GlomSamModel::Impl {
   GlomSamConfig config;
   models::glomsam::GlomSam module{nullptr};
+  Precision precision = Precision::kFp32;
 };
 
 /// The one door into GlomSamModel's internals (friend of GlomSamModel).

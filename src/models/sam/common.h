@@ -5,6 +5,8 @@
 #include <torch/nn/modules/linear.h>
 #include <torch/nn/pimpl.h>
 
+#include "core/linear.h"
+
 namespace nephroseg::sam {
 
 enum class Activation { kGELU, kReLU };
@@ -33,7 +35,7 @@ class MLPBlockImpl : public torch::nn::Module {
   /// x: [..., embedding_dim] -> [..., embedding_dim]
   at::Tensor forward(const at::Tensor& x);
 
-  torch::nn::Linear lin1{nullptr}, lin2{nullptr};
+  nephroseg::Linear lin1{nullptr}, lin2{nullptr};
   Activation act;
 };
 TORCH_MODULE(MLPBlock);

@@ -72,8 +72,9 @@ at::Tensor add_decomposed_rel_pos(const at::Tensor& attn, const at::Tensor& q,
                                   std::pair<int64_t, int64_t> k_size) {
   const auto [q_h, q_w] = q_size;
   const auto [k_h, k_w] = k_size;
-  const at::Tensor Rh = get_rel_pos(q_h, k_h, rel_pos_h);  // [q_h, k_h, C]
-  const at::Tensor Rw = get_rel_pos(q_w, k_w, rel_pos_w);  // [q_w, k_w, C]
+  // In q's dtype: bf16 attention (core/linear.h) reads the float32 tables in bf16.
+  const at::Tensor Rh = get_rel_pos(q_h, k_h, rel_pos_h).to(q.scalar_type());  // [q_h, k_h, C]
+  const at::Tensor Rw = get_rel_pos(q_w, k_w, rel_pos_w).to(q.scalar_type());  // [q_w, k_w, C]
   const int64_t B = q.size(0), dim = q.size(2);
   const at::Tensor r_q = q.reshape({B, q_h, q_w, dim});
   const at::Tensor rel_h = at::einsum("bhwc,hkc->bhwk", {r_q, Rh});  // [B, q_h, q_w, k_h]
@@ -175,7 +176,11 @@ at::Tensor RelPosAttentionImpl::forward_chunked(const at::Tensor& x) {
                                  .reshape({B, H * W, 3, num_heads, -1})
                                  .permute({2, 0, 3, 1, 4})
                                  .reshape({3, B * num_heads, H * W, -1});  // [3, B*nH, N, hd]
-  const at::Tensor q = qkv_all[0], k = qkv_all[1], v = qkv_all[2];
+  // The global attention core runs in float32 in every precision: with bf16 q/k/v the
+  // banded kernel (broadcast rel-pos adds, softmax and K = head_dim matmuls on small
+  // bands) measured slower than float32 on Debian's LibTorch 1.13 (docs/precision.md).
+  const at::Tensor qkv_f = qkv_all.scalar_type() == at::kFloat ? qkv_all : qkv_all.to(at::kFloat);
+  const at::Tensor q = qkv_f[0], k = qkv_f[1], v = qkv_f[2];
   const at::Tensor Rh = get_rel_pos(H, H, rel_pos_h);  // [H, H, hd]
   const at::Tensor Rw = get_rel_pos(W, W, rel_pos_w);  // [W, W, hd]
   const at::Tensor r_q = q.reshape({B * num_heads, H, W, -1});

@@ -11,6 +11,8 @@
 #include <torch/nn/modules/normalization.h>
 #include <torch/nn/pimpl.h>
 
+#include "core/linear.h"
+
 #include <utility>
 #include <vector>
 
@@ -67,7 +69,7 @@ class RelPosAttentionImpl : public torch::nn::Module {
   int64_t num_heads;
   double scale;
   bool use_rel_pos;
-  torch::nn::Linear qkv{nullptr}, proj{nullptr};
+  nephroseg::Linear qkv{nullptr}, proj{nullptr};
   at::Tensor rel_pos_h, rel_pos_w;  // [2 * input_size - 1, head_dim]
 };
 TORCH_MODULE(RelPosAttention);

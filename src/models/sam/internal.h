@@ -15,6 +15,7 @@ namespace nephroseg::sam {
 
 struct SamModel::Impl {
   Sam sam{nullptr};
+  Precision precision = Precision::kFp32;
 };
 
 /// The one door into SamModel's internals (friend of SamModel).

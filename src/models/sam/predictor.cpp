@@ -117,15 +117,20 @@ SamModel::~SamModel() = default;
 
 const SamConfig& SamModel::config() const { return impl_->sam->config; }
 
-std::shared_ptr<SamModel> SamModel::random(const SamConfig& config, uint64_t seed) {
+Precision SamModel::precision() const { return impl_->precision; }
+
+std::shared_ptr<SamModel> SamModel::random(const SamConfig& config, uint64_t seed,
+                                           Precision precision) {
   at::manual_seed(seed);
   auto impl = std::make_unique<Impl>();
   impl->sam = Sam(config);
   impl->sam->eval();
+  impl->precision = apply_model_precision(*impl->sam->image_encoder, precision);
   return std::shared_ptr<SamModel>(new SamModel(std::move(impl)));
 }
 
-std::shared_ptr<SamModel> SamModel::load(const std::string& checkpoint, const SamConfig& config) {
+std::shared_ptr<SamModel> SamModel::load(const std::string& checkpoint, const SamConfig& config,
+                                         Precision precision) {
   NEPHRO_CHECK(std::filesystem::is_regular_file(checkpoint), "SAM checkpoint not found: ",
                checkpoint);
   auto impl = std::make_unique<Impl>();
@@ -143,6 +148,7 @@ std::shared_ptr<SamModel> SamModel::load(const std::string& checkpoint, const Sa
       checkpoint + " (as SAM '" + config.name + "')";
   checkpoint::bind_state_dict(*impl->sam, sd, what);
   impl->sam->eval();
+  impl->precision = apply_model_precision(*impl->sam->image_encoder, precision);
   return std::shared_ptr<SamModel>(new SamModel(std::move(impl)));
 }
 
