@@ -24,7 +24,9 @@ if [ "$#" -eq 0 ]; then
   NEPHROSEG_TEST_CPU_CACHE_MB=2048 ctest --output-on-failure --timeout 1200 -j "$(nproc)" -L parity
 fi
 # Fuzz smoke run (fuzz/run_smoke.sh: clang, ASan + UBSan, every target for
-# NEPHROSEG_FUZZ_SECONDS each, default 30; a crash, leak or timeout fails the run).
+# NEPHROSEG_FUZZ_SECONDS each, default 30; a crash, leak or timeout fails the run). 30 s,
+# not 60: ten targets add 5 minutes to a cold clang build of ~23 minutes on 2 shared
+# cores (docs/security.md, "CI cost").
 # NEPHROSEG_FUZZ_SMOKE=0 skips it; it runs only for the full suite (no ctest arguments).
 if [ "$#" -eq 0 ] && [ "${NEPHROSEG_FUZZ_SMOKE:-1}" != 0 ]; then
   cd "$root"

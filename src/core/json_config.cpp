@@ -3,6 +3,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cmath>
+#include <cstdint>
 #include <fstream>
 
 #include "nephroseg/core/error.h"
@@ -105,11 +106,18 @@ bool JsonConfigReader::read(const char* key, int64_t& field,
   const char* found = nullptr;
   const nlohmann::json* v = find(key, aliases, found);
   if (!v) return false;
-  if (v->is_number_integer()) {
+  // 2^63: doubles at or beyond it do not convert to int64_t (undefined behaviour, found
+  // by fuzz_config_json with 1.7e49), nor do unsigned values above INT64_MAX.
+  constexpr double kTwo63 = 9223372036854775808.0;
+  if (v->is_number_unsigned() && v->get<uint64_t>() > static_cast<uint64_t>(INT64_MAX)) {
+    NEPHRO_FAIL(where(found), ": integer ", v->dump(), " is out of range");
+  } else if (v->is_number_integer()) {
     field = v->get<int64_t>();
   } else if (v->is_number_float() && std::isfinite(v->get<double>()) &&
              std::floor(v->get<double>()) == v->get<double>()) {
-    field = static_cast<int64_t>(v->get<double>());
+    const double d = v->get<double>();
+    NEPHRO_CHECK(d >= -kTwo63 && d < kTwo63, where(found), ": integer ", v->dump(), " is out of range");
+    field = static_cast<int64_t>(d);
   } else {
     NEPHRO_FAIL(where(found), ": expected an integer, got ", type_name(*v), " ", v->dump());
   }
@@ -167,6 +175,8 @@ bool JsonConfigReader::read(const char* key, std::vector<int64_t>& field,
     const nlohmann::json& e = (*v)[i];
     NEPHRO_CHECK(e.is_number_integer(), where(found), "[", i, "]: expected an integer, got ",
                  type_name(e), " ", e.dump());
+    NEPHRO_CHECK(!e.is_number_unsigned() || e.get<uint64_t>() <= static_cast<uint64_t>(INT64_MAX), where(found),
+                 "[", i, "]: integer ", e.dump(), " is out of range");
     out.push_back(e.get<int64_t>());
   }
   field = std::move(out);

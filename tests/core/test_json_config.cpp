@@ -121,5 +121,23 @@ TEST(JsonConfig, FileReaderUnwrapsConfigMemberAndNamesTheFile) {
             std::string::npos);
 }
 
+TEST(JsonConfig, IntegersBeyondInt64AreErrorsNotUndefinedBehaviour) {
+  // Regression (fuzz_config_json, UBSan): 1.7e49 was cast to int64_t unchecked.
+  const nlohmann::json j = nlohmann::json::parse(
+      R"({"a": 1.7e49, "b": -9.3e18, "c": 18446744073709551615, "d": [1, 18446744073709551615], "e": 9.2e18})");
+  for (const char* key : {"a", "b", "c"}) {
+    JsonConfigReader r(j, "cfg.json");
+    int64_t v = 0;
+    EXPECT_NE(error_of([&] { r.read(key, v); }).find("is out of range"), std::string::npos) << key;
+  }
+  JsonConfigReader r(j, "cfg.json");
+  std::vector<int64_t> d;
+  EXPECT_NE(error_of([&] { r.read("d", d); }).find("config.d[1]: integer 18446744073709551615 is out of range"),
+            std::string::npos);
+  int64_t e = 0;
+  r.read("e", e);
+  EXPECT_EQ(e, int64_t{9200000000000000000});
+}
+
 }  // namespace
 }  // namespace nephroseg
