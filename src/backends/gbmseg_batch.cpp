@@ -499,7 +499,6 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatc
     result.references = pipe->reference_count();
     result.reference_features_s = pipe->reference_seconds();
     run["backends"] = {{"features", result.features_name}, {"segmenter", result.segmenter_name}};
-    run["precision"] = precision_json(o.segmenter.precision, o.segmenter.precision);
     run["reference_features_s"] = result.reference_features_s;
     run["model_load_s"] = result.model_load_s;
     context.reference_image = refs.front().image;

@@ -89,3 +89,23 @@ def test_golden_reference_outputs(golden, tiny_sam, prompt):
     ref_masks = ref[f"{prompt}.masks"].reshape(r.masks.shape)
     sure = np.abs(ref_logits) > 1e-3
     np.testing.assert_array_equal(ref_masks[sure], r.masks[sure])
+
+
+def test_precision_keyword(golden):
+    """precision= converts the encoder; the embedding stays float32 and close to fp32."""
+    fp32 = nephroseg.Sam.load(str(golden / "sam_tiny.pth"), config=str(golden / "sam_tiny.json"))
+    assert fp32.precision == "fp32"
+    image = make_image(37, 53)
+    e32 = np.asarray(fp32.encode(image).embedding)
+    q = nephroseg.Sam.load(str(golden / "sam_tiny.pth"), config=str(golden / "sam_tiny.json"),
+                           precision="int8")
+    assert q.precision == "int8"
+    e8 = np.asarray(q.encode(image).embedding)
+    assert e8.dtype == np.float32
+    rel = np.linalg.norm(e8 - e32) / np.linalg.norm(e32)
+    assert 0 < rel < 0.05
+    with pytest.raises(ValueError, match="unknown precision 'fp16'"):
+        nephroseg.Sam.load(str(golden / "sam_tiny.pth"), config=str(golden / "sam_tiny.json"),
+                           precision="fp16")
+    auto = nephroseg.Sam.random(config=str(golden / "sam_tiny.json"), precision="auto")
+    assert auto.precision in ("fp32", "bf16")

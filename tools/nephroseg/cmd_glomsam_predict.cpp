@@ -110,7 +110,6 @@ Runner setup(CLI::App& app) {
                        {{"image", p->image}, {"checkpoint", p->checkpoint}, {"config", p->config}, {"box", p->box},
                         {"threshold", p->threshold}, {"patch_size", p->patch_size}, {"overlap", p->overlap},
                         {"precision", precision_names().name(global_options().precision)}});
-    record.extra()["precision"] = global_options().precision_record();
     std::vector<std::pair<size_t, std::string>> todo;
     for (size_t i = 0; i < images.size(); ++i) {
       if (!shard.owns(i)) continue;

@@ -230,7 +230,6 @@ Runner setup(CLI::App& app) {
                         {"model", {{"checkpoint", p->model.checkpoint}, {"type", p->model.type},
                                    {"config", p->model.config}}},
                         {"precision", precision_names().name(global_options().precision)}});
-    record.extra()["precision"] = global_options().precision_record();
     for (size_t i = 0; i < all_images.size(); ++i) {
       if (!shard.owns(i)) continue;
       const std::string& path = all_images[i];

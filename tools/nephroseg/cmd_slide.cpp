@@ -132,7 +132,6 @@ int run_slide_cmd(SlideParams& p) {
                       {"level", opt.level}, {"tile", opt.tile}, {"halo", opt.halo}, {"tissue", p.tissue},
                       {"roi", p.roi}, {"channels", p.channels},
                       {"precision", precision_names().name(spec.precision)}});
-  record.extra()["precision"] = global_options().precision_record();
   if (batch) {
     fs::create_directories(p.out);
     record.write(p.out, /*complete=*/false);
