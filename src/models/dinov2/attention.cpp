@@ -1,10 +1,12 @@
 #include "models/dinov2/attention.h"
 
 #include <ATen/ATen.h>
+#include <c10/core/GradMode.h>
 
 #include <cmath>
 
 #include "core/module_init.h"
+#include "core/softmax_bf16.h"
 #include "nephroseg/core/error.h"
 
 namespace nephroseg::dinov2 {
@@ -29,11 +31,19 @@ at::Tensor AttentionImpl::forward(const at::Tensor& x) {
   at::Tensor qkv = qkv_->forward(x)                          // [B, N, 3C]
                        .reshape({B, N, 3, heads, C / heads})  // [B, N, 3, H, hd]
                        .permute({2, 0, 3, 1, 4});             // [3, B, H, N, hd]
-  at::Tensor q = qkv.select(0, 0) * scale_;                  // [B, H, N, hd]
   at::Tensor k = qkv.select(0, 1);                           // [B, H, N, hd]
   at::Tensor v = qkv.select(0, 2);                           // [B, H, N, hd]
-  at::Tensor attn = at::matmul(q, k.transpose(-2, -1));      // [B, H, N, N]
-  attn = at::softmax(attn, /*dim=*/-1);
+  at::Tensor attn;
+  if (qkv.scalar_type() == at::kBFloat16 && !at::GradMode::is_enabled()) {
+    // bf16 inference: the scale and the softmax in one float32 pass over the bf16
+    // logits (core/softmax_bf16.h); ATen's bf16 softmax was a third of the attention.
+    attn = at::matmul(qkv.select(0, 0), k.transpose(-2, -1));  // [B, H, N, N], unscaled
+    softmax_bf16_rows(attn, scale_, at::Tensor(), at::Tensor(), 0, 0, attn);
+  } else {
+    at::Tensor q = qkv.select(0, 0) * scale_;                  // [B, H, N, hd]
+    attn = at::matmul(q, k.transpose(-2, -1));                 // [B, H, N, N]
+    attn = at::softmax(attn, /*dim=*/-1);
+  }
   at::Tensor out = at::matmul(attn, v)                       // [B, H, N, hd]
                        .transpose(1, 2)                      // [B, N, H, hd]
                        .reshape({B, N, C});                  // [B, N, C]

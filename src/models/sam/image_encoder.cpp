@@ -7,8 +7,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <tuple>
+#include <vector>
 
 #include "core/module_init.h"
+#include "core/softmax_bf16.h"
 #include "nephroseg/core/error.h"
 
 namespace nephroseg::sam {
@@ -104,6 +107,19 @@ int64_t& chunked_attention_min_tokens() {
 
 namespace {
 
+// The decomposed rel-pos terms of add_decomposed_rel_pos (query size == key size
+// == H x W), in float32 from q of any dtype: q: [BH, H*W, hd] ->
+// rel_h [BH, H, W, H], rel_w [BH, H, W, W], contiguous.
+std::pair<at::Tensor, at::Tensor> rel_pos_terms(const at::Tensor& q, const at::Tensor& rel_pos_h,
+                                                const at::Tensor& rel_pos_w, int64_t H,
+                                                int64_t W) {
+  const at::Tensor Rh = get_rel_pos(H, H, rel_pos_h);  // [H, H, hd]
+  const at::Tensor Rw = get_rel_pos(W, W, rel_pos_w);  // [W, W, hd]
+  const at::Tensor r_q = q.to(at::kFloat).reshape({q.size(0), H, W, -1});
+  return {at::einsum("bhwc,hkc->bhwk", {r_q, Rh}).contiguous(),
+          at::einsum("bhwc,wkc->bhwk", {r_q, Rw}).contiguous()};
+}
+
 // Inference-only form of the attention core for large token counts (the global
 // blocks: 4096 tokens, a 12 x 4096 x 4096 logit tensor in the reference). Each task
 // takes one head and a band of query rows, so the logits stay in a small reused
@@ -140,6 +156,42 @@ at::Tensor chunked_rel_pos_attention(const at::Tensor& q_scaled, const at::Tenso
   return out;
 }
 
+// The bf16 form of chunked_rel_pos_attention: the two products on bf16 GEMMs (AMX or
+// avx512_bf16 through oneDNN), and scale, rel-pos terms and softmax fused in float32
+// (core/softmax_bf16.h) on the bf16 logit band.
+// q, k, v: [BH, N, hd] bf16 (q unscaled); rel_h, rel_w: float32 as above -> bf16.
+at::Tensor chunked_rel_pos_attention_bf16(const at::Tensor& q, const at::Tensor& k,
+                                          const at::Tensor& v, const at::Tensor& rel_h,
+                                          const at::Tensor& rel_w, double scale, int64_t H,
+                                          int64_t W) {
+  const int64_t BH = q.size(0), N = q.size(1), hd = q.size(2);
+  const int64_t rows = std::max<int64_t>(1, 256 / W);
+  const int64_t bands = (H + rows - 1) / rows;
+  at::Tensor out = at::empty({BH, N, hd}, q.options());
+  const at::Tensor kT = k.transpose(1, 2);  // [BH, hd, N]
+  const float* rh = rel_h.data_ptr<float>();
+  const float* rw = rel_w.data_ptr<float>();
+  at::parallel_for(0, BH * bands, 1, [&](int64_t begin, int64_t end) {
+    at::Tensor buffer = at::empty({rows * W, N}, q.options());
+    std::vector<float> scratch(static_cast<size_t>(N));
+    for (int64_t t = begin; t < end; ++t) {
+      const int64_t bh = t / bands;
+      const int64_t r0 = (t % bands) * rows;
+      const int64_t nr = std::min(rows, H - r0);
+      const int64_t m = nr * W;
+      const int64_t row0 = bh * N + r0 * W;  // first query row, over all heads
+      at::Tensor logits = buffer.narrow(0, 0, m);  // [m, N]
+      at::mm_out(logits, q[bh].narrow(0, r0 * W, m), kT[bh]);
+      auto* lp = reinterpret_cast<uint16_t*>(logits.data_ptr());
+      softmax_bf16_block(lp, N, lp, N, m, N, static_cast<float>(scale), rh + row0 * H, H,
+                         rw + row0 * W, W, H, W, scratch.data());
+      at::Tensor dst = out[bh].narrow(0, r0 * W, m);  // [m, hd]
+      at::mm_out(dst, logits, v[bh]);
+    }
+  });
+  return out;
+}
+
 }  // namespace
 
 // Ref: image_encoder.py::Attention.forward
@@ -159,9 +211,19 @@ at::Tensor RelPosAttentionImpl::forward(const at::Tensor& x) {
 at::Tensor RelPosAttentionImpl::attend(const at::Tensor& qkv_all, int64_t B, int64_t H,
                                        int64_t W) {
   const at::Tensor q = qkv_all[0], k = qkv_all[1], v = qkv_all[2];
-  at::Tensor attn = at::matmul(q * scale, k.transpose(-2, -1));  // [B*nH, N, N]
-  if (use_rel_pos) attn = add_decomposed_rel_pos(attn, q, rel_pos_h, rel_pos_w, {H, W}, {H, W});
-  attn = attn.softmax(-1);
+  at::Tensor attn;
+  if (q.scalar_type() == at::kBFloat16 && !at::GradMode::is_enabled()) {
+    // bf16 inference: QK^T and AV on bf16 GEMMs, and the scale, the rel-pos terms and
+    // the softmax in one float32 pass (core/softmax_bf16.h) instead of four bf16 ones.
+    attn = at::matmul(q, k.transpose(-2, -1));  // [B*nH, N, N] bf16, unscaled
+    at::Tensor rel_h, rel_w;
+    if (use_rel_pos) std::tie(rel_h, rel_w) = rel_pos_terms(q, rel_pos_h, rel_pos_w, H, W);
+    softmax_bf16_rows(attn, scale, rel_h, rel_w, H, W, attn);
+  } else {
+    attn = at::matmul(q * scale, k.transpose(-2, -1));  // [B*nH, N, N]
+    if (use_rel_pos) attn = add_decomposed_rel_pos(attn, q, rel_pos_h, rel_pos_w, {H, W}, {H, W});
+    attn = attn.softmax(-1);
+  }
   return at::matmul(attn, v)
       .view({B, num_heads, H, W, -1})
       .permute({0, 2, 3, 1, 4})
@@ -176,17 +238,11 @@ at::Tensor RelPosAttentionImpl::forward_chunked(const at::Tensor& x) {
                                  .reshape({B, H * W, 3, num_heads, -1})
                                  .permute({2, 0, 3, 1, 4})
                                  .reshape({3, B * num_heads, H * W, -1});  // [3, B*nH, N, hd]
-  // The global attention core runs in float32 in every precision: with bf16 q/k/v the
-  // banded kernel (broadcast rel-pos adds, softmax and K = head_dim matmuls on small
-  // bands) measured slower than float32 on Debian's LibTorch 1.13 (docs/precision.md).
-  const at::Tensor qkv_f = qkv_all.scalar_type() == at::kFloat ? qkv_all : qkv_all.to(at::kFloat);
-  const at::Tensor q = qkv_f[0], k = qkv_f[1], v = qkv_f[2];
-  const at::Tensor Rh = get_rel_pos(H, H, rel_pos_h);  // [H, H, hd]
-  const at::Tensor Rw = get_rel_pos(W, W, rel_pos_w);  // [W, W, hd]
-  const at::Tensor r_q = q.reshape({B * num_heads, H, W, -1});
-  const at::Tensor rel_h = at::einsum("bhwc,hkc->bhwk", {r_q, Rh});  // [B*nH, H, W, H]
-  const at::Tensor rel_w = at::einsum("bhwc,wkc->bhwk", {r_q, Rw});  // [B*nH, H, W, W]
-  const at::Tensor out = chunked_rel_pos_attention(q * scale, k, v, rel_h, rel_w, H, W)
+  const at::Tensor q = qkv_all[0], k = qkv_all[1], v = qkv_all[2];
+  const auto [rel_h, rel_w] = rel_pos_terms(q, rel_pos_h, rel_pos_w, H, W);  // float32
+  const at::Tensor out = (q.scalar_type() == at::kBFloat16
+                              ? chunked_rel_pos_attention_bf16(q, k, v, rel_h, rel_w, scale, H, W)
+                              : chunked_rel_pos_attention(q * scale, k, v, rel_h, rel_w, H, W))
                              .view({B, num_heads, H, W, -1})
                              .permute({0, 2, 3, 1, 4})
                              .reshape({B, H, W, -1});  // [B, H, W, C]
@@ -294,7 +350,9 @@ ImageEncoderViTImpl::ImageEncoderViTImpl(const SamConfig& c) : img_size(c.img_si
 at::Tensor ImageEncoderViTImpl::forward(const at::Tensor& x, std::vector<at::Tensor>* debug) {
   at::Tensor h = patch_embed->forward(x);  // [B, grid, grid, C]
   if (debug) debug->push_back(h);
-  h = h + pos_embed;
+  // Contiguous (same values): the permuted patch-embed layout made block 0's
+  // LayerNorm ~10x slower than the others'.
+  h = (h + pos_embed).contiguous();
   for (const auto& blk : *blocks) {
     h = blk->as<BlockImpl>()->forward(h);
     if (debug) debug->push_back(h);
