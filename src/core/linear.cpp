@@ -35,8 +35,16 @@ at::Tensor LinearImpl::forward(const at::Tensor& x) {
   }
 }
 
-at::ScalarType LinearImpl::compute_dtype() const {
-  return precision_ == Precision::kBf16 ? at::kBFloat16 : at::kFloat;
+at::ScalarType LinearImpl::attention_dtype() const {
+  if (precision_ == Precision::kBf16) return at::kBFloat16;
+  if (precision_ == Precision::kInt8 && cpu_features().native_bf16()) return at::kBFloat16;
+  return at::kFloat;
+}
+
+at::Tensor LinearImpl::forward_for_attention(const at::Tensor& x) {
+  at::Tensor y = forward(x);
+  const at::ScalarType t = attention_dtype();
+  return y.scalar_type() == t ? y : y.to(t);
 }
 
 void LinearImpl::set_precision(Precision precision) {

@@ -40,9 +40,12 @@ class LinearImpl : public torch::nn::LinearImpl {
   /// error: resolve it first). kInt8 needs enable_int8_engine() to have run.
   void set_precision(Precision precision);
   Precision precision() const { return precision_; }
-  /// The dtype activations of this layer's block should use for their matmuls:
-  /// bf16 for kBf16, float32 otherwise.
-  at::ScalarType compute_dtype() const;
+  /// The dtype of the attention core fed by this (qkv) layer: bf16 for kBf16, and
+  /// for kInt8 where the CPU has native bf16 (its bf16 GEMMs and the fused bf16
+  /// softmax outrun float32; the int8 output is rounded once to bf16); else float32.
+  at::ScalarType attention_dtype() const;
+  /// forward(x) in attention_dtype().
+  at::Tensor forward_for_attention(const at::Tensor& x);
 
   struct Int8Weights;
 

@@ -28,7 +28,7 @@ AttentionImpl::AttentionImpl(const AttentionOptions& options) : options_(options
 at::Tensor AttentionImpl::forward(const at::Tensor& x) {
   const int64_t B = x.size(0), N = x.size(1), C = x.size(2);
   const int64_t heads = options_.num_heads;
-  at::Tensor qkv = qkv_->forward(x)                          // [B, N, 3C]
+  at::Tensor qkv = qkv_->forward_for_attention(x)                          // [B, N, 3C]
                        .reshape({B, N, 3, heads, C / heads})  // [B, N, 3, H, hd]
                        .permute({2, 0, 3, 1, 4});             // [3, B, H, N, hd]
   at::Tensor k = qkv.select(0, 1);                           // [B, H, N, hd]

@@ -200,7 +200,7 @@ at::Tensor RelPosAttentionImpl::forward(const at::Tensor& x) {
   if (use_rel_pos && !at::GradMode::is_enabled() && H * W >= chunked_attention_min_tokens()) {
     return forward_chunked(x);
   }
-  const at::Tensor qkv_all = qkv->forward(x)
+  const at::Tensor qkv_all = qkv->forward_for_attention(x)
                                  .reshape({B, H * W, 3, num_heads, -1})
                                  .permute({2, 0, 3, 1, 4})  // [3, B, nH, N, hd]
                                  .reshape({3, B * num_heads, H * W, -1});  // [3, B*nH, N, hd]
@@ -234,7 +234,7 @@ at::Tensor RelPosAttentionImpl::attend(const at::Tensor& qkv_all, int64_t B, int
 // chunked_rel_pos_attention)
 at::Tensor RelPosAttentionImpl::forward_chunked(const at::Tensor& x) {
   const int64_t B = x.size(0), H = x.size(1), W = x.size(2);
-  const at::Tensor qkv_all = qkv->forward(x)
+  const at::Tensor qkv_all = qkv->forward_for_attention(x)
                                  .reshape({B, H * W, 3, num_heads, -1})
                                  .permute({2, 0, 3, 1, 4})
                                  .reshape({3, B * num_heads, H * W, -1});  // [3, B*nH, N, hd]
@@ -287,7 +287,7 @@ at::Tensor BlockImpl::forward_windowed_inference(const at::Tensor& x) {
   const int64_t B = x.size(0), H = x.size(1), W = x.size(2);
   const int64_t ws = window_size;
   const int64_t Hp = H + (ws - H % ws) % ws, Wp = W + (ws - W % ws) % ws;
-  const at::Tensor qkv_real = attn->qkv->forward(norm1->forward(x));  // [B, H, W, 3C]
+  const at::Tensor qkv_real = attn->qkv->forward_for_attention(norm1->forward(x));  // [B, H, W, 3C]
   const int64_t C3 = qkv_real.size(3);
   at::Tensor qkv_pad = qkv_real;
   if (Hp != H || Wp != W) {
