@@ -23,5 +23,5 @@ for r in $(seq 1 "$rounds"); do
   echo "== round $r"
   (cd "$work" && NODE_PATH="$work/node_modules" node "$here/ort_time.js" "$work/sam_vit_b_encoder.onnx" "$threads" 1)
   "$bin" --threads "$threads" bench sam --precisions fp32,bf16,int8 --runs 1 --warmup 1 |
-    grep -E '^(fp32|bf16|int8) '
+    grep -E '^(fp32|bf16|int8) +[0-9]'
 done

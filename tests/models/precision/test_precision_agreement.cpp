@@ -91,8 +91,9 @@ TEST_P(PrecisionAgreement, SamMasksAndLogits) {
   const double emb_err = rel_l2(ep.embedding, e32.embedding);
   EXPECT_GT(emb_err, 0.0) << "the " << name() << " encoder gave the fp32 embedding bit for bit";
   {
-    // The official models' global blocks take the banded path (fp32 attention core in
-    // every precision); the tiny grid does not reach it unless forced.
+    // The official models' global blocks take the banded path (its own bf16 kernel in
+    // bf16, and in int8 where the CPU has native bf16); the tiny grid does not reach it
+    // unless forced.
     const int64_t keep = sam::chunked_attention_min_tokens();
     sam::chunked_attention_min_tokens() = 0;
     const at::Tensor chunked = mp->encode(image).embedding;
