@@ -9,6 +9,10 @@
 #include <opencv2/imgproc.hpp>
 
 #include <algorithm>
+#include <filesystem>
+#include <map>
+#include <set>
+#include <tuple>
 #include <cmath>
 #include <iomanip>
 #include <memory>
@@ -24,6 +28,7 @@
 #include "nephroseg/gbmseg/model_backends.h"
 #include "nephroseg/gbmseg/pipeline.h"
 #include "nephroseg/gbmseg/prompts.h"
+#include "nephroseg/io/image.h"
 #include "nephroseg/io/tensor_mat.h"
 #include "nephroseg/sam/sam.h"
 
@@ -79,6 +84,58 @@ double dinov2_flops(const dinov2::Dinov2Config& c, int size) {
   return 2.0 * (patch + static_cast<double>(c.depth) * block);
 }
 
+// The files of a folder, sorted; at least one.
+std::vector<std::string> sorted_files(const std::string& dir) {
+  std::vector<std::string> files;
+  std::error_code ec;
+  for (const auto& e : std::filesystem::directory_iterator(dir, ec)) {
+    if (e.is_regular_file()) files.push_back(e.path().string());
+  }
+  NEPHRO_CHECK(!ec && !files.empty(), "--sample: no image files in ", dir);
+  std::sort(files.begin(), files.end());
+  return files;
+}
+
+// Intersection over union of two prompt sets ((x, y, label) triples, exact match).
+double prompt_iou(const gbmseg::SegmentResult& a, const gbmseg::SegmentResult& b) {
+  using Key = std::tuple<float, float, int>;
+  std::set<Key> sa, sb;
+  for (size_t i = 0; i < a.points.size(); ++i) sa.insert({a.points[i].x, a.points[i].y, a.labels[i]});
+  for (size_t i = 0; i < b.points.size(); ++i) sb.insert({b.points[i].x, b.points[i].y, b.labels[i]});
+  size_t both = 0;
+  for (const Key& k : sa) both += sb.count(k);
+  const size_t either = sa.size() + sb.size() - both;
+  return either == 0 ? 1.0 : static_cast<double>(both) / static_cast<double>(either);
+}
+
+double mask_dice(const cv::Mat& a, const cv::Mat& b) {
+  const double na = cv::countNonZero(a), nb = cv::countNonZero(b);
+  cv::Mat both;
+  cv::bitwise_and(a, b, both);
+  return na + nb == 0 ? 1.0 : 2.0 * cv::countNonZero(both) / (na + nb);
+}
+
+void print_agreement(const std::map<Precision, std::vector<gbmseg::SegmentResult>>& results,
+                     std::ostream& out) {
+  const auto fp32 = results.find(Precision::kFp32);
+  if (fp32 == results.end() || results.size() < 2) return;
+  out << "agreement with fp32 per target (prompt points unchanged = IoU of the (x, y, label) "
+         "sets; mask Dice at the original size):"
+      << std::endl;
+  for (const auto& [prec, rs] : results) {
+    if (prec == Precision::kFp32) continue;
+    out << "  " << precision_names().name(prec) << ":";
+    for (size_t i = 0; i < rs.size(); ++i) {
+      const gbmseg::SegmentResult& a = rs[i];
+      const gbmseg::SegmentResult& b = fp32->second[i];
+      out << std::setprecision(3) << " target " << i << " points " << prompt_iou(a, b) << " ("
+          << a.points.size() << " vs " << b.points.size() << "), Dice " << std::setprecision(4)
+          << mask_dice(a.mask, b.mask) << ";";
+    }
+    out << std::setprecision(2) << std::endl;
+  }
+}
+
 }  // namespace
 
 int run_gbmseg(const GbmsegBenchOptions& p, std::ostream& out) {
@@ -100,10 +157,25 @@ int run_gbmseg(const GbmsegBenchOptions& p, std::ostream& out) {
   gbmseg::PromptOptions opt = gbmseg::PromptOptions::authors_code();
   opt.size = p.size;
   // Inputs at 512 x 512 like the sample data; everything is resized to S as in main.py.
-  const cv::Mat ref_image = synthetic_image(512, 1000 + p.seed);
-  const cv::Mat ref_mask = synthetic_mask(512);
+  cv::Mat ref_image, ref_mask;
   std::vector<cv::Mat> targets;
-  for (int i = 0; i < p.targets; ++i) targets.push_back(synthetic_image(512, 2000 + p.seed + i));
+  if (p.sample_dir.empty()) {
+    ref_image = synthetic_image(512, 1000 + p.seed);
+    ref_mask = synthetic_mask(512);
+    for (int i = 0; i < p.targets; ++i) targets.push_back(synthetic_image(512, 2000 + p.seed + i));
+  } else {
+    const std::vector<std::string> refs = sorted_files(p.sample_dir + "/reference_image");
+    const std::vector<std::string> masks = sorted_files(p.sample_dir + "/reference_mask");
+    const std::vector<std::string> tgts = sorted_files(p.sample_dir + "/target_image");
+    ref_image = io::read_image_rgb(refs.front());
+    ref_mask = io::read_image_grey(masks.front());
+    for (int i = 0; i < p.targets; ++i) {
+      targets.push_back(io::read_image_rgb(tgts[static_cast<size_t>(i) % tgts.size()]));
+    }
+    out << "images: reference " << refs.front() << ", " << tgts.size() << " target file(s)"
+        << std::endl;
+  }
+  std::map<Precision, std::vector<gbmseg::SegmentResult>> results;
 
   struct Row {
     Precision precision;
@@ -139,10 +211,13 @@ int run_gbmseg(const GbmsegBenchOptions& p, std::ostream& out) {
     ours_ref = since(t0);
     ours_feat = ours_prompt = ours_sam = 0;
     for (const cv::Mat& t : targets) {
-      const gbmseg::SegmentResult r = pipe.segment(t);
+      gbmseg::SegmentResult r = pipe.segment(t);
       ours_feat += r.timings.features;
       ours_prompt += r.timings.prompts;
       ours_sam += r.timings.segment;
+      r.image_working.release();
+      r.prompts = {};
+      results[prec].push_back(std::move(r));
     }
     ours_total = since(t0);
     const double ours_peak = peak_mib();
@@ -185,6 +260,7 @@ int run_gbmseg(const GbmsegBenchOptions& p, std::ostream& out) {
           << std::setprecision(2) << std::endl;
     }
   }
+  print_agreement(results, out);
   if (p.skip_authors) return 0;
 
   // --- authors' schedule (main.py + generate_points.py + segment.py) -------------------

@@ -21,6 +21,10 @@ Runner setup(CLI::App& app) {
   app.add_option("--precisions", p->precisions,
                  "comma-separated precisions timed in one run (fp32,bf16,int8,auto); default: "
                  "the global --precision");
+  app.add_option("--sample", p->sample_dir,
+                 "images from a folder laid out as shared/data/gbmseg_sample (reference_image/, "
+                 "reference_mask/, target_image/) instead of synthetic ones")
+      ->check(CLI::ExistingDirectory);
   return [p]() {
     p->precision = global_options().precision;
     p->force_precision = global_options().force_precision;

@@ -51,7 +51,14 @@ struct GbmsegBenchOptions {
   std::string precisions;
   Precision precision = Precision::kFp32;
   bool force_precision = false;
+  /// "" = synthetic images; else a folder laid out as shared/data/gbmseg_sample
+  /// (reference_image/, reference_mask/, target_image/; the first file of each
+  /// reference folder, the target files cycled to `targets`).
+  std::string sample_dir;
 };
+/// With two or more precisions and fp32 among them, also prints each precision's
+/// agreement with fp32 per target: final prompt points unchanged (intersection over
+/// union of the (x, y, label) sets) and the mask Dice.
 int run_gbmseg(const GbmsegBenchOptions& options, std::ostream& out);
 
 /// GlomSAM training img/s, inference s/patch and the process's peak memory.
