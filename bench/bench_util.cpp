@@ -26,7 +26,16 @@ ProcessMemory process_memory() {
   return m;
 }
 
+namespace {
+int64_t g_peak_before_resets = 0;  // the largest VmHWM seen before a reset
+}  // namespace
+
+int64_t process_peak_memory() {
+  return std::max(g_peak_before_resets, process_memory().peak);
+}
+
 bool reset_peak_memory() {
+  g_peak_before_resets = process_peak_memory();
   std::ofstream out("/proc/self/clear_refs");
   if (!out) return false;
   out << "5";

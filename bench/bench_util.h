@@ -50,6 +50,11 @@ ProcessMemory process_memory();
 /// /proc/self/clear_refs). False where unsupported.
 bool reset_peak_memory();
 
+/// The process's peak RSS over its whole life in bytes: the largest VmHWM seen before
+/// any reset_peak_memory, or now. (A reset also lowers what getrusage and
+/// `/usr/bin/time` report at exit, so benchmarks that reset print this instead.)
+int64_t process_peak_memory();
+
 /// "fp32,bf16,int8" -> the precisions to time, each resolved (auto -> this CPU's pick;
 /// bf16 without native support is refused unless `force`); "" -> {fallback}.
 /// Duplicates after resolution are dropped.

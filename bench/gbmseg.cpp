@@ -261,7 +261,14 @@ int run_gbmseg(const GbmsegBenchOptions& p, std::ostream& out) {
     }
   }
   print_agreement(results, out);
-  if (p.skip_authors) return 0;
+  auto print_process_peak = [&]() {
+    out << "process peak RSS (whole run, model building included): "
+        << static_cast<double>(process_peak_memory()) / (1024.0 * 1024.0) << " MiB" << std::endl;
+  };
+  if (p.skip_authors) {
+    print_process_peak();
+    return 0;
+  }
 
   // --- authors' schedule (main.py + generate_points.py + segment.py) -------------------
   reset_peak_memory();
@@ -319,6 +326,7 @@ int run_gbmseg(const GbmsegBenchOptions& p, std::ostream& out) {
       << (4 * d_authors + s) / (d + s) << " with d = " << d << " s (one DINOv2 pass), d' = "
       << d_authors << " s (per image of the authors' batch-of-two pass), s = " << s
       << " s (SAM)" << std::endl;
+  print_process_peak();
   return 0;
 }
 

@@ -71,10 +71,16 @@ struct GlomsamBenchOptions {
 };
 int run_glomsam(const GlomsamBenchOptions& options, std::ostream& out);
 
-/// Peak memory of loading a SAM vit_b-sized checkpoint written to `dir`, relative to
-/// the file size; returns 3 when above the 1.5x target.
+/// Time and peak memory of loading a full-size official-format checkpoint written to
+/// `dir` (from a random model of `model`), read from disk: the state dict alone, then
+/// the model's load in each precision. Peak RSS is reported relative to the file
+/// size; returns 3 when a load in any precision peaks above the 1.5x target.
 struct CheckpointBenchOptions {
-  std::string dir;  ///< folder for the temporary checkpoint file
+  std::string dir;                ///< folder for the temporary checkpoint file
+  std::string model = "sam_vit_b";  ///< sam_vit_b|sam_vit_l|sam_vit_h|medsam|dinov2_<preset>
+  std::string precisions;         ///< "fp32,bf16,int8"; "" = the global --precision
+  Precision precision = Precision::kFp32;
+  bool force_precision = false;
 };
 int run_checkpoint(const CheckpointBenchOptions& options, std::ostream& out);
 

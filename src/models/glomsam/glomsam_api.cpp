@@ -63,10 +63,14 @@ std::shared_ptr<GlomSamModel> GlomSamModel::load(const std::string& path, const 
     impl->module = GlomSam(config);
   }
   auto model = std::make_shared<GlomSamModel>(std::move(impl));
-  checkpoint::StateDict sd = checkpoint::load_state_dict(path);
-  checkpoint::BindOptions bo;
-  bo.allow_missing = alias_keys(checkpoint::state_dict_of(*model->impl_->module));
-  checkpoint::bind_state_dict(*model->impl_->module, sd, path, bo);
+  {
+    // Dropped before the precision conversion, so the shared float32 storages are
+    // freed as the blocks are converted.
+    checkpoint::StateDict sd = checkpoint::load_state_dict(path);
+    checkpoint::BindOptions bo;
+    bo.allow_missing = alias_keys(checkpoint::state_dict_of(*model->impl_->module));
+    checkpoint::bind_state_dict(*model->impl_->module, sd, path, bo);
+  }
   model->impl_->module->eval();
   model->impl_->precision =
       apply_model_precision(*model->impl_->module->image_encoder->blocks, precision);

@@ -143,10 +143,12 @@ std::shared_ptr<SamModel> SamModel::load(const std::string& checkpoint, const Sa
     GlobalRngGuard keep_rng;
     impl->sam = Sam(config);
   }
-  const checkpoint::StateDict sd = checkpoint::load_state_dict(checkpoint);
-  const std::string what =
-      checkpoint + " (as SAM '" + config.name + "')";
-  checkpoint::bind_state_dict(*impl->sam, sd, what);
+  {
+    // Dropped before the precision conversion: the parameters share its float32
+    // storages, which are then freed layer by layer as the encoder is converted.
+    const checkpoint::StateDict sd = checkpoint::load_state_dict(checkpoint);
+    checkpoint::bind_state_dict(*impl->sam, sd, checkpoint + " (as SAM '" + config.name + "')");
+  }
   impl->sam->eval();
   impl->precision = apply_model_precision(*impl->sam->image_encoder, precision);
   return std::shared_ptr<SamModel>(new SamModel(std::move(impl)));
