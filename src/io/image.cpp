@@ -277,6 +277,47 @@ cv::Mat dm_to_raw(const DmImage& dm) {
   return f;
 }
 
+// Bytes of image data the current directory points at, each strip or tile clipped to
+// the file: all that any decoder can read for it.
+uint64_t tiff_stored_bytes(TIFF* tif, uint64_t file_size) {
+  const bool tiled = TIFFIsTiled(tif) != 0;
+  uint64_t* counts = nullptr;
+  uint64_t* offsets = nullptr;
+  if (!TIFFGetField(tif, tiled ? TIFFTAG_TILEBYTECOUNTS : TIFFTAG_STRIPBYTECOUNTS, &counts) ||
+      !TIFFGetField(tif, tiled ? TIFFTAG_TILEOFFSETS : TIFFTAG_STRIPOFFSETS, &offsets) ||
+      counts == nullptr || offsets == nullptr) {
+    return 0;
+  }
+  const uint64_t n = tiled ? TIFFNumberOfTiles(tif) : TIFFNumberOfStrips(tif);
+  uint64_t total = 0;
+  for (uint64_t i = 0; i < n && total < file_size; ++i) {
+    if (offsets[i] >= file_size) continue;
+    total += std::min(counts[i], file_size - offsets[i]);
+  }
+  return std::min(total, file_size);
+}
+
+// Refuses a directory whose decoded size cannot come from the data the file holds,
+// before anything of that size is allocated: uncompressed data must all be there, and
+// compressed data can expand at most kMaxTiffExpansion times (above deflate's 1032:1,
+// LZW's and PackBits' worst cases); small images always pass (fax-coded pages compress
+// further). `decoded_bytes` is what the reader will allocate.
+void check_tiff_data(TIFF* tif, const std::string& path, int page, uint64_t packed_bytes,
+                     uint64_t decoded_bytes, uint16_t compression) {
+  constexpr uint64_t kMaxTiffExpansion = 4096;
+  constexpr uint64_t kAlwaysDecodable = 64ull << 20;
+  std::error_code ec;
+  const uint64_t file_size = fs::file_size(path, ec);
+  const uint64_t stored = ec ? 0 : tiff_stored_bytes(tif, file_size);
+  const bool ok = compression == COMPRESSION_NONE
+                      ? stored >= packed_bytes
+                      : decoded_bytes <= std::max(kAlwaysDecodable, stored * kMaxTiffExpansion);
+  NEPHRO_CHECK(ok, "TIFF '", path, "' page ", page, " declares ", packed_bytes,
+               " bytes of pixels but holds ", stored, " bytes of ",
+               compression == COMPRESSION_NONE ? "uncompressed" : "compressed",
+               " image data (truncated or corrupt file)");
+}
+
 // Reads the current directory of an open TIFF into a Mat with file channel order.
 cv::Mat read_tiff_directory(TIFF* tif, const std::string& path, int page) {
   uint32_t width = 0, height = 0;
@@ -293,6 +334,15 @@ cv::Mat read_tiff_directory(TIFF* tif, const std::string& path, int page) {
   NEPHRO_CHECK(width > 0 && height > 0, "TIFF '", path, "' page ", page, " has no pixels");
   check_dimensions(path, "TIFF", width, height);
   NEPHRO_CHECK(spp >= 1 && spp <= 64, "TIFF '", path, "': unsupported samples per pixel ", spp);
+  NEPHRO_CHECK(bits >= 1 && bits <= 64, "TIFF '", path, "': unsupported bits per sample ", bits);
+  {
+    const uint64_t row_bits = uint64_t{width} * spp * bits;
+    const uint64_t packed = (row_bits + 7) / 8 * height;
+    // What is allocated: one byte per 1-bit sample, RGBA for libtiff's colour conversion.
+    const uint64_t decoded = std::max<uint64_t>(
+        uint64_t{width} * height * spp * std::max<uint64_t>(1, bits / 8), uint64_t{width} * height * 4);
+    check_tiff_data(tif, path, page, packed, decoded, compression);
+  }
 
   if (photometric == PHOTOMETRIC_YCBCR && compression == COMPRESSION_JPEG) {
     TIFFSetField(tif, TIFFTAG_JPEGCOLORMODE, JPEGCOLORMODE_RGB);
@@ -352,7 +402,13 @@ cv::Mat read_tiff_directory(TIFF* tif, const std::string& path, int page) {
     uint32_t tw = 0, th = 0;
     TIFFGetField(tif, TIFFTAG_TILEWIDTH, &tw);
     TIFFGetField(tif, TIFFTAG_TILELENGTH, &th);
-    std::vector<uint8_t> tile(TIFFTileSize(tif));
+    const tmsize_t tile_bytes = TIFFTileSize(tif);
+    NEPHRO_CHECK(tw > 0 && th > 0 && tile_bytes > 0 &&
+                     static_cast<uint64_t>(tile_bytes) <=
+                         std::max<uint64_t>(64ull << 20, 4 * static_cast<uint64_t>(out.total() * out.elemSize())),
+                 "TIFF '", path, "' page ", page, " declares tiles of ", tw, " x ", th,
+                 " pixels, out of proportion to its ", width, " x ", height, " image");
+    std::vector<uint8_t> tile(static_cast<size_t>(tile_bytes));
     const size_t tile_row = TIFFTileRowSize(tif);
     for (int p = 0; p < planes; ++p)
       for (uint32_t ty = 0; ty < height; ty += th)

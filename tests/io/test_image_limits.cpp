@@ -4,6 +4,7 @@
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <fstream>
 #include <tuple>
 #include <functional>
@@ -62,6 +63,53 @@ void expect_clean_error(const Outcome& o, const std::string& file, const std::st
   EXPECT_NE(o.error.find(words), std::string::npos) << o.error;
   EXPECT_EQ(o.error.find('\n'), std::string::npos) << o.error;
   EXPECT_TRUE(o.stderr_text.empty()) << "printed: " << o.stderr_text;
+}
+
+// A little-endian TIFF of one grey 8-bit strip holding a single byte, declaring
+// width x height pixels of `spp` samples, with TIFF compression code `compression`.
+std::string tiny_tiff(uint32_t width, uint32_t height, uint16_t compression, uint16_t spp) {
+  std::string tif("II*\0\x08\0\0\0", 8);
+  auto le16 = [&](uint16_t v) { tif += static_cast<char>(v & 0xFF), tif += static_cast<char>(v >> 8); };
+  auto le32 = [&](uint32_t v) {
+    for (int i = 0; i < 4; ++i) tif += static_cast<char>((v >> (8 * i)) & 0xFF);
+  };
+  const std::vector<std::pair<uint16_t, uint32_t>> longs = {{256, width}, {257, height}, {273, 0},
+                                                            {278, height}, {279, 1}};
+  const std::vector<std::pair<uint16_t, uint16_t>> shorts = {
+      {258, 8}, {259, compression}, {262, static_cast<uint16_t>(spp == 3 ? 2 : 1)}, {277, spp}};
+  std::vector<std::tuple<uint16_t, uint16_t, uint32_t>> entries;
+  for (auto [tag, v] : longs) entries.emplace_back(tag, 4, v);
+  for (auto [tag, v] : shorts) entries.emplace_back(tag, 3, v);
+  std::sort(entries.begin(), entries.end());
+  const uint32_t strip = 8 + 2 + 12 * static_cast<uint32_t>(entries.size()) + 4;
+  le16(static_cast<uint16_t>(entries.size()));
+  for (auto [tag, type, v] : entries) {
+    le16(tag);
+    le16(type);
+    le32(1);
+    le32(tag == 273 ? strip : v);
+  }
+  le32(0);
+  tif += '\0';
+  return tif;
+}
+
+std::string base64_decode(const std::string& text) {
+  std::string out;
+  uint32_t acc = 0;
+  int bits = 0;
+  for (char ch : text) {
+    const char* table = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    const char* at = std::strchr(table, ch);
+    if (ch == '=' || at == nullptr) break;
+    acc = (acc << 6) | static_cast<uint32_t>(at - table);
+    bits += 6;
+    if (bits >= 8) {
+      bits -= 8;
+      out += static_cast<char>((acc >> bits) & 0xFF);
+    }
+  }
+  return out;
 }
 
 void be32_at(std::string& b, size_t at, uint32_t v) {
@@ -130,29 +178,36 @@ TEST(ImageLimits, HugeDeclaredDimensionsAreRefusedFromTheHeader) {
   for (size_t k = 5; k < 9; ++k) jpg[sof + k] = static_cast<char>(0xFF);
   expect_clean_error(read_outcome(put(dir, "huge.jpg", jpg)), "huge.jpg", "limit");
   // TIFF: a hand-made header declaring 200000 x 200000 pixels over a 1-byte strip.
-  std::string tif("II*\0\x08\0\0\0", 8);
-  auto le16 = [&](uint16_t v) { tif += static_cast<char>(v & 0xFF), tif += static_cast<char>(v >> 8); };
-  auto le32 = [&](uint32_t v) {
-    for (int i = 0; i < 4; ++i) tif += static_cast<char>((v >> (8 * i)) & 0xFF);
-  };
-  const std::vector<std::pair<uint16_t, uint32_t>> longs = {{256, 200000}, {257, 200000}, {273, 0}, {278, 200000},
-                                                            {279, 1}};
-  const std::vector<std::pair<uint16_t, uint16_t>> shorts = {{258, 8}, {259, 1}, {262, 1}, {277, 1}};
-  std::vector<std::tuple<uint16_t, uint16_t, uint32_t>> entries;
-  for (auto [tag, v] : longs) entries.emplace_back(tag, 4, v);
-  for (auto [tag, v] : shorts) entries.emplace_back(tag, 3, v);
-  std::sort(entries.begin(), entries.end());
-  const uint32_t strip = 8 + 2 + 12 * static_cast<uint32_t>(entries.size()) + 4;
-  le16(static_cast<uint16_t>(entries.size()));
-  for (auto [tag, type, v] : entries) {
-    le16(tag);
-    le16(type);
-    le32(1);
-    le32(tag == 273 ? strip : v);
-  }
-  le32(0);
-  tif += '\0';
-  expect_clean_error(read_outcome(put(dir, "huge.tif", tif)), "huge.tif", "limit");
+  expect_clean_error(read_outcome(put(dir, "huge.tif", tiny_tiff(200000, 200000, 1, 1))), "huge.tif",
+                     "limit");
+}
+
+// Within the dimension limits, but the file cannot hold what it declares: refused
+// before the pixels are allocated (a 137-byte file once made the reader ask for 3.4 GB).
+TEST(ImageLimits, TiffDeclaringMorePixelsThanItHoldsIsRefusedBeforeAllocating) {
+  const std::string dir = test::temp_dir("limits_tiff_data");
+  // 30000 x 30000 x 3 samples (2.7 GB), uncompressed, one byte of strip data.
+  expect_clean_error(read_outcome(put(dir, "short.tif", tiny_tiff(30000, 30000, 1, 3))), "short.tif",
+                     "holds 1 bytes of uncompressed image data");
+  // The same with LZW: no codec expands one byte to 2.7 GB.
+  expect_clean_error(read_outcome(put(dir, "lzw.tif", tiny_tiff(30000, 30000, 5, 3))), "lzw.tif",
+                     "holds 1 bytes of compressed image data");
+  // The fuzzer's input (fuzz_image, 2026-12-03): 137 bytes that made the reader ask
+  // for 3.4 GB.
+  const std::string fuzz = base64_decode(
+      "SUkqAAgAAAAJAAABAwABAAAASUkqAAEBAwABAAAAAVBMVEUBAwABAAAAAQAAABEBBAABAAAAegAAABUBAwABAAAACQAAAwEAABYB"
+      "AAAAAgAAABcBBAABAAAABAAAABYBAwABAAAAAgAAABcBBAr///////////////9JREFU/////////wBAgP8=");
+  const Outcome f = read_outcome(put(dir, "fuzz.tif", fuzz));
+  EXPECT_NE(f.error.find("fuzz.tif"), std::string::npos) << f.error;
+  EXPECT_EQ(f.error.find("not a nephroseg::Error"), std::string::npos) << f.error;
+  EXPECT_TRUE(f.stderr_text.empty()) << "printed: " << f.stderr_text;
+  // A real, well-compressed image still reads: 4096 x 4096 of zeros with LZW.
+  const cv::Mat zeros = cv::Mat::zeros(4096, 4096, CV_8UC1);
+  std::vector<uchar> buf;
+  ASSERT_TRUE(cv::imencode(".tiff", zeros, buf, {cv::IMWRITE_TIFF_COMPRESSION, 5}));
+  const cv::Mat back = io::read_image_raw(put(dir, "zeros.tif", std::string(buf.begin(), buf.end())));
+  EXPECT_EQ(back.size(), cv::Size(4096, 4096));
+  EXPECT_EQ(cv::countNonZero(back), 0);
 }
 
 namespace {
