@@ -65,6 +65,22 @@ void check_dimensions(const std::string& path, const char* format, uint64_t widt
                " pixels per side and ", kMaxImagePixels, " pixels in all");
 }
 
+// BMP: BITMAPINFOHEADER width and height (a negative height is a top-down image)
+// against the limits; a header too short to hold them is truncated.
+void check_bmp(const std::string& path, const std::string& b) {
+  NEPHRO_CHECK(b.size() >= 26, "BMP '", path, "' is truncated (", b.size(), " bytes)");
+  auto le32s = [&](size_t at) {
+    uint32_t v = 0;
+    for (int k = 0; k < 4; ++k) v |= uint32_t(uint8_t(b[at + k])) << (8 * k);
+    return static_cast<int64_t>(static_cast<int32_t>(v));
+  };
+  const uint32_t header = static_cast<uint32_t>(le32s(14));
+  if (header == 12) return;  // OS/2 core header: 16-bit sides, within the limits
+  const int64_t w = le32s(18), h = le32s(22);
+  check_dimensions(path, "BMP", static_cast<uint64_t>(std::max<int64_t>(w, 0)),
+                   static_cast<uint64_t>(h < 0 ? -h : h));
+}
+
 uint32_t be32(const std::string& b, size_t at) {
   return (uint32_t(uint8_t(b[at])) << 24) | (uint32_t(uint8_t(b[at + 1])) << 16) | (uint32_t(uint8_t(b[at + 2])) << 8) |
          uint32_t(uint8_t(b[at + 3]));
@@ -555,7 +571,17 @@ cv::Mat read_image_raw(const std::string& path, int page) {
     return decode_png(path, bytes);  // RGB order already
   }
   if (format == Format::kJpeg) check_jpeg(path, bytes);
-  if (bytes.size() >= 2 && bytes[0] == 'P' && bytes[1] >= '1' && bytes[1] <= '6') check_pnm(path, bytes);
+  const bool pnm = bytes.size() >= 2 && bytes[0] == 'P' && bytes[1] >= '1' && bytes[1] <= '6';
+  const bool bmp = bytes.size() >= 2 && bytes[0] == 'B' && bytes[1] == 'M';
+  const bool webp = bytes.size() >= 12 && bytes.compare(0, 4, "RIFF") == 0 && bytes.compare(8, 4, "WEBP") == 0;
+  // Only the formats we check go to OpenCV: its other readers (DICOM through GDCM,
+  // JPEG 2000, EXR, GDAL, ...) print to stderr and, for GDCM, abort the process on a
+  // malformed file (fuzz_image, 2026-12-03).
+  NEPHRO_CHECK(format == Format::kJpeg || pnm || bmp || webp, "cannot read image '", path,
+               "' (corrupt or unsupported format; nephroseg reads PNG, JPEG, TIFF / OME-TIFF, "
+               "DM3 / DM4, BMP, PNM and WebP, recognised by their first bytes, not the extension)");
+  if (pnm) check_pnm(path, bytes);
+  if (bmp) check_bmp(path, bytes);
   cv::Mat m;
   try {
     m = cv::imdecode(cv::_InputArray(reinterpret_cast<const uchar*>(bytes.data()), static_cast<int>(bytes.size())),

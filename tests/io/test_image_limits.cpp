@@ -210,6 +210,32 @@ TEST(ImageLimits, TiffDeclaringMorePixelsThanItHoldsIsRefusedBeforeAllocating) {
   EXPECT_EQ(cv::countNonZero(back), 0);
 }
 
+// Content none of our checked readers knows goes nowhere: the fuzzer's DICOM-looking
+// file ("DICM" at offset 128) made OpenCV's GDCM reader abort the process.
+TEST(ImageLimits, UncheckedFormatsAreRefusedNotHandedToOpenCv) {
+  const std::string dir = test::temp_dir("limits_formats");
+  const std::string dicm = base64_decode(
+      "SUkqPz8/Pz8/Pz8/Pz8/Pz8/Pz8/Pz8/Pz8/Pz8/Pz8/Pz8/Pz8/Pz8/Pz8/Pz8/Pz8/Pz8/Pz8/Pz8/Pz8/Pz8/Pz8/Pz8/Pz8/"
+      "Pz8/Pz8/Pz8/Pz8/Pz8/Pz8/Pz8/Pz8/Pz8/AAgAAAAJAAABAwABAAAAAgAAAAEBAwABAABESUNNAgABAwAB0gAAAAgAAAADAQMA"
+      "AQAAAAEAAAAGAQMAAQAAAAEAAAARAQQAAQAAAHoAAAAVAQPfAQAAAAEAABYBAwABAAAAIQIAAAAXAQQAAQAAAAQAAAAAAAAAAECA"
+      "/w==");
+  ASSERT_EQ(dicm.size(), 226u);
+  expect_clean_error(read_outcome(put(dir, "dicm.tif", dicm)), "dicm.tif", "nephroseg reads PNG, JPEG");
+  std::string jp2("\0\0\0\x0cjP  \r\n\x87\n", 12);
+  jp2 += std::string(64, '\0');
+  expect_clean_error(read_outcome(put(dir, "a.jp2", jp2)), "a.jp2", "nephroseg reads PNG, JPEG");
+  // BMP still reads, exactly; a BMP header declaring 200000 x 200000 is refused.
+  const cv::Mat m = noise(13, 7);
+  const std::string bmp = encode(".bmp", m);
+  cv::Mat rgb;
+  cv::cvtColor(m, rgb, cv::COLOR_BGR2RGB);
+  EXPECT_EQ(cv::norm(io::read_image_raw(put(dir, "ok.bmp", bmp)), rgb, cv::NORM_INF), 0.0);
+  std::string huge = bmp;
+  for (size_t at : {18u, 22u})
+    for (int k = 0; k < 4; ++k) huge[at + k] = static_cast<char>((200000u >> (8 * k)) & 0xFF);
+  expect_clean_error(read_outcome(put(dir, "huge.bmp", huge)), "huge.bmp", "limit of 131072");
+}
+
 namespace {
 uint32_t crc32_bitwise(const std::string& s) {
   uint32_t c = 0xFFFFFFFFu;

@@ -26,7 +26,8 @@
 //     single-channel page as a channel (the OME-TIFF layout of multi-channel IF).
 //
 // Which decoder: by the file's first bytes (PNG signature, JPEG SOI, TIFF II/MM, DM
-// version 3/4), not by its extension; other content goes to OpenCV's readers.
+// version 3/4), not by its extension; BMP, PNM and WebP go to OpenCV's readers, and any
+// other content (DICOM, JPEG 2000, EXR, ...) is refused with an error naming the formats.
 //
 // Limits (hostile or broken files): before anything is decoded, the dimensions are
 // read from the header (PNG IHDR, JPEG SOF, TIFF tags, DM Dimensions) and held to
