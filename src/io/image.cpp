@@ -354,9 +354,12 @@ cv::Mat read_tiff_directory(TIFF* tif, const std::string& path, int page) {
   {
     const uint64_t row_bits = uint64_t{width} * spp * bits;
     const uint64_t packed = (row_bits + 7) / 8 * height;
-    // What is allocated: one byte per 1-bit sample, RGBA for libtiff's colour conversion.
-    const uint64_t decoded = std::max<uint64_t>(
-        uint64_t{width} * height * spp * std::max<uint64_t>(1, bits / 8), uint64_t{width} * height * 4);
+    // What is allocated: RGBA for libtiff's colour conversion (the branch below), else
+    // the samples, one byte per 1-bit sample.
+    const bool via_rgba = (photometric == PHOTOMETRIC_YCBCR && compression != COMPRESSION_JPEG) ||
+                          photometric == PHOTOMETRIC_SEPARATED || photometric == PHOTOMETRIC_CIELAB;
+    const uint64_t decoded = via_rgba ? uint64_t{width} * height * 4
+                                      : uint64_t{width} * height * spp * std::max<uint64_t>(1, bits / 8);
     check_tiff_data(tif, path, page, packed, decoded, compression);
   }
 
