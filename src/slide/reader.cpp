@@ -19,6 +19,7 @@
 
 #include "nephroseg/core/error.h"
 #include "nephroseg/io/image.h"
+#include "slide/tiff_layout.h"
 
 namespace fs = std::filesystem;
 
@@ -459,6 +460,7 @@ namespace {
 std::unique_ptr<SlideReader> open_by_content(const std::string& path) {
   const std::string ext = lower_ext(path);
   if (ext == ".png" || ext == ".jpg" || ext == ".jpeg") return std::make_unique<ImageSlideReader>(path);
+  check_tiff_layout(path);  // before OpenSlide's TIFF parser allocates what the file declares
   const char* vendor = openslide_detect_vendor(path.c_str());
   if (vendor && std::strcmp(vendor, "generic-tiff") != 0) return std::make_unique<OpenSlideReader>(path, vendor);
   char magic[4] = {0, 0, 0, 0};

@@ -541,3 +541,108 @@ TEST(SlideBadInput, RefusedTiffClosesItsFile) {
   for (int k = 0; k < 20; ++k) EXPECT_THROW(slide::open_slide(path), Error);
   EXPECT_EQ(open_descriptors(), before);
 }
+
+namespace {
+
+// A hand-built TIFF: one directory of (tag, type, count, value/offset) entries, then
+// `tail` bytes; classic or BigTIFF, either byte order. next_dir: the next-IFD offset.
+struct RawEntry {
+  uint16_t tag, type;
+  uint64_t count, value;
+};
+std::string raw_tiff(bool bigtiff, bool big_endian, const std::vector<RawEntry>& entries, uint64_t next_dir = 0,
+                     size_t tail = 64) {
+  std::string b;
+  auto put = [&](uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) b.push_back(static_cast<char>(v >> (8 * (big_endian ? n - 1 - i : i))));
+  };
+  b += big_endian ? "MM" : "II";
+  const int word = bigtiff ? 8 : 4;
+  put(bigtiff ? 43 : 42, 2);
+  if (bigtiff) {
+    put(8, 2);
+    put(0, 2);
+  }
+  put(bigtiff ? 16 : 8, word);  // the first directory follows the header
+  put(entries.size(), bigtiff ? 8 : 2);
+  for (const RawEntry& e : entries) {
+    put(e.tag, 2);
+    put(e.type, 2);
+    put(e.count, word);
+    put(e.value, word);
+  }
+  put(next_dir, word);
+  b.append(tail, '\0');
+  return b;
+}
+
+void write_bytes(const std::string& path, const std::string& bytes) {
+  std::ofstream(path, std::ios::binary) << bytes;
+}
+
+}  // namespace
+
+TEST(SlideBadInput, TiffDirectoriesAreCheckedAgainstTheFileBeforeOpenSlideParsesThem) {
+  // Regression (fuzz_slide, out-of-memory in CI): OpenSlide's own TIFF parser allocates
+  // a tag's declared size before reading it, so a 5 KB file declaring a 3 GB value made
+  // openslide_detect_vendor allocate 3 GB. Such files are now refused first, by us.
+  const std::string dir = t::temp_dir("slide_layout");
+  const RawEntry tile_w{322, 3, 1, 256}, tile_h{323, 3, 1, 256};
+  auto refused = [&](const std::string& name, const std::string& bytes, const std::string& needle) {
+    const std::string path = dir + "/" + name;
+    write_bytes(path, bytes);
+    try {
+      slide::open_slide(path);
+      ADD_FAILURE() << name << " was opened";
+    } catch (const Error& e) {
+      const std::string msg = e.what();
+      EXPECT_NE(msg.find("corrupt TIFF structure"), std::string::npos) << name << ": " << msg;
+      EXPECT_NE(msg.find(needle), std::string::npos) << name << ": " << msg;
+      EXPECT_NE(msg.find(name), std::string::npos) << name << ": " << msg;
+      EXPECT_EQ(msg.find('\n'), std::string::npos) << name << ": " << msg;
+    }
+  };
+  // A tiled "Aperio" whose ImageDescription (tag 270, ASCII) declares 3e9 bytes.
+  for (bool big : {false, true})
+    for (bool be : {false, true})
+      refused(std::string("huge_description_") + (big ? "big" : "classic") + (be ? "_be" : "_le") + ".svs",
+              raw_tiff(big, be, {tile_w, tile_h, {270, 2, 3000000000ull, 8}}), "tag 270 declares 3000000000 values");
+  // LONG8 count whose byte size overflows 64 bits.
+  refused("overflow.tif", raw_tiff(true, false, {tile_w, {324, 16, uint64_t{1} << 61, 16}}), "tag 324 declares");
+  // A value that fits the file's size but not at its offset: the file was cut short.
+  refused("cut.svs", raw_tiff(false, false, {tile_w, tile_h, {270, 2, 40, 90}}), "offset 90, outside the file");
+  // A directory chain that loops back to the first directory.
+  refused("loop.tif", raw_tiff(false, true, {tile_w, tile_h}, 8), "loops");
+  // A next-directory offset past the end.
+  refused("past_end.tif", raw_tiff(false, false, {tile_w, tile_h}, 1u << 30), "lies outside the file");
+  // A directory declaring more entries than the file holds.
+  {
+    std::string bytes = raw_tiff(false, false, {tile_w, tile_h});
+    bytes[8] = '\xff';
+    bytes[9] = '\x7f';
+    refused("entries.tif", bytes, "declares 32767 entries");
+  }
+
+  // Well-formed files pass the check whatever their flavour: libtiff-written classic
+  // and BigTIFF, little- and big-endian, with a long (out-of-line) description.
+  for (const char* mode : {"w", "wb", "w8", "wb8"}) {
+    const std::string path = dir + "/good_" + std::string(mode) + ".tif";
+    TIFF* tif = TIFFOpen(path.c_str(), mode);
+    ASSERT_NE(tif, nullptr);
+    TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, 64u);
+    TIFFSetField(tif, TIFFTAG_IMAGELENGTH, 48u);
+    TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, 1);
+    TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, 8);
+    TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
+    TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+    TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, 16u);
+    TIFFSetField(tif, TIFFTAG_IMAGEDESCRIPTION, std::string(500, 'd').c_str());
+    std::vector<uint8_t> row(64, 7);
+    for (uint32_t y = 0; y < 48; ++y) ASSERT_EQ(TIFFWriteScanline(tif, row.data(), y, 0), 1);
+    TIFFClose(tif);
+    std::unique_ptr<slide::SlideReader> r;
+    ASSERT_NO_THROW(r = slide::open_slide(path)) << mode;
+    EXPECT_EQ(r->info().levels.at(0).width, 64) << mode;
+    EXPECT_EQ(r->read_region(0, cv::Rect(0, 0, 8, 8)).at<uint8_t>(3, 3), 7) << mode;
+  }
+}
