@@ -13,11 +13,15 @@
 namespace nephroseg::fuzz {
 
 // Readers that only take a path get the input through one scratch file per process
-// (in /dev/shm when it exists, so no disk I/O), named with `ext`.
+// (in /dev/shm when it exists, so no disk I/O), named with `ext`. The pid is padded
+// to a fixed width: the path's length reaches the coverage counters (error messages,
+// extension parsing), and a run with a fixed -seed must take the same paths every time.
 inline std::string scratch_file(const uint8_t* data, size_t size, const std::string& ext) {
-  static const std::string base =
-      std::string(access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp") + "/nephroseg_fuzz_" +
-      std::to_string(getpid());
+  static const std::string base = [] {
+    char pid[32];
+    std::snprintf(pid, sizeof pid, "%010d", static_cast<int>(getpid()));
+    return std::string(access("/dev/shm", W_OK) == 0 ? "/dev/shm" : "/tmp") + "/nephroseg_fuzz_" + pid;
+  }();
   const std::string path = base + ext;
   FILE* f = std::fopen(path.c_str(), "wb");
   if (f == nullptr) std::abort();

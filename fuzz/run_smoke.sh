@@ -4,8 +4,10 @@
 # sanitizer report or timeout. Used by CI; also the documented long run with a larger
 # N (see docs/security.md).
 #   fuzz/run_smoke.sh [seconds] [target ...]      e.g. fuzz/run_smoke.sh 60 pickle pth
-# Environment: BUILD_DIR (default build-fuzz), JOBS (default 2), FUZZ_ARGS (extra
-# libFuzzer flags).
+# Environment: BUILD_DIR (default build-fuzz), JOBS (default 2), FUZZ_SEED (default 1:
+# every run starts down the same mutation sequence, so CI retraces what a longer local
+# run with that seed covered, up to the small drift that coverage feedback brings; 0: a
+# fresh random seed each run, for exploration), FUZZ_ARGS (extra libFuzzer flags).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 seconds=${1:-60}
@@ -14,6 +16,7 @@ targets=("$@")
 [ ${#targets[@]} -gt 0 ] || targets=(pickle pth image npy config_json prompts_json dm calibration slide zip)
 build=${BUILD_DIR:-build-fuzz}
 jobs=${JOBS:-2}
+seed=${FUZZ_SEED:-1}
 
 # clang from Debian's clang-14 package (scripts/setup.sh); the unversioned names when
 # the `clang` package provides them.
@@ -44,7 +47,7 @@ for t in "${targets[@]}"; do
   work="$build/work/$t"
   mkdir -p "$work"
   echo "== fuzz_$t: ${seconds}s"
-  if ! "$build/fuzz/fuzz_$t" "${dict[@]}" -max_total_time="$seconds" -timeout=10 \
+  if ! "$build/fuzz/fuzz_$t" "${dict[@]}" -max_total_time="$seconds" -timeout=10 -seed="$seed" \
       -rss_limit_mb=2048 -max_len=65536 -print_final_stats=1 -artifact_prefix="$work/" \
       ${FUZZ_ARGS:-} "$work" "$corpus_root/$t" 2>"$work/log.txt"; then
     echo "fuzz_$t FAILED: see $work/log.txt and the crash-* file there"

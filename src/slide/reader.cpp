@@ -41,17 +41,16 @@ void check_region(const SlideInfo& info, int level, const cv::Rect& rect) {
 // ---------------------------------------------------------------------------------
 // OpenSlide
 
+// 8192 x 8192: a 256 MiB decode. Scanners write 240-1024 px tiles.
+constexpr double kMaxOpenSlideTilePixels = 8192.0 * 8192.0;
+
 class OpenSlideReader : public SlideReader {
  public:
   OpenSlideReader(const std::string& path, const char* vendor) {
     osr_ = openslide_open(path.c_str());
     NEPHRO_CHECK(osr_ != nullptr, "slide '", path, "': OpenSlide cannot open it (unsupported or corrupt)");
-    if (const char* err = openslide_get_error(osr_)) {
-      std::string msg = err;
-      openslide_close(osr_);
-      osr_ = nullptr;
-      NEPHRO_FAIL("slide '", path, "': OpenSlide: ", msg);
-    }
+    owner_.reset(osr_);  // closes it if this constructor throws
+    if (const char* err = openslide_get_error(osr_)) NEPHRO_FAIL("slide '", path, "': OpenSlide: ", err);
     info_.path = path;
     info_.backend = "openslide";
     info_.vendor = vendor ? vendor : "";
@@ -62,6 +61,17 @@ class OpenSlideReader : public SlideReader {
       openslide_get_level_dimensions(osr_, i, &l.width, &l.height);
       l.downsample = openslide_get_level_downsample(osr_, i);
       info_.levels.push_back(l);
+      // OpenSlide decodes a whole tile (4 bytes a pixel) for any pixel of it, at the
+      // size the header declares: a few-KB file can declare 65535 x 65535 tiles.
+      const std::string key = "openslide.level[" + std::to_string(i) + "].tile-";
+      const char* tw = openslide_get_property_value(osr_, (key + "width").c_str());
+      const char* th = openslide_get_property_value(osr_, (key + "height").c_str());
+      if (tw && th) {
+        const double pixels = std::atof(tw) * std::atof(th);
+        NEPHRO_CHECK(pixels <= kMaxOpenSlideTilePixels, "slide '", path, "': level ", i, " declares ", tw, " x ", th,
+                     " pixel tiles, more than the ", kMaxOpenSlideTilePixels, " pixels a tile nephroseg accepts",
+                     " (corrupt file?)");
+      }
     }
     auto prop = [&](const char* name) {
       const char* v = openslide_get_property_value(osr_, name);
@@ -73,9 +83,6 @@ class OpenSlideReader : public SlideReader {
     info_.channels = 3;
     info_.depth = 8;
     info_.channel_names = {"Red", "Green", "Blue"};
-  }
-  ~OpenSlideReader() override {
-    if (osr_) openslide_close(osr_);
   }
 
   cv::Mat read_region(int level, const cv::Rect& rect) override {
@@ -105,7 +112,11 @@ class OpenSlideReader : public SlideReader {
   }
 
  private:
+  struct Closer {
+    void operator()(openslide_t* o) const { openslide_close(o); }
+  };
   openslide_t* osr_ = nullptr;
+  std::unique_ptr<openslide_t, Closer> owner_;  // closes osr_
   std::mutex mutex_;
 };
 
@@ -337,11 +348,13 @@ class TiffReader : public SlideReader {
       uint32_t tw = 0, th = 0;
       TIFFGetField(tif_, TIFFTAG_TILEWIDTH, &tw);
       TIFFGetField(tif_, TIFFTAG_TILELENGTH, &th);
-      std::vector<uint8_t> buf(TIFFTileSize(tif_));
+      std::vector<uint8_t> buf;
       for (uint32_t ty = inside.y / th * th; ty < static_cast<uint32_t>(inside.y + inside.height); ty += th)
         for (uint32_t tx = inside.x / tw * tw; tx < static_cast<uint32_t>(inside.x + inside.width); tx += tw) {
-          const tmsize_t n = TIFFReadEncodedTile(tif_, TIFFComputeTile(tif_, tx, ty, 0, 0), buf.data(),
-                                                 static_cast<tmsize_t>(buf.size()));
+          const uint32_t tile = TIFFComputeTile(tif_, tx, ty, 0, 0);
+          check_chunk("tile", tile, TIFFTileSize64(tif_));
+          if (buf.empty()) buf.resize(static_cast<size_t>(TIFFTileSize64(tif_)));
+          const tmsize_t n = TIFFReadEncodedTile(tif_, tile, buf.data(), static_cast<tmsize_t>(buf.size()));
           NEPHRO_CHECK(n >= 0, "slide '", info_.path, "': cannot decode TIFF tile at (", tx, ", ", ty,
                        ") (corrupt file?) ", tiff_last_error);
           copy_block(buf.data(), cv::Rect(tx, ty, tw, th), static_cast<size_t>(tw) * pixel);
@@ -350,16 +363,37 @@ class TiffReader : public SlideReader {
       uint32_t rps = 0;
       TIFFGetFieldDefaulted(tif_, TIFFTAG_ROWSPERSTRIP, &rps);
       rps = std::min(rps, d.height);
-      std::vector<uint8_t> buf(TIFFStripSize(tif_));
+      std::vector<uint8_t> buf;
       for (uint32_t sy = inside.y / rps * rps; sy < static_cast<uint32_t>(inside.y + inside.height); sy += rps) {
-        const tmsize_t n = TIFFReadEncodedStrip(tif_, TIFFComputeStrip(tif_, sy, 0), buf.data(),
-                                                static_cast<tmsize_t>(buf.size()));
+        const uint32_t strip = TIFFComputeStrip(tif_, sy, 0);
+        check_chunk("strip", strip, TIFFVStripSize64(tif_, std::min(rps, d.height - sy)));
+        if (buf.empty()) buf.resize(static_cast<size_t>(TIFFStripSize64(tif_)));
+        const tmsize_t n = TIFFReadEncodedStrip(tif_, strip, buf.data(), static_cast<tmsize_t>(buf.size()));
         NEPHRO_CHECK(n >= 0, "slide '", info_.path, "': cannot decode TIFF strip at row ", sy,
                      " (corrupt file?) ", tiff_last_error);
         copy_block(buf.data(), cv::Rect(0, sy, d.width, rps), static_cast<size_t>(d.width) * pixel);
       }
     }
     return keep_channels(out);
+  }
+
+  // A tile or strip is decoded into a buffer of the size the directory declares, so the
+  // file must back that size before it is allocated: an uncompressed chunk stores every
+  // byte it decodes to, a compressed one expands at most kMaxExpansion times. Chunks of
+  // up to kAlwaysAllowed bytes pass (fuzz_slide: a 5 KB file declared 3 GB tiles).
+  void check_chunk(const char* kind, uint32_t index, uint64_t decoded) {
+    constexpr uint64_t kAlwaysAllowed = uint64_t{64} << 20;
+    constexpr uint64_t kMaxExpansion = 4096;
+    uint16_t compression = COMPRESSION_NONE;
+    TIFFGetFieldDefaulted(tif_, TIFFTAG_COMPRESSION, &compression);
+    const uint64_t stored = TIFFGetStrileByteCount(tif_, index);
+    NEPHRO_CHECK(decoded > 0, "slide '", info_.path, "': TIFF ", kind, " ", index,
+                 " has no decodable size (corrupt file?)");
+    const bool ok = decoded <= kAlwaysAllowed ||
+                    (compression == COMPRESSION_NONE ? stored >= decoded : decoded / kMaxExpansion <= stored);
+    NEPHRO_CHECK(ok, "slide '", info_.path, "': TIFF ", kind, " ", index, " declares ", decoded,
+                 " decoded bytes but stores ", stored, (compression == COMPRESSION_NONE ? "" : " compressed"),
+                 " (corrupt or truncated file?)");
   }
 
   // RGBA files are read as RGB (alpha dropped), as in io::to_rgb8's default rule.

@@ -646,3 +646,60 @@ TEST(SlideBadInput, TiffDirectoriesAreCheckedAgainstTheFileBeforeOpenSlideParses
     EXPECT_EQ(r->read_region(0, cv::Rect(0, 0, 8, 8)).at<uint8_t>(3, 3), 7) << mode;
   }
 }
+
+TEST(SlideBadInput, TilesAndStripsMustBeBackedByTheFileBeforeTheirBufferIsAllocated) {
+  // Regression (fuzz_slide, out-of-memory): the libtiff reader allocated each tile
+  // buffer at the declared tile size, 3.2 GB for a few-KB file.
+  const std::string dir = t::temp_dir("slide_chunks");
+  // The directory (10 entries) ends at 134, then 256 bytes of padding: data at 390.
+  auto tiled = [](uint16_t compression, uint32_t tile, uint32_t stored) {
+    return raw_tiff(false, false,
+                    {{256, 4, 1, 100}, {257, 4, 1, 100}, {258, 3, 1, 8}, {259, 3, 1, compression}, {262, 3, 1, 1},
+                     {277, 3, 1, 1}, {322, 4, 1, tile}, {323, 4, 1, tile}, {324, 4, 1, 390}, {325, 4, 1, stored}},
+                    0, 256);
+  };
+  for (uint16_t compression : {uint16_t{1}, uint16_t{8}}) {  // none, deflate
+    const std::string path = dir + "/huge_tile_" + std::to_string(compression) + ".tif";
+    write_bytes(path, tiled(compression, 65520, 100));
+    const auto r = slide::open_slide(path);
+    try {
+      r->read_region(0, cv::Rect(0, 0, 16, 16));
+      ADD_FAILURE() << path << " was read";
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("TIFF tile 0 declares 4292870400 decoded bytes but stores 100"),
+                std::string::npos)
+          << e.what();
+    }
+  }
+  // One uncompressed tile whose bytes are all there reads.
+  const std::string ok = dir + "/small_tile.tif";
+  write_bytes(ok, tiled(1, 112, 112 * 112) + std::string(112 * 112, '\x05'));
+  EXPECT_EQ(slide::open_slide(ok)->read_region(0, cv::Rect(0, 0, 16, 16)).at<uint8_t>(2, 2), 5);
+}
+
+TEST(SlideBadInput, OpenSlideLevelsWithGiantTilesAreRefused) {
+  // OpenSlide decodes a whole tile at its declared size; 16384 x 16384 is 1 GiB ARGB.
+  const std::string path = t::temp_dir("slide_giant_tiles") + "/giant.svs";
+  TIFF* tif = TIFFOpen(path.c_str(), "w");
+  ASSERT_NE(tif, nullptr);
+  TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, 16384u);
+  TIFFSetField(tif, TIFFTAG_IMAGELENGTH, 16384u);
+  TIFFSetField(tif, TIFFTAG_TILEWIDTH, 16384u);
+  TIFFSetField(tif, TIFFTAG_TILELENGTH, 16384u);
+  TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, 3);
+  TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, 8);
+  TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_RGB);
+  TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+  TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE);
+  TIFFSetField(tif, TIFFTAG_IMAGEDESCRIPTION, "Aperio Image Library v10.0.0\n16384x16384 [0,0 16384x16384] (16384x16384) JPEG/RGB Q=70|AppMag = 20|MPP = 0.5");
+  // A few raw bytes stand for the tile: opening reads no pixels.
+  uint8_t raw[16] = {0x78, 0x9c};
+  ASSERT_EQ(TIFFWriteRawTile(tif, 0, raw, sizeof raw), static_cast<tmsize_t>(sizeof raw));
+  TIFFClose(tif);
+  try {
+    slide::open_slide(path);
+    ADD_FAILURE() << "opened";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("declares 16384 x 16384 pixel tiles"), std::string::npos) << e.what();
+  }
+}
