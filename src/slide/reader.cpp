@@ -178,6 +178,9 @@ class TiffReader : public SlideReader {
     // Owned by a member from here on, so that an error later in this constructor closes
     // it (the destructor does not run then; fuzz_slide found the leak).
     owner_.reset(tif_);
+    std::error_code ec;
+    file_size_ = fs::file_size(path, ec);
+    if (ec) file_size_ = 0;
     info_.path = path;
     info_.backend = "tiff";
     info_.vendor = "tiff";
@@ -379,14 +382,18 @@ class TiffReader : public SlideReader {
 
   // A tile or strip is decoded into a buffer of the size the directory declares, so the
   // file must back that size before it is allocated: an uncompressed chunk stores every
-  // byte it decodes to, a compressed one expands at most kMaxExpansion times. Chunks of
+  // byte it decodes to, a compressed one expands at most kMaxExpansion times, counting
+  // only the chunk's bytes that lie inside the file. Chunks of
   // up to kAlwaysAllowed bytes pass (fuzz_slide: a 5 KB file declared 3 GB tiles).
   void check_chunk(const char* kind, uint32_t index, uint64_t decoded) {
     constexpr uint64_t kAlwaysAllowed = uint64_t{64} << 20;
     constexpr uint64_t kMaxExpansion = 4096;
     uint16_t compression = COMPRESSION_NONE;
     TIFFGetFieldDefaulted(tif_, TIFFTAG_COMPRESSION, &compression);
-    const uint64_t stored = TIFFGetStrileByteCount(tif_, index);
+    // What the file holds of the chunk: its declared byte count is only a number.
+    const uint64_t offset = TIFFGetStrileOffset(tif_, index);
+    const uint64_t declared = TIFFGetStrileByteCount(tif_, index);
+    const uint64_t stored = offset >= file_size_ ? 0 : std::min(declared, file_size_ - offset);
     NEPHRO_CHECK(decoded > 0, "slide '", info_.path, "': TIFF ", kind, " ", index,
                  " has no decodable size (corrupt file?)");
     const bool ok = decoded <= kAlwaysAllowed ||
@@ -411,6 +418,7 @@ class TiffReader : public SlideReader {
   };
   TIFF* tif_ = nullptr;
   std::unique_ptr<TIFF, Closer> owner_;  // closes tif_
+  uint64_t file_size_ = 0;
   std::vector<TiffLevel> levels_;
   std::mutex mutex_;
 };
