@@ -355,8 +355,9 @@ class TiffReader : public SlideReader {
       for (uint32_t ty = inside.y / th * th; ty < static_cast<uint32_t>(inside.y + inside.height); ty += th)
         for (uint32_t tx = inside.x / tw * tw; tx < static_cast<uint32_t>(inside.x + inside.width); tx += tw) {
           const uint32_t tile = TIFFComputeTile(tif_, tx, ty, 0, 0);
-          check_chunk("tile", tile, TIFFTileSize64(tif_));
-          if (buf.empty()) buf.resize(static_cast<size_t>(TIFFTileSize64(tif_)));
+          const uint64_t decoded = TIFFTileSize64(tif_);
+          check_chunk("tile", tile, decoded);
+          buf.resize(static_cast<size_t>(decoded));
           const tmsize_t n = TIFFReadEncodedTile(tif_, tile, buf.data(), static_cast<tmsize_t>(buf.size()));
           NEPHRO_CHECK(n >= 0, "slide '", info_.path, "': cannot decode TIFF tile at (", tx, ", ", ty,
                        ") (corrupt file?) ", tiff_last_error);
@@ -369,8 +370,10 @@ class TiffReader : public SlideReader {
       std::vector<uint8_t> buf;
       for (uint32_t sy = inside.y / rps * rps; sy < static_cast<uint32_t>(inside.y + inside.height); sy += rps) {
         const uint32_t strip = TIFFComputeStrip(tif_, sy, 0);
-        check_chunk("strip", strip, TIFFVStripSize64(tif_, std::min(rps, d.height - sy)));
-        if (buf.empty()) buf.resize(static_cast<size_t>(TIFFStripSize64(tif_)));
+        // The last strip may hold fewer rows: its buffer is what it decodes to.
+        const uint64_t decoded = TIFFVStripSize64(tif_, std::min(rps, d.height - sy));
+        check_chunk("strip", strip, decoded);
+        buf.resize(static_cast<size_t>(decoded));
         const tmsize_t n = TIFFReadEncodedStrip(tif_, strip, buf.data(), static_cast<tmsize_t>(buf.size()));
         NEPHRO_CHECK(n >= 0, "slide '", info_.path, "': cannot decode TIFF strip at row ", sy,
                      " (corrupt file?) ", tiff_last_error);
@@ -383,8 +386,8 @@ class TiffReader : public SlideReader {
   // A tile or strip is decoded into a buffer of the size the directory declares, so the
   // file must back that size before it is allocated: an uncompressed chunk stores every
   // byte it decodes to, a compressed one expands at most kMaxExpansion times, counting
-  // only the chunk's bytes that lie inside the file. Chunks of
-  // up to kAlwaysAllowed bytes pass (fuzz_slide: a 5 KB file declared 3 GB tiles).
+  // only the chunk's bytes that lie inside the file. Chunks of up to kAlwaysAllowed
+  // bytes pass (fuzz_slide: a 5 KB file declared 3 GB tiles).
   void check_chunk(const char* kind, uint32_t index, uint64_t decoded) {
     constexpr uint64_t kAlwaysAllowed = uint64_t{64} << 20;
     constexpr uint64_t kMaxExpansion = 4096;

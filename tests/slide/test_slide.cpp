@@ -513,6 +513,21 @@ TEST(SlideInfoJson, PyramidsAndSlidesAreDescribedPlainImagesAreNot) {
 
 namespace {
 
+// A TIFF opened for writing (libtiff `mode`) with the fields every image here sets;
+// contiguous samples.
+TIFF* new_tiff(const std::string& path, const char* mode, uint32_t width, uint32_t height, int spp, int bits,
+               uint16_t photometric) {
+  TIFF* tif = TIFFOpen(path.c_str(), mode);
+  if (tif == nullptr) return nullptr;
+  TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, width);
+  TIFFSetField(tif, TIFFTAG_IMAGELENGTH, height);
+  TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, spp);
+  TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, bits);
+  TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, photometric);
+  TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
+  return tif;
+}
+
 size_t open_descriptors() {
   return static_cast<size_t>(std::distance(fs::directory_iterator("/proc/self/fd"), fs::directory_iterator()));
 }
@@ -523,15 +538,9 @@ TEST(SlideBadInput, RefusedTiffClosesItsFile) {
   // Regression (fuzz_slide, LeakSanitizer): a TIFF that libtiff opens but the slide
   // reader then refuses (here 32-bit float samples) leaked its TIFF handle and file.
   const std::string path = t::temp_dir("slide_fd") + "/float.tif";
-  TIFF* tif = TIFFOpen(path.c_str(), "w");
+  TIFF* tif = new_tiff(path, "w", 4, 4, 1, 32, PHOTOMETRIC_MINISBLACK);
   ASSERT_NE(tif, nullptr);
-  TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, 4u);
-  TIFFSetField(tif, TIFFTAG_IMAGELENGTH, 4u);
-  TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, 1);
-  TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, 32);
   TIFFSetField(tif, TIFFTAG_SAMPLEFORMAT, SAMPLEFORMAT_IEEEFP);
-  TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
-  TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
   TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, 4u);
   float row[4] = {0, 1, 2, 3};
   for (uint32_t y = 0; y < 4; ++y) TIFFWriteScanline(tif, row, y, 0);
@@ -627,23 +636,24 @@ TEST(SlideBadInput, TiffDirectoriesAreCheckedAgainstTheFileBeforeOpenSlideParses
   // and BigTIFF, little- and big-endian, with a long (out-of-line) description.
   for (const char* mode : {"w", "wb", "w8", "wb8"}) {
     const std::string path = dir + "/good_" + std::string(mode) + ".tif";
-    TIFF* tif = TIFFOpen(path.c_str(), mode);
+    TIFF* tif = new_tiff(path, mode, 64, 50, 1, 8, PHOTOMETRIC_MINISBLACK);  // last strip: 2 rows
     ASSERT_NE(tif, nullptr);
-    TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, 64u);
-    TIFFSetField(tif, TIFFTAG_IMAGELENGTH, 48u);
-    TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, 1);
-    TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, 8);
-    TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_MINISBLACK);
-    TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
     TIFFSetField(tif, TIFFTAG_ROWSPERSTRIP, 16u);
     TIFFSetField(tif, TIFFTAG_IMAGEDESCRIPTION, std::string(500, 'd').c_str());
     std::vector<uint8_t> row(64, 7);
-    for (uint32_t y = 0; y < 48; ++y) ASSERT_EQ(TIFFWriteScanline(tif, row.data(), y, 0), 1);
+    for (uint32_t y = 0; y < 50; ++y) {
+      row[0] = static_cast<uint8_t>(y);
+      ASSERT_EQ(TIFFWriteScanline(tif, row.data(), y, 0), 1);
+    }
     TIFFClose(tif);
     std::unique_ptr<slide::SlideReader> r;
     ASSERT_NO_THROW(r = slide::open_slide(path)) << mode;
     EXPECT_EQ(r->info().levels.at(0).width, 64) << mode;
     EXPECT_EQ(r->read_region(0, cv::Rect(0, 0, 8, 8)).at<uint8_t>(3, 3), 7) << mode;
+    const cv::Mat tail = r->read_region(0, cv::Rect(0, 44, 8, 8));  // across the short last strip
+    EXPECT_EQ(tail.at<uint8_t>(5, 0), 49) << mode;
+    EXPECT_EQ(tail.at<uint8_t>(5, 1), 7) << mode;
+    EXPECT_EQ(tail.at<uint8_t>(6, 1), 0) << mode;  // past the image
   }
 }
 
@@ -687,18 +697,13 @@ TEST(SlideBadInput, TilesAndStripsMustBeBackedByTheFileBeforeTheirBufferIsAlloca
 TEST(SlideBadInput, OpenSlideLevelsWithGiantTilesAreRefused) {
   // OpenSlide decodes a whole tile at its declared size; 16384 x 16384 is 1 GiB ARGB.
   const std::string path = t::temp_dir("slide_giant_tiles") + "/giant.svs";
-  TIFF* tif = TIFFOpen(path.c_str(), "w");
+  TIFF* tif = new_tiff(path, "w", 16384, 16384, 3, 8, PHOTOMETRIC_RGB);
   ASSERT_NE(tif, nullptr);
-  TIFFSetField(tif, TIFFTAG_IMAGEWIDTH, 16384u);
-  TIFFSetField(tif, TIFFTAG_IMAGELENGTH, 16384u);
   TIFFSetField(tif, TIFFTAG_TILEWIDTH, 16384u);
   TIFFSetField(tif, TIFFTAG_TILELENGTH, 16384u);
-  TIFFSetField(tif, TIFFTAG_SAMPLESPERPIXEL, 3);
-  TIFFSetField(tif, TIFFTAG_BITSPERSAMPLE, 8);
-  TIFFSetField(tif, TIFFTAG_PHOTOMETRIC, PHOTOMETRIC_RGB);
-  TIFFSetField(tif, TIFFTAG_PLANARCONFIG, PLANARCONFIG_CONTIG);
   TIFFSetField(tif, TIFFTAG_COMPRESSION, COMPRESSION_ADOBE_DEFLATE);
-  TIFFSetField(tif, TIFFTAG_IMAGEDESCRIPTION, "Aperio Image Library v10.0.0\n16384x16384 [0,0 16384x16384] (16384x16384) JPEG/RGB Q=70|AppMag = 20|MPP = 0.5");
+  TIFFSetField(tif, TIFFTAG_IMAGEDESCRIPTION,
+               "Aperio Image Library v10.0.0\n16384x16384 [0,0 16384x16384] (16384x16384) JPEG/RGB Q=70|AppMag = 20");
   // A few raw bytes stand for the tile: opening reads no pixels.
   uint8_t raw[16] = {0x78, 0x9c};
   ASSERT_EQ(TIFFWriteRawTile(tif, 0, raw, sizeof raw), static_cast<tmsize_t>(sizeof raw));
