@@ -313,21 +313,16 @@ uint64_t tiff_stored_bytes(TIFF* tif, uint64_t file_size) {
   return std::min(total, file_size);
 }
 
-// Refuses a directory whose decoded size cannot come from the data the file holds,
-// before anything of that size is allocated: uncompressed data must all be there, and
-// compressed data can expand at most kMaxTiffExpansion times (above deflate's 1032:1,
-// LZW's and PackBits' worst cases); small images always pass (fax-coded pages compress
-// further). `decoded_bytes` is what the reader will allocate.
+// Refuses a directory whose decoded size cannot come from the data the file holds
+// (tiff_data_is_backed), before anything of that size is allocated. `packed_bytes`:
+// the pixels as stored uncompressed; `decoded_bytes`: what the reader will allocate.
 void check_tiff_data(TIFF* tif, const std::string& path, int page, uint64_t packed_bytes,
                      uint64_t decoded_bytes, uint16_t compression) {
-  constexpr uint64_t kMaxTiffExpansion = 4096;
-  constexpr uint64_t kAlwaysDecodable = 64ull << 20;
   std::error_code ec;
   const uint64_t file_size = fs::file_size(path, ec);
   const uint64_t stored = ec ? 0 : tiff_stored_bytes(tif, file_size);
-  const bool ok = compression == COMPRESSION_NONE
-                      ? stored >= packed_bytes
-                      : decoded_bytes <= std::max(kAlwaysDecodable, stored * kMaxTiffExpansion);
+  const bool compressed = compression != COMPRESSION_NONE;
+  const bool ok = tiff_data_is_backed(compressed ? decoded_bytes : packed_bytes, stored, compressed);
   NEPHRO_CHECK(ok, "TIFF '", path, "' page ", page, " declares ", packed_bytes,
                " bytes of pixels but holds ", stored, " bytes of ",
                compression == COMPRESSION_NONE ? "uncompressed" : "compressed",

@@ -384,13 +384,10 @@ class TiffReader : public SlideReader {
   }
 
   // A tile or strip is decoded into a buffer of the size the directory declares, so the
-  // file must back that size before it is allocated: an uncompressed chunk stores every
-  // byte it decodes to, a compressed one expands at most kMaxExpansion times, counting
-  // only the chunk's bytes that lie inside the file. Chunks of up to kAlwaysAllowed
-  // bytes pass (fuzz_slide: a 5 KB file declared 3 GB tiles).
+  // file must back that size before it is allocated (io::tiff_data_is_backed, counting
+  // only the chunk's bytes that lie inside the file; fuzz_slide: a 5 KB file declared
+  // 3 GB tiles).
   void check_chunk(const char* kind, uint32_t index, uint64_t decoded) {
-    constexpr uint64_t kAlwaysAllowed = uint64_t{64} << 20;
-    constexpr uint64_t kMaxExpansion = 4096;
     uint16_t compression = COMPRESSION_NONE;
     TIFFGetFieldDefaulted(tif_, TIFFTAG_COMPRESSION, &compression);
     // What the file holds of the chunk: its declared byte count is only a number.
@@ -399,8 +396,7 @@ class TiffReader : public SlideReader {
     const uint64_t stored = offset >= file_size_ ? 0 : std::min(declared, file_size_ - offset);
     NEPHRO_CHECK(decoded > 0, "slide '", info_.path, "': TIFF ", kind, " ", index,
                  " has no decodable size (corrupt file?)");
-    const bool ok = decoded <= kAlwaysAllowed ||
-                    (compression == COMPRESSION_NONE ? stored >= decoded : decoded / kMaxExpansion <= stored);
+    const bool ok = io::tiff_data_is_backed(decoded, stored, compression != COMPRESSION_NONE);
     NEPHRO_CHECK(ok, "slide '", info_.path, "': TIFF ", kind, " ", index, " declares ", decoded,
                  " decoded bytes but stores ", stored, (compression == COMPRESSION_NONE ? "" : " compressed"),
                  " (corrupt or truncated file?)");

@@ -54,6 +54,19 @@ constexpr long long kMaxImageSide = 1LL << 17;
 /// default; a 32768 x 32768 micrograph).
 constexpr long long kMaxImagePixels = 1LL << 30;
 
+/// The TIFF data rule both TIFF readers (this one and slide's) apply before allocating
+/// what a directory declares. `decoded` bytes can come from `stored` bytes (each strip
+/// or tile clipped to the file) when uncompressed data is all there (stored >= decoded),
+/// or when compressed data expands at most kMaxTiffExpansion times (above deflate's
+/// 1032:1, LZW's and PackBits' worst cases). Compressed data decoding to at most
+/// kAlwaysDecodableTiffBytes always passes (fax-coded pages compress further).
+constexpr unsigned long long kMaxTiffExpansion = 4096;
+constexpr unsigned long long kAlwaysDecodableTiffBytes = 64ULL << 20;
+constexpr bool tiff_data_is_backed(unsigned long long decoded, unsigned long long stored, bool compressed) {
+  return compressed ? decoded <= kAlwaysDecodableTiffBytes || decoded / kMaxTiffExpansion <= stored
+                    : stored >= decoded;
+}
+
 enum class WindowMode { kAuto, kPercentile, kMinMax, kFullRange };
 
 struct ImageReadOptions {
