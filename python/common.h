@@ -62,7 +62,8 @@ at::Tensor image_tensor(const cv::Mat& image);
 std::optional<std::string> json_text_arg(const py::handle& obj, const char* name, std::string* path_out);
 /// JSON text -> Python object (json.loads).
 /// The `precision=` keyword of the model loaders: "fp32" | "bf16" | "int8" | "auto",
-/// resolved for this CPU (bf16 without native support raises unless force_precision).
+/// resolved for this CPU (bf16 without native bf16, int8 without VNNI / AMX-INT8 raise
+/// unless force_precision).
 inline Precision precision_arg(const std::string& precision, bool force) {
   return resolve_precision(precision_names().parse(precision, "precision"), force);
 }

@@ -76,7 +76,8 @@ void bind_sam(py::module_& m) {
           "with the fields of segment-anything's build_sam, or a JSON file path (e.g. a golden\n"
           "sam_tiny.json). Keys or shapes that do not fit raise ValueError listing them.\n"
           "precision: 'fp32' | 'bf16' | 'int8' | 'auto' for the image encoder (docs/precision.md);\n"
-          "bf16 on a CPU without native bf16 raises unless force_precision.")
+          "bf16 on a CPU without native bf16, and int8 on one without VNNI / AMX-INT8, "
+          "raise unless force_precision.")
       .def_static(
           "random",
           [](const std::string& model_type, const py::object& config, uint64_t seed,

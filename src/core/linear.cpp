@@ -67,7 +67,10 @@ void LinearImpl::set_precision(Precision precision) {
             .typed<c10::intrusive_ptr<LinearPackedParamsBase>(at::Tensor, c10::optional<at::Tensor>)>();
     const at::Tensor w = weight.contiguous();
     // Symmetric per-output-channel scales; an all-zero row keeps a tiny positive scale.
-    const at::Tensor scales = (w.abs().amax(1) / 127.0).clamp_min(1e-12).to(at::kDouble);
+    // Without VNNI the weights keep 7 bits (int8_weight_bits): oneDNN's u8 x s8 pairs
+    // would otherwise saturate their 16-bit sums.
+    const double qmax = int8_weight_bits() == 8 ? 127.0 : 63.0;
+    const at::Tensor scales = (w.abs().amax(1) / qmax).clamp_min(1e-12).to(at::kDouble);
     const at::Tensor zero_points = at::zeros({w.size(0)}, at::kLong);
     const at::Tensor qw = at::quantize_per_channel(w, scales, zero_points, 0, at::kQInt8);
     int8_ = std::make_shared<Int8Weights>();

@@ -7,7 +7,8 @@
 //          freed); forward casts a float32 input to bf16 and returns bf16, so the
 //          activations between two Linears (GELU, attention) stay in bf16 and a
 //          residual add with a float32 tensor promotes back to float32.
-//   kInt8  the weight is quantized per output channel (symmetric qint8) and packed
+//   kInt8  the weight is quantized per output channel (symmetric qint8; 7 bits on a
+//          CPU without VNNI, int8_weight_bits()) and packed
 //          for LibTorch's onednn engine (quantized::linear_prepack); the float32
 //          weight is freed. forward is quantized::linear_dynamic: float32 in (a bf16
 //          input is widened first), float32 out.

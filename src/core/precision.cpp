@@ -97,6 +97,10 @@ Precision resolve_precision(Precision requested, bool force, const CpuFeatures& 
                    "or force it (--force-precision)");
       return Precision::kBf16;
     case Precision::kInt8:
+      NEPHRO_CHECK(cpu.native_int8() || force,
+                   "precision int8: this CPU has no int8 dot products (neither avx512_vnni, "
+                   "avx_vnni nor amx_int8), so int8 runs no faster than fp32 here and its "
+                   "weights are held to 7 bits; use fp32 or auto, or force it (--force-precision)");
       enable_int8_engine();
       return Precision::kInt8;
   }
@@ -115,8 +119,13 @@ nlohmann::json precision_json(Precision resolved, Precision requested) {
   j["native_bf16"] = cpu.native_bf16();
   j["native_int8"] = cpu.native_int8();
   j["cpu_features"] = cpu.names();
-  if (resolved == Precision::kInt8) j["quantized_engine"] = "onednn";
+  if (resolved == Precision::kInt8) {
+    j["quantized_engine"] = "onednn";
+    j["int8_weight_bits"] = int8_weight_bits();
+  }
   return j;
 }
+
+int int8_weight_bits() { return cpu_features().full_range_int8() ? 8 : 7; }
 
 }  // namespace nephroseg

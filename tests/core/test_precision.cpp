@@ -2,6 +2,7 @@
 // layer's bf16 / int8 conversion).
 #include <ATen/ATen.h>
 #include <ATen/Context.h>
+#include <c10/core/GradMode.h>
 #include <gtest/gtest.h>
 #include <nlohmann/json.hpp>
 #include <torch/nn/modules/container/sequential.h>
@@ -78,8 +79,35 @@ TEST(Precision, ResolveAutoAndRefuseEmulatedBf16) {
 }
 
 TEST(Precision, Int8SelectsOnednn) {
-  EXPECT_EQ(resolve_precision(Precision::kInt8), Precision::kInt8);
+  CpuFeatures vnni;
+  vnni.avx512f = vnni.avx512_vnni = true;
+  EXPECT_EQ(resolve_precision(Precision::kInt8, false, vnni), Precision::kInt8);
   EXPECT_EQ(at::globalContext().qEngine(), at::QEngine::ONEDNN);
+}
+
+// Without VNNI / AMX-INT8, int8 is no faster than fp32 and needs 7-bit weights:
+// refused unless forced, as emulated bf16 is.
+TEST(Precision, Int8WithoutVnniIsRefusedUnlessForced) {
+  CpuFeatures none;
+  try {
+    resolve_precision(Precision::kInt8, false, none);
+    FAIL() << "int8 without VNNI accepted";
+  } catch (const Error& e) {
+    const std::string m = e.what();
+    EXPECT_NE(m.find("no int8 dot products"), std::string::npos) << m;
+    EXPECT_NE(m.find("--force-precision"), std::string::npos) << m;
+  }
+  EXPECT_EQ(resolve_precision(Precision::kInt8, /*force=*/true, none), Precision::kInt8);
+  CpuFeatures avx_vnni;
+  avx_vnni.avx_vnni = true;
+  EXPECT_EQ(resolve_precision(Precision::kInt8, false, avx_vnni), Precision::kInt8);
+  // Full 8-bit weights only where oneDNN 2.6 takes 32-bit VNNI / AMX dot products.
+  EXPECT_FALSE(none.full_range_int8());
+  EXPECT_FALSE(avx_vnni.full_range_int8());
+  CpuFeatures amx;
+  amx.amx_tile = amx.amx_int8 = true;
+  EXPECT_TRUE(amx.full_range_int8());
+  EXPECT_EQ(int8_weight_bits(), cpu_features().full_range_int8() ? 8 : 7);
 }
 
 TEST(Precision, JsonRecord) {
@@ -87,6 +115,7 @@ TEST(Precision, JsonRecord) {
   EXPECT_EQ(j.at("precision"), "int8");
   EXPECT_EQ(j.at("requested"), "auto");
   EXPECT_EQ(j.at("quantized_engine"), "onednn");
+  EXPECT_EQ(j.at("int8_weight_bits").get<int>(), int8_weight_bits());
   EXPECT_EQ(j.at("native_bf16").get<bool>(), cpu_features().native_bf16());
   EXPECT_EQ(j.at("cpu_features").size(), cpu_features().names().size());
   EXPECT_FALSE(precision_json(Precision::kFp32, Precision::kFp32).contains("quantized_engine"));
@@ -144,6 +173,29 @@ TEST(PrecisionLinear, Int8QuantizesPerChannel) {
   EXPECT_LT(rel_err(small, small_ref), 5e-2);
   // A bf16 input is widened first.
   EXPECT_EQ(lin->forward(x.to(at::kBFloat16)).scalar_type(), at::kFloat);
+}
+
+// The worst case for oneDNN's int8 GEMM without VNNI: every activation at the top of
+// its u8 range times every weight at the top of its s8 range. Each u8 x s8 pair then
+// sums to 2 x 255 x 127 = 64770 > 2^15 - 1, which a vpmaddubsw kernel saturates; with
+// 7-bit weights (2 x 255 x 63 = 32130) no pair can. Hand-checked: 64 ones times a row
+// of ones is 64, times a row of -0.5 is -32.
+TEST(PrecisionLinear, Int8DoesNotSaturateAtTheTopOfTheRange) {
+  enable_int8_engine();
+  Linear lin = make_linear(64, 2, /*bias=*/false);
+  {
+    c10::NoGradGuard no_grad;
+    lin->weight[0].fill_(1.0);
+    lin->weight[1].fill_(-0.5);
+  }
+  lin->set_precision(Precision::kInt8);
+  at::Tensor x = at::ones({3, 64});
+  x[0][0] = 0.0;  // the activation range is [0, 1]: 1 quantizes to 255
+  const at::Tensor y = lin->forward(x);
+  EXPECT_NEAR(y[0][0].item<double>(), 63.0, 0.5);
+  EXPECT_NEAR(y[0][1].item<double>(), -31.5, 0.5);
+  EXPECT_NEAR(y[1][0].item<double>(), 64.0, 0.5);
+  EXPECT_NEAR(y[2][1].item<double>(), -32.0, 0.5);
 }
 
 TEST(PrecisionLinear, TreeConversionCountsAndSkipsTorchLinear) {

@@ -98,7 +98,7 @@ def test_precision_keyword(golden):
     image = make_image(37, 53)
     e32 = np.asarray(fp32.encode(image).embedding)
     q = nephroseg.Sam.load(str(golden / "sam_tiny.pth"), config=str(golden / "sam_tiny.json"),
-                           precision="int8")
+                           precision="int8", force_precision=True)  # refused without VNNI
     assert q.precision == "int8"
     e8 = np.asarray(q.encode(image).embedding)
     assert e8.dtype == np.float32

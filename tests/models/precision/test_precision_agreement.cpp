@@ -24,7 +24,10 @@ namespace {
 using test::load_ref_pt;
 using test::shared_path;
 
-// Skips unless `p` runs natively here (bf16: avx512_bf16 / AMX; int8: onednn engine).
+// Skips bf16 unless this CPU has native bf16 (avx512_bf16 / AMX) and int8 unless
+// LibTorch has the onednn engine. int8 runs on every x86 CPU: where it has no VNNI it
+// is the path `--force-precision` takes (7-bit weights), checked with its own SAM
+// bounds below.
 #define REQUIRE_PRECISION(p)                                                                \
   do {                                                                                      \
     if ((p) == Precision::kBf16 && !cpu_features().native_bf16())                           \
@@ -135,8 +138,16 @@ TEST_P(PrecisionAgreement, SamMasksAndLogits) {
               "(%zu masks); max low-res logit error %.3g of the logit range\n",
               name(), emb_err, med, lo, ious.size(), lerr);
   // Measured (2 threads, Sapphire Rapids): bf16 median 0.998, min 0.993, logit error
-  // 0.009; int8 median 0.994, min 0.956, logit error 0.048.
-  const SamBounds b = p == Precision::kBf16 ? SamBounds{0.98, 0.97, 0.03} : SamBounds{0.98, 0.90, 0.10};
+  // 0.009; int8 median 0.994, min 0.956, logit error 0.048. int8 with 7-bit weights
+  // (no VNNI; AVX2-only EPYC): median 0.986, min 0.898, logit error 0.067; with 8-bit
+  // weights there, before int8_weight_bits(), the saturating products gave median
+  // 0.964, min 0.840 (and GlomSAM Dice 0.65).
+  const SamBounds b = p == Precision::kBf16        ? SamBounds{0.98, 0.97, 0.03}
+                      : cpu_features().full_range_int8() ? SamBounds{0.98, 0.90, 0.10}
+                                                         : SamBounds{0.98, 0.85, 0.10};
+  if (p == Precision::kInt8)
+    std::printf("[agreement] sam_tiny int8 ran with %d-bit weights%s\n", int8_weight_bits(),
+                cpu_features().native_int8() ? "" : " (no VNNI here: the --force-precision path)");
   EXPECT_GE(med, b.median_iou);
   EXPECT_GE(lo, b.min_iou);
   EXPECT_LE(lerr, b.logit_error);
