@@ -3,7 +3,7 @@
 #include <set>
 
 #include "common.h"
-#include "nephroseg/backends/gbmseg_batch.h"
+#include "nephroseg/workloads/gbmseg.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/dinov2/dinov2.h"
 #include "nephroseg/gbmseg/model_backends.h"
@@ -211,12 +211,12 @@ void give_reference(PyGbmSeg& self, const py::handle& image, const py::handle& m
   }
 }
 
-py::dict record_to_dict(const backends::GbmSegTargetRecord& r) {
+py::dict record_to_dict(const workloads::GbmSegTargetRecord& r) {
   py::dict d;
   d["name"] = r.name;
   d["path"] = r.path;
   d["ground_truth"] = r.ground_truth;
-  d["status"] = r.status;
+  d["status"] = item_status_names().name(r.status);
   d["message"] = r.message;
   d["width"] = r.width;
   d["height"] = r.height;
@@ -225,7 +225,7 @@ py::dict record_to_dict(const backends::GbmSegTargetRecord& r) {
   d["n_warnings"] = r.n_warnings;
   d["total_s"] = r.t_total;
   if (r.thickness) {
-    const backends::GbmSegThickness& t = *r.thickness;
+    const workloads::GbmSegThickness& t = *r.thickness;
     py::dict th;
     th["nm_per_pixel"] = t.nm_per_pixel;
     th["calibration_source"] = t.calibration_source;
@@ -357,8 +357,8 @@ void bind_gbmseg(py::module_& m) {
          bool resize_to_original, bool largest_contour, bool overwrite, const py::object& progress,
          const std::vector<std::pair<std::string, std::string>>& more_references, const std::string& measure_mode,
          const std::string& nm_per_pixel, const std::string& thickness_range) {
-        backends::GbmSegBatchOptions b;
-        using Mode = backends::GbmSegMeasureOptions::Mode;
+        workloads::GbmSegBatchOptions b;
+        using Mode = workloads::GbmSegMeasureOptions::Mode;
         NEPHRO_CHECK(measure_mode == "auto" || measure_mode == "on" || measure_mode == "off",
                      "gbmseg_batch: measure must be 'auto', 'on' or 'off' (got '", measure_mode, "')");
         b.measure.mode = measure_mode == "on" ? Mode::kOn : measure_mode == "off" ? Mode::kOff : Mode::kAuto;
@@ -393,18 +393,18 @@ void bind_gbmseg(py::module_& m) {
         } else {
           b.segmenter_backend = segmenter_arg(segmenter);
         }
-        backends::GbmSegBatchCallback callback;
+        workloads::GbmSegBatchCallback callback;
         if (!progress.is_none()) {
-          callback = [&progress](const backends::GbmSegBatchEvent& e) {
-            if (e.kind != backends::GbmSegBatchEvent::Kind::kTargetFinished || !e.record) return;
+          callback = [&progress](const workloads::GbmSegBatchEvent& e) {
+            if (e.kind != workloads::GbmSegBatchEvent::Kind::kTargetFinished || !e.record) return;
             py::gil_scoped_acquire acquire;
             progress(e.index, e.total, record_to_dict(*e.record));
           };
         }
-        backends::GbmSegBatchResult r;
+        workloads::GbmSegBatchResult r;
         {
           py::gil_scoped_release release;
-          r = backends::run_gbmseg_batch(b, callback);
+          r = workloads::run_gbmseg_batch(b, callback);
         }
         py::dict d;
         py::list rows;

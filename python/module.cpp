@@ -7,7 +7,6 @@
 #include <cmath>
 
 #include "common.h"
-#include "nephroseg/backends/register.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/threads.h"
 #include "nephroseg/io/tensor_mat.h"
@@ -204,7 +203,6 @@ PYBIND11_MODULE(_nephroseg, m) {
   m.doc() = "nephroseg: GBMSeg and GlomSAM kidney-biopsy segmentation (C++ library bindings).";
   m.attr("__version__") = NEPHROSEG_VERSION;
   register_exceptions(m);
-  nephroseg::backends::register_builtin_backends();
 
   m.def("set_num_threads", &nephroseg::configure_threads, py::arg("n"),
         "Sets the intra-op thread count of the C++ library (LibTorch and OpenMP); n <= 0\n"

@@ -40,6 +40,13 @@ BatchRecord::BatchRecord(std::string command, Shard shard, size_t inputs_total, 
       settings_(std::move(settings)),
       extra_(nlohmann::json::object()) {}
 
+const EnumNames<ItemStatus>& item_status_names() {
+  static const EnumNames<ItemStatus> names("item status", {{ItemStatus::kOk, "ok"},
+                                                           {ItemStatus::kSkipped, "skipped"},
+                                                           {ItemStatus::kFailed, "failed"}});
+  return names;
+}
+
 std::string BatchRecord::file_name() const { return "run" + shard_.suffix() + ".json"; }
 
 std::string BatchRecord::write(const std::string& out_dir, bool complete) const {
@@ -51,7 +58,7 @@ std::string BatchRecord::write(const std::string& out_dir, bool complete) const 
   j["complete"] = complete;
   nlohmann::json items = nlohmann::json::array();
   for (const auto& it : items_) {
-    nlohmann::json item = {{"index", it.index}, {"name", it.name}, {"status", it.status}};
+    nlohmann::json item = {{"index", it.index}, {"name", it.name}, {"status", item_status_names().name(it.status)}};
     if (!it.message.empty()) item["message"] = it.message;
     if (!it.data.is_null()) item["data"] = it.data;
     items.push_back(std::move(item));
@@ -75,7 +82,7 @@ double record_number_of(const nlohmann::json& object, const char* key) {
 std::vector<std::string> MergedBatch::failed() const {
   std::vector<std::string> out;
   for (const auto& it : items)
-    if (it.status == "failed") out.push_back(it.name + ": " + it.message);
+    if (it.status == ItemStatus::kFailed) out.push_back(it.name + ": " + it.message);
   return out;
 }
 
@@ -142,7 +149,10 @@ MergedBatch read_batch_shards(const std::string& dir, const std::string& command
       BatchItemRecord it;
       it.index = j["index"].get<size_t>();
       it.name = j["name"].get<std::string>();
-      it.status = j.value("status", std::string());
+      const nlohmann::json status = j.value("status", nlohmann::json());
+      NEPHRO_CHECK(status.is_string() && item_status_names().contains(status.get<std::string>()), "merge: '", path,
+                   "' holds item ", it.index, " ('", it.name, "') without a known status (ok, skipped, failed)");
+      it.status = item_status_names().parse(status.get<std::string>());
       it.message = j.value("message", std::string());
       it.data = j.value("data", nlohmann::json());
       NEPHRO_CHECK(it.index < n && static_cast<int>(it.index % count) == k - 1, "merge: '", path,

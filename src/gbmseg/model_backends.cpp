@@ -10,6 +10,8 @@
 #include <utility>
 
 #include "nephroseg/core/error.h"
+#include "nephroseg/gbmseg/classical_features.h"
+#include "nephroseg/gbmseg/classical_segmenter.h"
 #include "nephroseg/dinov2/dinov2.h"
 #include "nephroseg/sam/sam.h"
 
@@ -187,21 +189,21 @@ void register_point_segmenter_kind(const std::string& kind, PointSegmenterFactor
 }
 
 std::vector<std::string> feature_extractor_kinds() {
-  std::vector<std::string> kinds{"dinov2"};
+  std::vector<std::string> kinds{"dinov2", "classical"};
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
   for (const auto& [k, f] : r.features) {
-    if (k != "dinov2") kinds.push_back(k);
+    if (k != "dinov2" && k != "classical") kinds.push_back(k);
   }
   return kinds;
 }
 
 std::vector<std::string> point_segmenter_kinds() {
-  std::vector<std::string> kinds{"sam"};
+  std::vector<std::string> kinds{"sam", "classical"};
   Registry& r = registry();
   std::lock_guard<std::mutex> lock(r.mutex);
   for (const auto& [k, f] : r.segmenters) {
-    if (k != "sam") kinds.push_back(k);
+    if (k != "sam" && k != "classical") kinds.push_back(k);
   }
   return kinds;
 }
@@ -216,6 +218,7 @@ std::shared_ptr<PatchFeatureExtractor> make_feature_extractor(const BackendSpec&
   }
   if (factory) return factory(spec);
   if (spec.kind == "dinov2") return make_dinov2(spec);
+  if (spec.kind == "classical") return std::make_shared<ClassicalFeatureExtractor>();
   NEPHRO_FAIL("unknown feature extractor '", spec.kind, "' (available in this build: ",
               join(feature_extractor_kinds()), ")");
 }
@@ -230,6 +233,7 @@ std::shared_ptr<PointPromptSegmenter> make_point_segmenter(const BackendSpec& sp
   }
   if (factory) return factory(spec);
   if (spec.kind == "sam") return make_sam(spec);
+  if (spec.kind == "classical") return std::make_shared<ClassicalSegmenter>();
   NEPHRO_FAIL("unknown segmenter '", spec.kind, "' (available in this build: ",
               join(point_segmenter_kinds()), ")");
 }

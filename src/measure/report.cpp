@@ -8,6 +8,7 @@
 
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/atomic_file.h"
+#include "nephroseg/core/batch_record.h"
 #include "nephroseg/io/csv.h"
 #include "nephroseg/io/image.h"
 #include "nephroseg/io/overlay.h"
@@ -288,6 +289,30 @@ std::vector<std::string> write_thickness_batch_summary(const std::string& out_di
   nlohmann::json doc = {{"images", items}, {"reference_range", range_json(range)}};
   write_file_atomically(paths[1], doc.dump(2) + "\n");
   return paths;
+}
+
+nlohmann::json width_stats_to_record(const WidthStats& s) {
+  return {{"n", s.n},           {"n_excluded", s.n_excluded}, {"n_truncated", s.n_truncated},
+          {"mean", record_number(s.mean)}, {"harmonic_mean", record_number(s.harmonic_mean)}, {"median", record_number(s.median)},
+          {"sd", record_number(s.sd)},     {"min", record_number(s.min)},     {"max", record_number(s.max)},
+          {"q25", record_number(s.q25)},   {"q75", record_number(s.q75)}};
+}
+
+WidthStats width_stats_from_record(const nlohmann::json& j) {
+  NEPHRO_CHECK(j.is_object(), "a damaged record (width statistics)");
+  WidthStats s;
+  s.n = j.value("n", 0);
+  s.n_excluded = j.value("n_excluded", 0);
+  s.n_truncated = j.value("n_truncated", 0);
+  s.mean = record_number_of(j, "mean");
+  s.harmonic_mean = record_number_of(j, "harmonic_mean");
+  s.median = record_number_of(j, "median");
+  s.sd = record_number_of(j, "sd");
+  s.min = record_number_of(j, "min");
+  s.max = record_number_of(j, "max");
+  s.q25 = record_number_of(j, "q25");
+  s.q75 = record_number_of(j, "q75");
+  return s;
 }
 
 }  // namespace nephroseg::measure

@@ -10,7 +10,6 @@
 #include <set>
 
 #include "nephroseg/core/error.h"
-#include "nephroseg/slide/bench.h"
 #include "nephroseg/slide/reader.h"
 #include "nephroseg/slide/run.h"
 #include "slide_fixtures.h"
@@ -465,25 +464,6 @@ TEST(SlideMosaic, ClassicalPrecisionRecallOnPasGlomeruli) {
   RecordProperty("precision", std::to_string(precision));
   RecordProperty("recall", std::to_string(recall));
   EXPECT_GT(num_truth, 0);  // reported, not a floor
-}
-
-}  // namespace
-
-namespace {
-
-// The bench's own machinery at a small size (a functional check, not a measurement):
-// its synthetic slide holds exactly the glomeruli it reports, and the forked run
-// finds them all. ctest runs every TEST in a process of its own, so nothing has
-// started worker threads before the fork.
-TEST(SlideBench, SyntheticSlideRoundTripsThroughTheForkedRun) {
-  const std::string dir = t::temp_dir("slide_bench");
-  const auto rows = slide::bench_slide(dir, {8000});
-  ASSERT_EQ(rows.size(), 1u);
-  EXPECT_GT(rows[0].expected_objects, 10);
-  EXPECT_EQ(rows[0].objects, rows[0].expected_objects);
-  EXPECT_GT(rows[0].peak_rss_mib, 10.0);
-  EXPECT_GT(rows[0].tissue_megapixels, 10.0);
-  EXPECT_GT(rows[0].tiles, 0);
 }
 
 }  // namespace

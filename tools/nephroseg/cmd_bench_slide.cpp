@@ -10,7 +10,7 @@
 #include "nephroseg/core/atomic_file.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
-#include "nephroseg/slide/bench.h"
+#include "nephroseg/bench/slide.h"
 
 namespace fs = std::filesystem;
 
@@ -25,7 +25,7 @@ struct BenchSlideParams {
 
 int run_bench_slide(BenchSlideParams& p) {
   NEPHRO_CHECK(!p.sides.empty(), "--sides needs at least one size");
-  const auto rows = slide::bench_slide(p.work, p.sides);
+  const auto rows = bench::bench_slide(p.work, p.sides);
   std::printf("%8s %12s %9s %12s %12s %7s %9s\n", "side", "peak RSS MiB", "wall s", "tissue MP", "s / tissue MP",
               "tiles", "objects");
   nlohmann::ordered_json j = nlohmann::ordered_json::array();

@@ -5,7 +5,7 @@
 #include <memory>
 
 #include "command.h"
-#include "nephroseg/backends/demo.h"
+#include "nephroseg/workloads/demo.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
 #include "nephroseg/io/csv.h"
@@ -13,8 +13,8 @@
 namespace nephroseg::cli {
 namespace {
 
-int run_demo_command(const backends::DemoOptions& o) {
-  const backends::DemoResult r = backends::run_demo(o);
+int run_demo_command(const workloads::DemoOptions& o) {
+  const workloads::DemoResult r = workloads::run_demo(o);
   std::printf("GBMSeg demo on %zu phantom target(s) (reference seed %llu)\n", r.targets.size(),
               static_cast<unsigned long long>(o.seed));
   std::printf("  features : %s\n  segmenter: %s\n", r.features_name.c_str(), r.segmenter_name.c_str());
@@ -34,7 +34,7 @@ int run_demo_command(const backends::DemoOptions& o) {
 }
 
 Runner setup_demo(CLI::App& app) {
-  auto o = std::make_shared<backends::DemoOptions>();
+  auto o = std::make_shared<workloads::DemoOptions>();
   app.add_option("--out", o->out_dir, "output folder")->capture_default_str();
   app.add_option("--models", o->models_dir,
                  "folder with official checkpoints (dinov2_vit*14_pretrain.pth, sam_vit_*.pth); "

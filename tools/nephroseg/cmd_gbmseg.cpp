@@ -1,6 +1,6 @@
 // `nephroseg gbmseg`: one-shot GBM segmentation (GBMSeg) of a target image or folder from
 // one reference image + mask. The work (targets, outputs, summary.csv, run.json, skip /
-// overwrite, failures) is backends::run_gbmseg_batch (nephroseg/backends/gbmseg_batch.h);
+// overwrite, failures) is workloads::run_gbmseg_batch (nephroseg/workloads/gbmseg.h);
 // this command turns the options into GbmSegBatchOptions and reports. Exit 1 if any
 // target failed.
 #include <optional>
@@ -8,7 +8,7 @@
 
 #include "command.h"
 #include "options.h"
-#include "nephroseg/backends/gbmseg_batch.h"
+#include "nephroseg/workloads/gbmseg.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
 #include "nephroseg/core/shard.h"
@@ -53,7 +53,7 @@ struct Overrides {
       *d_sp_hard, *scale_fallbacks, *preset;
 };
 
-void set_prompt_options(const GbmSegParams& p, const Overrides& o, backends::GbmSegBatchOptions& b) {
+void set_prompt_options(const GbmSegParams& p, const Overrides& o, workloads::GbmSegBatchOptions& b) {
   if (!p.ablation.empty()) b.ablation = gbmseg::ablation_row_names().parse(p.ablation, "--ablation");
   b.preset = b.ablation && o.preset->count() == 0 ? gbmseg::PromptPreset::kPaper
                                                   : gbmseg::prompt_preset_names().parse(p.preset, "--preset");
@@ -89,8 +89,8 @@ gbmseg::BackendSpec model_spec(const std::string& kind, const std::string& model
 }
 
 // One line per target (log_info: silenced by --quiet).
-void report(const backends::GbmSegBatchEvent& e) {
-  using Kind = backends::GbmSegBatchEvent::Kind;
+void report(const workloads::GbmSegBatchEvent& e) {
+  using Kind = workloads::GbmSegBatchEvent::Kind;
   if (e.kind == Kind::kWarning) {
     log_warn(e.message);
   } else if (e.kind == Kind::kModelsReady) {
@@ -100,9 +100,9 @@ void report(const backends::GbmSegBatchEvent& e) {
              p.reference_patch_sets().bg.size(), " bg patches); ", e.to_segment, " of ", e.total,
              " target(s) to segment at ", p.options().size, "x", p.options().size);
   } else if (e.kind == Kind::kTargetFinished) {
-    const backends::GbmSegTargetRecord& r = *e.record;
-    std::string status = r.status == "skipped" ? "skipped (outputs exist)" : r.status == "failed" ? "FAILED" : "";
-    if (r.status == "ok") {
+    const workloads::GbmSegTargetRecord& r = *e.record;
+    std::string status = r.status == ItemStatus::kSkipped ? "skipped (outputs exist)" : r.status == ItemStatus::kFailed ? "FAILED" : "";
+    if (r.status == ItemStatus::kOk) {
       status = detail::concat(r.n_pos, " pos / ", r.n_neg, " neg");
       if (r.metrics) status += ", Dice " + io::format_fixed(r.metrics->dice, 4);
       if (r.thickness && r.thickness->note.empty())
@@ -110,12 +110,12 @@ void report(const backends::GbmSegBatchEvent& e) {
       status += " (" + io::format_fixed(r.t_total, 1) + " s)";
     }
     log_info("gbmseg [", e.index + 1, "/", e.total, "] ", r.name, ": ", status);
-    if (r.status == "failed") log_message(LogLevel::kError, detail::concat("target '", r.path, "': ", r.message));
+    if (r.status == ItemStatus::kFailed) log_message(LogLevel::kError, detail::concat("target '", r.path, "': ", r.message));
   }
 }
 
 int run_gbmseg(const GbmSegParams& p, const Overrides& o) {
-  backends::GbmSegBatchOptions b;
+  workloads::GbmSegBatchOptions b;
   set_prompt_options(p, o, b);
   b.pipeline.mask_resize = gbmseg::mask_resize_names().parse(p.mask_resize, "--mask-resize");
   b.pipeline.resize_to_original = !p.keep_working_size;
@@ -131,7 +131,7 @@ int run_gbmseg(const GbmSegParams& p, const Overrides& o) {
   b.reference_image = p.reference_images.front();
   b.reference_mask = p.reference_masks.front();
   if (p.measure && p.no_measure) throw UsageError("--measure and --no-measure exclude each other");
-  using Mode = backends::GbmSegMeasureOptions::Mode;
+  using Mode = workloads::GbmSegMeasureOptions::Mode;
   b.measure.mode = p.measure ? Mode::kOn : p.no_measure ? Mode::kOff : Mode::kAuto;
   b.measure.nm_per_pixel = p.nm_per_pixel;
   b.measure.range = measure::find_reference_range(p.thickness_range);
@@ -141,12 +141,12 @@ int run_gbmseg(const GbmSegParams& p, const Overrides& o) {
   b.overwrite = p.overwrite;
   b.shard = parse_shard(p.shard);
 
-  const backends::GbmSegBatchResult r = backends::run_gbmseg_batch(b, report);
+  const workloads::GbmSegBatchResult r = workloads::run_gbmseg_batch(b, report);
   if (r.segmented + r.failed == 0)
     log_info("gbmseg: all ", r.targets.size(), " target(s) already have outputs in '", p.out,
              "' (use --overwrite to redo)");
   if (r.means) {
-    const backends::GbmSegMeans& m = *r.means;
+    const workloads::GbmSegMeans& m = *r.means;
     log_info("gbmseg: mean over ", m.n, " image(s): Dice ", io::format_fixed(m.dice, 4), ", IoU ",
              io::format_fixed(m.iou, 4), ", precision ", io::format_fixed(m.precision, 4), ", recall ",
              io::format_fixed(m.recall, 4), " (authors' weighted Dice ", io::format_fixed(m.dice_authors_weighted, 4),

@@ -1,12 +1,12 @@
 // nephroseg glomsam eval: the GlomSAM paper's protocol (Tables 2-4) over image sets,
-// annotator levels and models; the work is in nephroseg/glomsam/evaluate.h.
+// annotator levels and models; the work is in nephroseg/workloads/glomsam_protocol.h.
 #include <iostream>
 
 #include "command.h"
 #include "options.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
-#include "nephroseg/glomsam/evaluate.h"
+#include "nephroseg/workloads/glomsam_protocol.h"
 
 namespace nephroseg::cli {
 namespace {
@@ -14,7 +14,7 @@ namespace {
 struct EvalParams {
   std::vector<std::string> sets, truths, models, configs;
   std::string images;
-  glomsam::ProtocolOptions o;
+  workloads::ProtocolOptions o;
 };
 
 // NAME=VALUE shape is a usage rule (exit 2); what the parts mean is checked by the library.
@@ -34,7 +34,7 @@ Runner setup(CLI::App& app) {
                  "exists)")
       ->required();
   app.add_option("--model", p->models,
-                 "KIND[:LABEL]=CHECKPOINT, KIND one of " + glomsam::model_kind_names().choices() + " (repeatable)")
+                 "KIND[:LABEL]=CHECKPOINT, KIND one of " + workloads::model_kind_names().choices() + " (repeatable)")
       ->required();
   app.add_option("--model-config", p->configs,
                  "LABEL=CONFIG for the model of that label (default label = kind): glomsam/unet: official | tiny | "
@@ -54,10 +54,10 @@ Runner setup(CLI::App& app) {
     for (const auto& m : p->models) require_pair(m, "--model", "KIND[:LABEL]=CHECKPOINT");
     for (const auto& c : p->configs) require_pair(c, "--model-config", "LABEL=CONFIG");
     if (!p->images.empty()) o.sets.push_back({"images", p->images});
-    for (const auto& s : p->sets) o.sets.push_back(glomsam::parse_named_folder(s, "--set"));
-    for (const auto& t : p->truths) o.truths.push_back(glomsam::parse_named_folder(t, "--truth"));
+    for (const auto& s : p->sets) o.sets.push_back(workloads::parse_named_folder(s, "--set"));
+    for (const auto& t : p->truths) o.truths.push_back(workloads::parse_named_folder(t, "--truth"));
     for (const auto& m : p->models) {
-      o.models.push_back(glomsam::parse_model_spec(m, "--model"));
+      o.models.push_back(workloads::parse_model_spec(m, "--model"));
       o.models.back().precision = global_options().precision;
     }
     for (const auto& c : p->configs) {
@@ -65,7 +65,7 @@ Runner setup(CLI::App& app) {
       const std::string label = c.substr(0, eq);
       bool found = false;
       for (auto& m : o.models) {
-        const std::string own = m.label.empty() ? glomsam::model_kind_names().name(m.kind) : m.label;
+        const std::string own = m.label.empty() ? workloads::model_kind_names().name(m.kind) : m.label;
         if (own == label) {
           m.config = c.substr(eq + 1);
           found = true;
@@ -76,10 +76,10 @@ Runner setup(CLI::App& app) {
     o.on_image = [](const std::string& set, const std::string& image, size_t i, size_t n) {
       if (!global_options().quiet) log_info("glomsam eval: ", set, " ", i + 1, "/", n, " ", image);
     };
-    const glomsam::ProtocolRun run = glomsam::evaluate_protocol(o);
+    const workloads::ProtocolRun run = workloads::evaluate_protocol(o);
     for (const auto& g : run.groups) {
       std::cout << g.set << "\t" << g.level << "\t" << g.model;
-      for (const auto& m : glomsam::protocol_metrics()) std::cout << "\t" << m << " " << g.summary.at(m).mean;
+      for (const auto& m : workloads::protocol_metrics()) std::cout << "\t" << m << " " << g.summary.at(m).mean;
       std::cout << "\tinstance_recall " << g.instance_recall << "\n";
     }
     std::cout << "report: " << o.out_dir << "/report.html" << std::endl;

@@ -115,7 +115,7 @@ Runner setup(CLI::App& app) {
       if (!shard.owns(i)) continue;
       const std::string stem = (fs::path(p->out) / io::file_stem(images[i])).string();
       if (p->resume && fs::is_regular_file(stem + "_overlay.png")) {  // the last file written
-        record.add({i, io::file_stem(images[i]), "skipped", "", nullptr});
+        record.add({i, io::file_stem(images[i]), ItemStatus::kSkipped, "", nullptr});
         continue;
       }
       todo.emplace_back(i, images[i]);
@@ -159,7 +159,7 @@ Runner setup(CLI::App& app) {
       io::write_geojson(stem + ".geojson", labels, go);
       io::write_png(stem + "_overlay.png", io::overlay_mask(rgb, mask, io::Rgb{255, 0, 0}));
       std::cout << path << ": " << io::max_label(labels) << " object(s), " << r.seconds << " s" << std::endl;
-      record.add({image_index, io::file_stem(path), "ok", "",
+      record.add({image_index, io::file_stem(path), ItemStatus::kOk, "",
                   {{"objects", io::max_label(labels)}, {"foreground_px", cv::countNonZero(mask)}}});
     }
     if (batch) record.write(p->out, /*complete=*/true);

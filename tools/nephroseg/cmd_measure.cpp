@@ -8,7 +8,7 @@
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
 #include "nephroseg/core/shard.h"
-#include "nephroseg/measure/batch.h"
+#include "nephroseg/workloads/measure.h"
 #include "nephroseg/measure/reference.h"
 #include "nephroseg/measure/report.h"
 #include "nephroseg/measure/thickness.h"
@@ -35,7 +35,7 @@ int run_measure(MeasureParams& p) {
                 << measure::estimator_name(r.method) << "\t" << r.population << "\t" << r.source << "\n";
     return 0;
   }
-  measure::MeasureBatchOptions o;
+  workloads::MeasureBatchOptions o;
   o.mask = p.mask;
   o.image = p.image;
   o.nm_per_pixel = p.nm_per_pixel;
@@ -62,7 +62,7 @@ int run_measure(MeasureParams& p) {
                   measure::classify_thickness(value, o.range).c_str(), o.range.id.c_str());
     log_info(line);
   };
-  const measure::MeasureBatchResult r = measure::run_measure_batch(o, p.out);
+  const workloads::MeasureBatchResult r = workloads::run_measure_batch(o, p.out);
   if (!o.shard.whole()) log_info("measure: shard ", o.shard.text(), ": ", r.names.size(), " image(s)");
   log_info("wrote ", r.files_written, " files to ", p.out);
   return 0;

@@ -3,19 +3,19 @@
 // The shard records name their command (core/batch_record.h); each command's merge
 // lives beside its batch runner in the library.
 #include "command.h"
-#include "nephroseg/backends/gbmseg_batch.h"
+#include "nephroseg/workloads/gbmseg.h"
 #include "nephroseg/core/batch_record.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
-#include "nephroseg/eval/report.h"
+#include "nephroseg/workloads/eval.h"
 #include "nephroseg/io/csv.h"
-#include "nephroseg/measure/batch.h"
+#include "nephroseg/workloads/measure.h"
 
 namespace nephroseg::cli {
 namespace {
 
 int merge_gbmseg(const std::string& out) {
-  const backends::GbmSegMergeResult r = backends::merge_gbmseg_shards(out);
+  const workloads::GbmSegMergeResult r = workloads::merge_gbmseg_shards(out);
   log_info("merge: ", r.shards, " shard(s), ", r.inputs, " input(s): ", r.segmented, " segmented, ", r.skipped,
            " skipped, ", r.failed, " failed -> ", r.summary_csv);
   if (r.means) log_info("merge: mean Dice ", io::format_fixed(r.means->dice, 4), " over ", r.means->n, " image(s)");
@@ -28,13 +28,13 @@ int merge_gbmseg(const std::string& out) {
 }
 
 int merge_measure(const std::string& out) {
-  const measure::MeasureMergeResult r = measure::merge_measure_shards(out);
+  const workloads::MeasureMergeResult r = workloads::merge_measure_shards(out);
   log_info("merge: ", r.shards, " shard(s), ", r.inputs, " image(s) measured -> ", r.summary_csv);
   return 0;
 }
 
 int merge_eval(const std::string& out) {
-  const eval::EvalRun run = eval::merge_eval_shards(out);
+  const eval::EvalRun run = workloads::merge_eval_shards(out);
   log_info("merge: ", run.items.size(), " image(s), ", run.num_ok(), " evaluated; Dice mean ",
            io::format_fixed(run.summary.at("dice").mean, 4), " -> ", out, "/report.html");
   for (const auto& it : run.items)
@@ -46,8 +46,8 @@ int merge_records(const std::string& out, const std::string& command) {
   const MergedBatch m = merge_batch_records(out, command);
   size_t ok = 0, skipped = 0;
   for (const auto& it : m.items) {
-    ok += it.status == "ok";
-    skipped += it.status == "skipped";
+    ok += it.status == ItemStatus::kOk;
+    skipped += it.status == ItemStatus::kSkipped;
   }
   log_info("merge: ", command, ", ", m.shards, " shard(s), ", m.items.size(), " input(s): ", ok, " done, ", skipped,
            " done by an earlier run -> ", out, "/run.json");

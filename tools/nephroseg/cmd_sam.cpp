@@ -234,7 +234,7 @@ Runner setup(CLI::App& app) {
       if (!shard.owns(i)) continue;
       const std::string& path = all_images[i];
       if (p->resume && fs::is_regular_file(out_dirs[path] + "/result.json")) {
-        record.add({i, io::file_stem(path), "skipped", "", nullptr});
+        record.add({i, io::file_stem(path), ItemStatus::kSkipped, "", nullptr});
         continue;
       }
       images.push_back(path);
@@ -267,7 +267,7 @@ Runner setup(CLI::App& app) {
       const sam::ImageEmbedding emb = model->encode(io::mat_to_tensor(rgb));
       const sam::SamResult r = model->predict(emb, ip.prompt);
       write_outputs(out_dirs[path], path, rgb, ip, emb, r, *p, config);
-      record.add({image_index[index - 1], io::file_stem(path), "ok", "",
+      record.add({image_index[index - 1], io::file_stem(path), ItemStatus::kOk, "",
                   {{"best_index", r.best_index()},
                    {"best_iou", r.iou[r.best_index()].item<float>()}}});
       if (progress) {

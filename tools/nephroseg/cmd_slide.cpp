@@ -146,7 +146,7 @@ int run_slide_cmd(SlideParams& p) {
     log_info(io::file_stem(path), ": ", r.objects.size(), " glomeruli (", r.components, " candidates) in ",
              r.tiles_total, " tissue tiles of ", r.tiles_grid, " (", r.tiles_resumed, " resumed); tissue ",
              static_cast<int>(r.tissue_fraction * 100 + 0.5), " %; outputs in ", out);
-    record.add({i, io::file_stem(path), "ok", "",
+    record.add({i, io::file_stem(path), ItemStatus::kOk, "",
                 {{"objects", r.objects.size()}, {"tiles", r.tiles_total}}});
   }
   if (batch) record.write(p.out, /*complete=*/true);

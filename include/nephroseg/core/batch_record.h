@@ -2,13 +2,13 @@
 // one shard of it) and reading a sharded run's records back for `nephroseg merge`.
 //
 // Every batch command that takes --shard (measure, eval, sam, glomsam predict, slide;
-// gbmseg writes the same shape through backends::run_gbmseg_batch) writes, next to its
+// gbmseg too; all of them through include/nephroseg/workloads/) writes, next to its
 // per-input files, a record of what it did:
 //   OUT/run.json                  a whole batch (--shard absent or 1/1)
 //   OUT/run.shard-K-of-N.json     shard K of N (core/shard.h)
 // holding the command, the settings every shard must share, the number of inputs of
 // the whole batch, and one item per input of this shard: its index in the sorted list
-// of all inputs, its name, its status ("ok", "skipped", "failed") and the numbers the
+// of all inputs, its name, its ItemStatus ("ok", "skipped", "failed") and the numbers the
 // batch summary is made of (exactly: JSON doubles round-trip). "complete" is false
 // while the run is under way; a killed task leaves false (or no file) behind.
 //
@@ -18,7 +18,7 @@
 // can call the very writer a single process calls.
 //
 //   BatchRecord rec("measure", shard, inputs.size(), settings);
-//   rec.add({global_index, name, "ok", "", row_json});
+//   rec.add({global_index, name, ItemStatus::kOk, "", row_json});
 //   rec.write(out_dir, /*complete=*/true);          // atomically
 //   ...
 //   MergedBatch m = read_batch_shards(out_dir);     // in `nephroseg merge OUT`
@@ -33,14 +33,24 @@
 #include <string>
 #include <vector>
 
+#include "nephroseg/core/enum_names.h"
 #include "nephroseg/core/shard.h"
 
 namespace nephroseg {
 
+/// How one input of a batch ended: the one status every workload uses.
+enum class ItemStatus {
+  kOk,       ///< processed by this run
+  kSkipped,  ///< finished by an earlier run (its outputs exist); not redone
+  kFailed,   ///< could not be processed; recorded with its message, the batch went on
+};
+/// "ok", "skipped", "failed" (the spelling of records, CSV files and Python).
+const EnumNames<ItemStatus>& item_status_names();
+
 struct BatchItemRecord {
   size_t index = 0;       ///< position in the sorted list of all inputs (0-based)
   std::string name;       ///< the input's stem
-  std::string status;     ///< "ok", "skipped" (finished by an earlier run) or "failed"
+  ItemStatus status = ItemStatus::kOk;
   std::string message;    ///< why it failed ("" otherwise)
   nlohmann::json data;    ///< the command's per-input numbers (null when none)
 };

@@ -77,12 +77,4 @@ std::string render_html_report(const EvalRun& run, const EvalOptions& options);
 std::vector<std::string> write_eval_report(const std::string& out_dir, const EvalRun& run,
                                            const EvalOptions& options = {});
 
-/// `nephroseg eval` as a batch: the whole run (report files + run.json), or shard K/N
-/// (only run.shard-K-of-N.json, holding each item's metrics exactly; core/batch_record.h).
-EvalRun run_eval_batch(const std::string& pred_dir, const std::string& truth_dir, const std::string& out_dir,
-                       const EvalOptions& options, const Shard& shard);
-/// Combines the shards of an `eval --shard` run in out_dir into the report files and
-/// run.json one process writes (the pictures are drawn again from the mask files).
-EvalRun merge_eval_shards(const std::string& out_dir);
-
 }  // namespace nephroseg::eval

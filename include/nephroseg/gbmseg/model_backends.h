@@ -10,10 +10,12 @@
 //   auto features  = make_feature_extractor(f);   // std::shared_ptr<PatchFeatureExtractor>
 //   auto segmenter = make_point_segmenter(s);     // std::shared_ptr<PointPromptSegmenter>
 //
-// Other backends (e.g. the weight-free "classical" ones) plug in without touching this
-// file: register a factory once at start-up with register_feature_extractor_kind() /
-// register_point_segmenter_kind(); make_*() consult the registry first, then the
-// built-in kinds ("dinov2", "sam"). Unknown kinds give an error listing the known ones.
+// Built-in kinds: "dinov2" and "sam" (the models), and the weight-free "classical" ones
+// (gbmseg/classical_features.h, classical_segmenter.h), known without any set-up. Other
+// backends plug in without touching this file: register a factory once with
+// register_feature_extractor_kind() / register_point_segmenter_kind(); make_*() consult
+// the registry first, then the built-in kinds. Unknown kinds give an error listing the
+// known ones.
 //
 // Thread-safety: the adapters are immutable after construction; extract()/segment() may
 // be called from several threads at once (the models are const and run without
@@ -94,10 +96,10 @@ using FeatureExtractorFactory =
 using PointSegmenterFactory =
     std::function<std::shared_ptr<PointPromptSegmenter>(const BackendSpec&)>;
 
-/// Builds the feature extractor `spec.kind` ("dinov2", or a registered kind). Throws
+/// Builds the feature extractor `spec.kind` ("dinov2", "classical", or a registered kind). Throws
 /// nephroseg::Error for unknown kinds (listing the known ones) and bad specs.
 std::shared_ptr<PatchFeatureExtractor> make_feature_extractor(const BackendSpec& spec);
-/// Builds the point-prompt segmenter `spec.kind` ("sam", or a registered kind).
+/// Builds the point-prompt segmenter `spec.kind` ("sam", "classical", or a registered kind).
 std::shared_ptr<PointPromptSegmenter> make_point_segmenter(const BackendSpec& spec);
 
 /// Adds (or replaces) a kind for make_feature_extractor / make_point_segmenter.

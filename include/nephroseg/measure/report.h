@@ -14,6 +14,7 @@
 // For a batch: summary.csv (one row per image) and summary.json.
 #pragma once
 
+#include <nlohmann/json_fwd.hpp>
 #include <opencv2/core/mat.hpp>
 
 #include <string>
@@ -68,5 +69,11 @@ std::vector<std::string> write_thickness_batch_summary(const std::string& out_di
                                                        const ReferenceRange& range,
                                                        const std::vector<std::string>& calibration_sources,
                                                        const std::string& stem);
+
+/// The exact numbers of a WidthStats as a record object (n, n_excluded, n_truncated,
+/// mean, harmonic_mean, median, sd, min, max, q25, q75; non-finite values as null), in
+/// whatever unit the stats are in, and back (throws for a non-object).
+nlohmann::json width_stats_to_record(const WidthStats& stats);
+WidthStats width_stats_from_record(const nlohmann::json& record);
 
 }  // namespace nephroseg::measure
