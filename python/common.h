@@ -23,6 +23,8 @@
 #include <vector>
 
 #include "nephroseg/core/precision.h"
+#include "nephroseg/core/shard.h"
+#include "nephroseg/workloads/workload.h"
 
 namespace nephroseg::python {
 
@@ -70,6 +72,15 @@ inline Precision precision_arg(const std::string& precision, bool force) {
 
 py::object json_loads(const std::string& text);
 
+/// The `shard=` keyword of the batch functions: "" = the whole batch, "K/N" or "auto".
+inline Shard shard_arg(const std::string& shard) { return shard.empty() ? Shard{} : parse_shard(shard, "shard"); }
+
+/// The `precision=` keyword of the batch functions, as a workload records it.
+inline workloads::ModelPrecision model_precision_arg(const std::string& precision, bool force) {
+  const Precision requested = precision_names().parse(precision, "precision");
+  return {resolve_precision(requested, force), requested};
+}
+
 /// Registered once by the module: the exception translation above.
 void register_exceptions(py::module_& m);
 
@@ -82,5 +93,6 @@ void bind_glomsam(py::module_& m);
 void bind_measure(py::module_& m);
 void bind_eval(py::module_& m);
 void bind_slide(py::module_& m);
+void bind_workloads(py::module_& m);
 
 }  // namespace nephroseg::python

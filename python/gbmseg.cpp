@@ -356,8 +356,13 @@ void bind_gbmseg(py::module_& m) {
          const std::string& ablation, const py::object& options, const std::string& mask_resize,
          bool resize_to_original, bool largest_contour, bool overwrite, const py::object& progress,
          const std::vector<std::pair<std::string, std::string>>& more_references, const std::string& measure_mode,
-         const std::string& nm_per_pixel, const std::string& thickness_range) {
+         const std::string& nm_per_pixel, const std::string& thickness_range, const std::string& shard,
+         const std::string& precision, bool force_precision) {
         workloads::GbmSegBatchOptions b;
+        // The model backends run in the precision asked for (resolved for this CPU, as the
+        // CLI's --precision); run.json and prompts.json name it with the backends.
+        const Precision resolved = precision_arg(precision, force_precision);
+        b.shard = shard_arg(shard);
         using Mode = workloads::GbmSegMeasureOptions::Mode;
         NEPHRO_CHECK(measure_mode == "auto" || measure_mode == "on" || measure_mode == "off",
                      "gbmseg_batch: measure must be 'auto', 'on' or 'off' (got '", measure_mode, "')");
@@ -383,22 +388,23 @@ void bind_gbmseg(py::module_& m) {
         // A ready model object, or a backend kind built by the library from a checkpoint.
         if (py::isinstance<py::str>(features)) {
           b.features = {features.cast<std::string>(), dinov2_checkpoint, dinov2_config.empty() ? dinov2_type : "",
-                        dinov2_config, false, 0};
+                        dinov2_config, false, 0, resolved};
         } else {
           b.features_backend = features_arg(features);
         }
         if (py::isinstance<py::str>(segmenter)) {
           b.segmenter = {segmenter.cast<std::string>(), sam_checkpoint, sam_config.empty() ? sam_type : "", sam_config,
-                         false, 0};
+                         false, 0, resolved};
         } else {
           b.segmenter_backend = segmenter_arg(segmenter);
         }
-        workloads::GbmSegBatchCallback callback;
+        workloads::EventSink callback;
         if (!progress.is_none()) {
-          callback = [&progress](const workloads::GbmSegBatchEvent& e) {
-            if (e.kind != workloads::GbmSegBatchEvent::Kind::kTargetFinished || !e.record) return;
+          callback = [&progress](const workloads::Event& e) {
+            const auto* d = std::any_cast<const workloads::GbmSegEventDetail*>(&e.detail);
+            if (e.kind != workloads::Event::Kind::kItemFinished || !d || !(*d)->record) return;
             py::gil_scoped_acquire acquire;
-            progress(e.index, e.total, record_to_dict(*e.record));
+            progress(e.index, e.total, record_to_dict(*(*d)->record));
           };
         }
         workloads::GbmSegBatchResult r;
@@ -442,14 +448,17 @@ void bind_gbmseg(py::module_& m) {
       py::arg("mask_resize") = "nearest", py::arg("resize_to_original") = true, py::arg("largest_contour") = false,
       py::arg("overwrite") = false, py::arg("progress") = py::none(),
       py::arg("more_references") = std::vector<std::pair<std::string, std::string>>{}, py::arg("measure") = "auto",
-      py::arg("nm_per_pixel") = "auto", py::arg("thickness_range") = "",
+      py::arg("nm_per_pixel") = workloads::GbmSegMeasureOptions{}.nm_per_pixel, py::arg("thickness_range") = "",
+      py::arg("shard") = "", py::arg("precision") = "fp32", py::arg("force_precision") = false,
       "GBMSeg on a folder (or one image), exactly as `nephroseg gbmseg`: writes <name>.png,\n"
       "<name>.prompts.json, <name>.overlay.png, summary.csv and run.json (atomically) under\n"
       "out_dir, resumes (targets with outputs are skipped unless overwrite), records failures.\n"
       "features / segmenter: a loaded nephroseg.Dinov2 / nephroseg.Sam, or a backend kind\n"
       "('dinov2' with dinov2_checkpoint + dinov2_type or a dinov2_config JSON file, 'sam' with\n"
       "sam_checkpoint + sam_type or sam_config,\n"
-      "'classical'). progress(index, total, record) is called after each target. Returns a\n"
+      "'classical'). precision: 'fp32' | 'bf16' | 'int8' | 'auto' for the model backends, as the\n"
+      "CLI's --precision (recorded in run.json's backends). shard: 'K/N' or 'auto' (then\n"
+      "merge_shards). progress(index, total, record) is called after each target. Returns a\n"
       "dict: targets (one dict per target), segmented, skipped, failed, means, summary_csv, ...");
 }
 

@@ -29,13 +29,8 @@ void bind_glomsam(py::module_& m) {
           "load",
           [](const std::string& checkpoint, const py::object& config, const std::string& precision,
              bool force_precision) {
-            glomsam::GlomSamConfig c;
-            if (config.is_none()) {
-              const auto stored = glomsam::GlomSamModel::stored_config(checkpoint);
-              c = stored ? *stored : glomsam::GlomSamConfig::official();
-            } else {
-              c = glomsam_config_arg(config);
-            }
+            const glomsam::GlomSamConfig c =
+                config.is_none() ? glomsam::GlomSamModel::config_for(checkpoint) : glomsam_config_arg(config);
             const Precision p = precision_arg(precision, force_precision);
             py::gil_scoped_release release;
             return glomsam::GlomSamModel::load(checkpoint, c, p);

@@ -220,4 +220,5 @@ PYBIND11_MODULE(_nephroseg, m) {
   bind_measure(m);
   bind_eval(m);
   bind_slide(m);
+  bind_workloads(m);
 }

@@ -156,6 +156,9 @@ def gbmseg_batch(
     measure: str = "auto",
     nm_per_pixel: str = "auto",
     thickness_range: str = "",
+    shard: str = "",
+    precision: str = "fp32",
+    force_precision: bool = False,
 ) -> Dict[str, Any]: ...
 
 class GlomSam:
@@ -204,16 +207,85 @@ def run_slide(
     *,
     segmenter: str = "classical",
     checkpoint: str = "",
+    model_config: str = "",
     mpp: float = 0.0,
     magnification: float = 0.0,
     level: int = -1,
-    tile: int = 1024,
+    tile: Optional[int] = None,
     halo: int = 128,
     tissue: str = "auto",
     roi: Optional[Sequence[int]] = None,
     object_type: str = "annotation",
+    precision: str = "fp32",
+    force_precision: bool = False,
     progress: Optional[Callable[[int, int], None]] = None,
-) -> Dict[str, Any]: ...
+) -> Dict[str, Any]:
+    """One slide, as `nephroseg slide`; tile None: from the model (input - 2 x halo), else 1024."""
+
+def run_slides(
+    folder: str,
+    out_dir: str,
+    *,
+    segmenter: str = "classical",
+    checkpoint: str = "",
+    model_config: str = "",
+    mpp: float = 0.0,
+    magnification: float = 0.0,
+    level: int = -1,
+    tile: Optional[int] = None,
+    halo: int = 128,
+    tissue: str = "auto",
+    roi: Optional[Sequence[int]] = None,
+    object_type: str = "annotation",
+    shard: str = "",
+    precision: str = "fp32",
+    force_precision: bool = False,
+    progress: Optional[Callable[[int, int], None]] = None,
+) -> Dict[str, Any]:
+    """A folder of slides, as `nephroseg slide --slide FOLDER`: slides, inputs_total, tile, run_json."""
+
+def sam_batch(
+    images: Sequence[str],
+    out_dir: str,
+    *,
+    checkpoint: str,
+    model_type: str = "vit_b",
+    model_config: str = "",
+    points: Optional[Sequence[Sequence[float]]] = None,
+    box: Optional[Sequence[float]] = None,
+    mask_input: str = "",
+    multimask: bool = False,
+    prompts_file: str = "",
+    resume: bool = False,
+    shard: str = "",
+    precision: str = "fp32",
+    force_precision: bool = False,
+    progress: Optional[Callable[[int, int, str], None]] = None,
+) -> Dict[str, Any]:
+    """SAM / MedSAM over images, as `nephroseg sam`: inputs_total, segmented, skipped, out_dirs, run_json."""
+
+def glomsam_predict(
+    checkpoint: str,
+    image: str,
+    out_dir: str,
+    *,
+    config: str = "auto",
+    box: Optional[Sequence[float]] = None,
+    ground_truth: str = "",
+    box_from_ground_truth: bool = False,
+    overlap: int = 128,
+    patch_size: int = 0,
+    threshold: float = 0.5,
+    resume: bool = False,
+    shard: str = "",
+    precision: str = "fp32",
+    force_precision: bool = False,
+    progress: Optional[Callable[[int, int, str], None]] = None,
+) -> Dict[str, Any]:
+    """GlomSAM over an image or a folder, as `nephroseg glomsam predict`: items, inputs_total, ..."""
+
+def merge_shards(out_dir: str) -> Dict[str, Any]:
+    """`nephroseg merge OUT` for any workload: command, shards, inputs, failed."""
 
 def read_image(path: str, page: int = 0) -> npt.NDArray[np.uint8]: ...
 def read_image_raw(path: str, page: int = 0) -> npt.NDArray[Any]: ...

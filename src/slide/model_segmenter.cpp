@@ -25,12 +25,7 @@ void require_checkpoint(const SegmenterSpec& spec) {
 }
 
 glomsam::GlomSamConfig glomsam_config(const SegmenterSpec& spec) {
-  const std::string c = spec.config.empty() ? "auto" : spec.config;
-  if (c == "auto") {
-    if (auto stored = glomsam::GlomSamModel::stored_config(spec.checkpoint)) return *stored;
-    return glomsam::GlomSamConfig::official();
-  }
-  return glomsam::GlomSamConfig::preset(c);
+  return glomsam::GlomSamModel::config_for(spec.checkpoint, spec.config);
 }
 
 sam::SamConfig sam_config(const SegmenterSpec& spec) {

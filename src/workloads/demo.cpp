@@ -6,20 +6,19 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include "nephroseg/core/atomic_file.h"
+#include "nephroseg/core/error.h"
+#include "nephroseg/eval/report.h"
 #include "nephroseg/gbmseg/classical_features.h"
 #include "nephroseg/gbmseg/classical_segmenter.h"
-#include "nephroseg/workloads/gbmseg.h"
-#include "nephroseg/core/error.h"
-#include "nephroseg/core/log.h"
-#include "nephroseg/eval/report.h"
 #include "nephroseg/gbmseg/model_backends.h"
 #include "nephroseg/gbmseg/pipeline.h"
-#include "nephroseg/core/atomic_file.h"
 #include "nephroseg/io/csv.h"
 #include "nephroseg/io/image.h"
 #include "nephroseg/io/mask.h"
 #include "nephroseg/io/overlay.h"
 #include "nephroseg/measure/thickness.h"
+#include "nephroseg/workloads/gbmseg.h"
 
 namespace fs = std::filesystem;
 
@@ -84,24 +83,26 @@ ResolvedBackends resolve_backends(const std::string& models_dir, const std::stri
   NEPHRO_CHECK(segmenter == "auto" || segmenter == "sam" || segmenter == "classical",
                "segmenter must be auto, sam or classical, got '", segmenter, "'");
   const ModelFiles files = find_model_files(models_dir);
-  const std::string where = models_dir.empty()
-                                ? std::string("found (no models folder given: --models DIR or $NEPHROSEG_MODELS)")
-                                : "in " + models_dir;
+  const std::string where =
+      models_dir.empty() ? std::string("found (no models folder given: --models DIR or $NEPHROSEG_MODELS)")
+                         : "in " + models_dir;
   ResolvedBackends r;
 
   if (features != "classical") {
     if (files.dinov2_checkpoint.empty()) {
-      NEPHRO_CHECK(features == "auto", "--features dinov2: no DINOv2 checkpoint (dinov2_vit{g,l,b,s}14_pretrain.pth) ",
-                   where);
+      NEPHRO_CHECK(features == "auto",
+                   "--features dinov2: no DINOv2 checkpoint (dinov2_vit{g,l,b,s}14_pretrain.pth) ", where);
       r.notes.push_back("no DINOv2 checkpoint " + where + ": using the weight-free classical features");
     } else {
       try {
-        r.features = gbmseg::make_feature_extractor({"dinov2", files.dinov2_checkpoint, files.dinov2_type, "", false, 0});
+        r.features = gbmseg::make_feature_extractor(
+            {"dinov2", files.dinov2_checkpoint, files.dinov2_type, "", false, 0});
         r.features_kind = "dinov2";
         r.notes.push_back("DINOv2 features from " + files.dinov2_checkpoint);
       } catch (const Error& e) {
         if (features != "auto") throw;
-        log_warn("could not load ", files.dinov2_checkpoint, ": ", e.what(), "; using the classical features");
+        r.warnings.push_back(detail::concat("could not load ", files.dinov2_checkpoint, ": ", e.what(),
+                                            "; using the classical features"));
         r.notes.push_back("DINOv2 checkpoint " + files.dinov2_checkpoint + " failed to load (" + e.what() +
                           "): using the weight-free classical features");
       }
@@ -118,12 +119,14 @@ ResolvedBackends resolve_backends(const std::string& models_dir, const std::stri
       r.notes.push_back("no SAM checkpoint " + where + ": using the weight-free classical segmenter");
     } else {
       try {
-        r.segmenter = gbmseg::make_point_segmenter({"sam", files.sam_checkpoint, files.sam_type, "", false, 0});
+        r.segmenter =
+            gbmseg::make_point_segmenter({"sam", files.sam_checkpoint, files.sam_type, "", false, 0});
         r.segmenter_kind = "sam";
         r.notes.push_back("SAM segmenter from " + files.sam_checkpoint);
       } catch (const Error& e) {
         if (segmenter != "auto") throw;
-        log_warn("could not load ", files.sam_checkpoint, ": ", e.what(), "; using the classical segmenter");
+        r.warnings.push_back(detail::concat("could not load ", files.sam_checkpoint, ": ", e.what(),
+                                            "; using the classical segmenter"));
         r.notes.push_back("SAM checkpoint " + files.sam_checkpoint + " failed to load (" + e.what() +
                           "): using the weight-free classical segmenter");
       }
@@ -145,9 +148,9 @@ measure::PhantomOptions demo_phantom_options() {
   return o;
 }
 
-DemoResult run_demo(const DemoOptions& o) {
-  NEPHRO_CHECK(o.num_targets >= 1 && o.num_targets <= 100, "demo: the number of targets must be in [1, 100], got ",
-               o.num_targets);
+DemoResult run_demo(const DemoOptions& o, const EventSink& events) {
+  NEPHRO_CHECK(o.num_targets >= 1 && o.num_targets <= 100,
+               "demo: the number of targets must be in [1, 100], got ", o.num_targets);
   NEPHRO_CHECK(!o.out_dir.empty(), "demo: no output folder given");
   const auto t_start = std::chrono::steady_clock::now();
   const fs::path out(o.out_dir);
@@ -163,7 +166,14 @@ DemoResult run_demo(const DemoOptions& o) {
   result.segmenter_kind = be.segmenter_kind;
   result.weight_free = be.features_kind == "classical" && be.segmenter_kind == "classical";
   result.notes = be.notes;
-  for (const auto& n : be.notes) log_info(n);
+  const auto say = [&events](Event::Kind kind, const std::string& message) {
+    Event e;
+    e.kind = kind;
+    e.message = message;
+    emit(events, e);
+  };
+  for (const auto& w : be.warnings) say(Event::Kind::kWarning, w);
+  for (const auto& n : be.notes) say(Event::Kind::kInfo, n);
 
   // The phantoms go to disk first: the GBMSeg batch runner reads its inputs from files.
   measure::PhantomOptions po = o.phantom;
@@ -200,16 +210,19 @@ DemoResult run_demo(const DemoOptions& o) {
   double dice_sum = 0;
   auto t0 = std::chrono::steady_clock::now();
   // Per segmented target: metrics, thickness, the demo's overlay and its rows.
-  const auto on_event = [&](const GbmSegBatchEvent& e) {
-    if (e.kind == GbmSegBatchEvent::Kind::kModelsReady) result.reference_seconds = e.pipeline->reference_seconds();
-    if (e.kind == GbmSegBatchEvent::Kind::kTargetStarted) t0 = std::chrono::steady_clock::now();
-    if (e.kind != GbmSegBatchEvent::Kind::kTargetFinished || !e.result) return;
-    const measure::Phantom& ph = phantoms[e.index];
+  const auto on_event = [&](const Event& ev) {
+    const auto* const* dp = std::any_cast<const GbmSegEventDetail*>(&ev.detail);
+    if (!dp) return;
+    const GbmSegEventDetail& e = **dp;
+    if (ev.kind == Event::Kind::kModelsReady) result.reference_seconds = e.pipeline->reference_seconds();
+    if (ev.kind == Event::Kind::kItemStarted) t0 = std::chrono::steady_clock::now();
+    if (ev.kind != Event::Kind::kItemFinished || !e.result) return;
+    const measure::Phantom& ph = phantoms[ev.index];
     const gbmseg::SegmentResult& sr = *e.result;
     const cv::Mat& rgb = *e.image;
     const cv::Mat& pred = sr.mask;
     DemoTarget t;
-    t.seed = o.seed + 1 + static_cast<uint64_t>(e.index);
+    t.seed = o.seed + 1 + static_cast<uint64_t>(ev.index);
     t.name = e.record->name;
     t.num_positive = static_cast<int>(sr.prompts.ape.final_pos.size());
     t.num_negative = static_cast<int>(sr.prompts.ape.final_neg.size());
@@ -242,9 +255,9 @@ DemoResult run_demo(const DemoOptions& o) {
 
     t.seconds = seconds_since(t0);
     dice_sum += t.dice;
-    rows.push_back({t.name, std::to_string(t.seed), io::format_fixed(t.dice, 4), io::format_number(t.true_thickness_nm),
-                    io::format_fixed(t.measured_oi_nm, 1), io::format_fixed(t.measured_direct_nm, 1),
-                    io::format_fixed(t.truth_mask_direct_nm, 1)});
+    rows.push_back({t.name, std::to_string(t.seed), io::format_fixed(t.dice, 4),
+                    io::format_number(t.true_thickness_nm), io::format_fixed(t.measured_oi_nm, 1),
+                    io::format_fixed(t.measured_direct_nm, 1), io::format_fixed(t.truth_mask_direct_nm, 1)});
     jt.push_back({{"name", t.name},
                   {"seed", t.seed},
                   {"dice", t.dice},
@@ -259,8 +272,10 @@ DemoResult run_demo(const DemoOptions& o) {
                   {"num_negative", t.num_negative},
                   {"warnings", sr.prompts.warnings},
                   {"seconds", t.seconds}});
-    log_info(t.name, ": Dice ", io::format_fixed(t.dice, 3), ", thickness true ", io::format_fixed(t.true_thickness_nm, 0),
-             " nm, measured ", io::format_fixed(t.measured_direct_nm, 0), " nm (", io::format_fixed(t.seconds, 1), " s)");
+    say(Event::Kind::kItemFinished,
+        detail::concat(t.name, ": Dice ", io::format_fixed(t.dice, 3), ", thickness true ",
+                       io::format_fixed(t.true_thickness_nm, 0), " nm, measured ",
+                       io::format_fixed(t.measured_direct_nm, 0), " nm (", io::format_fixed(t.seconds, 1), " s)"));
     result.targets.push_back(t);
   };
   const GbmSegBatchResult br = run_gbmseg_batch(batch, on_event);
@@ -272,8 +287,8 @@ DemoResult run_demo(const DemoOptions& o) {
   eval::write_eval_report((out / "report").string(), run, eo);
   result.report_html = (out / "report" / "report.html").string();
   io::write_csv((out / "thickness.csv").string(),
-                {"name", "seed", "dice", "true_thickness_nm", "measured_oi_harmonic_nm", "measured_direct_median_nm",
-                 "truth_mask_direct_median_nm"},
+                {"name", "seed", "dice", "true_thickness_nm", "measured_oi_harmonic_nm",
+                 "measured_direct_median_nm", "truth_mask_direct_median_nm"},
                 rows);
   result.total_seconds = seconds_since(t_start);
   nlohmann::json doc = {

@@ -23,7 +23,6 @@ using eval::MaskMetrics;
 
 namespace {
 
-
 nlohmann::json mask_options_json(const io::MaskReadOptions& m) {
   return {{"channel", m.channel}, {"threshold", m.threshold}, {"page", m.page}};
 }
@@ -62,18 +61,24 @@ nlohmann::json item_data(const EvalItem& it) {
   nlohmann::json d = {{"pred", it.pred_path}, {"truth", it.truth_path}, {"image", it.image_path}};
   if (it.ok) {
     const MaskMetrics& m = it.metrics;
-    d["metrics"] = {{"dice", record_number(m.dice)},           {"iou", record_number(m.iou)},
-                    {"precision", record_number(m.precision)}, {"recall", record_number(m.recall)},
-                    {"accuracy", record_number(m.accuracy)},   {"hd95", record_number(m.hd95)},
-                    {"boundary_iou", record_number(m.boundary_iou)}, {"tp", m.tp},
-                    {"fp", m.fp},                       {"fn", m.fn},
+    d["metrics"] = {{"dice", record_number(m.dice)},
+                    {"iou", record_number(m.iou)},
+                    {"precision", record_number(m.precision)},
+                    {"recall", record_number(m.recall)},
+                    {"accuracy", record_number(m.accuracy)},
+                    {"hd95", record_number(m.hd95)},
+                    {"boundary_iou", record_number(m.boundary_iou)},
+                    {"tp", m.tp},
+                    {"fp", m.fp},
+                    {"fn", m.fn},
                     {"tn", m.tn}};
   }
   return d;
 }
 
 BatchItemRecord to_record(const EvalItem& it) {
-  return {it.index, it.name, it.ok ? ItemStatus::kOk : ItemStatus::kFailed, it.ok ? "" : it.status, item_data(it)};
+  return {it.index, it.name, it.ok ? ItemStatus::kOk : ItemStatus::kFailed, it.ok ? "" : it.status,
+          item_data(it)};
 }
 
 EvalItem from_record(const BatchItemRecord& r, const EvalOptions& o) {
@@ -123,9 +128,11 @@ EvalRun run_eval_batch(const EvalBatchOptions& o, const EventSink& events) {
   // A whole run in which no image could be evaluated is an error, not an empty report
   // (a shard's failures are recorded for the merge).
   if (o.shard.whole() && !run.items.empty()) {
-    const auto ok = std::find_if(run.items.begin(), run.items.end(), [](const EvalItem& it) { return it.ok; });
-    NEPHRO_CHECK(ok != run.items.end(), "eval: none of the ", run.items.size(), " image(s) could be evaluated ('",
-                 run.items.front().name, "': ", run.items.front().status, ")");
+    const auto ok =
+        std::find_if(run.items.begin(), run.items.end(), [](const EvalItem& it) { return it.ok; });
+    NEPHRO_CHECK(ok != run.items.end(), "eval: none of the ", run.items.size(),
+                 " image(s) could be evaluated ('", run.items.front().name, "': ", run.items.front().status,
+                 ")");
   }
   fs::create_directories(o.out_dir);
   remove_stale_temporaries(o.out_dir);

@@ -32,9 +32,10 @@ namespace nephroseg::workloads {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-using Event = GbmSegBatchEvent;
 
-double seconds_since(Clock::time_point t0) { return std::chrono::duration<double>(Clock::now() - t0).count(); }
+double seconds_since(Clock::time_point t0) {
+  return std::chrono::duration<double>(Clock::now() - t0).count();
+}
 
 std::string out_path(const GbmSegBatchOptions& o, const std::string& name, const std::string& suffix) {
   return (fs::path(o.out_dir) / (name + suffix)).string();
@@ -55,21 +56,84 @@ bool outputs_exist(const GbmSegBatchOptions& o, const std::string& name, bool me
   return j.is_object() && j.contains("thickness");
 }
 
+// "gbmseg: <features> + <segmenter>; reference features in ..." (kModelsReady).
+std::string models_ready_line(const gbmseg::GbmSegPipeline& p, size_t to_segment, size_t total) {
+  return detail::concat("gbmseg: ", p.feature_extractor().name(), " + ", p.segmenter().name(),
+                        "; reference features in ", io::format_fixed(p.reference_seconds(), 1), " s (",
+                        p.reference_patch_sets().fg.size(), " fg / ", p.reference_patch_sets().bg.size(),
+                        " bg patches); ", to_segment, " of ", total, " target(s) to segment at ",
+                        p.options().size, "x", p.options().size);
+}
+
+// "gbmseg [i/n] name: 12 pos / 30 neg, Dice 0.9, GBM 300 nm (normal) (4.2 s)".
+std::string target_line(const GbmSegTargetRecord& r, size_t index, size_t total) {
+  std::string status = r.status == ItemStatus::kSkipped  ? "skipped (outputs exist)"
+                       : r.status == ItemStatus::kFailed ? "FAILED"
+                                                         : "";
+  if (r.status == ItemStatus::kOk) {
+    status = detail::concat(r.n_pos, " pos / ", r.n_neg, " neg");
+    if (r.metrics) status += ", Dice " + io::format_fixed(r.metrics->dice, 4);
+    if (r.thickness && r.thickness->note.empty())
+      status += ", GBM " + io::format_fixed(r.thickness->reference_value_nm, 0) + " nm (" +
+                r.thickness->verdict + ")";
+    status += " (" + io::format_fixed(r.t_total, 1) + " s)";
+  }
+  return detail::concat("gbmseg [", index + 1, "/", total, "] ", r.name, ": ", status);
+}
+
 // Collects the warnings and passes every event on.
 struct Reporter {
-  const GbmSegBatchCallback& callback;
+  const EventSink& events;
   GbmSegBatchResult& result;
-  void emit(const Event& e) const {
-    if (callback) callback(e);
+  void emit(Event::Kind kind, std::string message, const GbmSegEventDetail* d = nullptr, size_t index = 0,
+            size_t total = 0) const {
+    Event e;
+    e.kind = kind;
+    e.index = index;
+    e.total = total;
+    e.message = std::move(message);
+    if (d) {
+      e.detail = d;
+      if (d->record) e.item = d->record->name, e.status = d->record->status;
+    }
+    workloads::emit(events, e);
   }
   void warn(const std::string& message) const {
     result.warnings.push_back(message);
-    Event e;
-    e.kind = Event::Kind::kWarning;
-    e.message = message;
-    emit(e);
+    emit(Event::Kind::kWarning, message);
   }
+  void info(const std::string& message) const { emit(Event::Kind::kInfo, message); }
 };
+
+// The lines that sum a run up, as kInfo events (and kError when a target failed).
+void report_summary(const GbmSegBatchOptions& o, const GbmSegBatchResult& r, const Reporter& rep) {
+  if (r.segmented + r.failed == 0)
+    rep.info(detail::concat("gbmseg: all ", r.targets.size(), " target(s) already have outputs in '",
+                            o.out_dir, "' (use --overwrite to redo)"));
+  if (r.means) {
+    const GbmSegMeans& m = *r.means;
+    rep.info(detail::concat("gbmseg: mean over ", m.n, " image(s): Dice ", io::format_fixed(m.dice, 4),
+                            ", IoU ", io::format_fixed(m.iou, 4), ", precision ",
+                            io::format_fixed(m.precision, 4), ", recall ", io::format_fixed(m.recall, 4),
+                            " (authors' weighted Dice ", io::format_fixed(m.dice_authors_weighted, 4), ")"));
+  }
+  if (!o.shard.whole())
+    rep.info(detail::concat(
+        "gbmseg: shard ", o.shard.text(), ": ", r.targets.size(), " of ", r.inputs_total, " target(s)",
+        r.reference_from_cache ? "; reference features from reference.features.npy" : ""));
+  if (r.references > 1) rep.info(detail::concat("gbmseg: ", r.references, " references pooled"));
+  if (r.measured) {
+    int n = 0;
+    for (const auto& t : r.targets) n += t.thickness && t.thickness->note.empty();
+    rep.info(detail::concat("gbmseg: thickness measured in ", n, " of ", r.targets.size(), " target(s)",
+                            r.report_html.empty() ? std::string() : " -> " + r.report_html));
+  }
+  rep.info(detail::concat("gbmseg: ", r.segmented, " segmented, ", r.skipped, " skipped, ", r.failed,
+                          " failed -> ", r.summary_csv));
+  if (r.failed > 0)
+    rep.emit(Event::Kind::kError, detail::concat(r.failed, " of ", r.targets.size(),
+                                                 " target(s) failed (see ", r.summary_csv, ")"));
+}
 
 bool known(const std::vector<std::string>& kinds, const std::string& kind) {
   return std::find(kinds.begin(), kinds.end(), kind) != kinds.end();
@@ -84,7 +148,8 @@ std::string join(const std::vector<std::string>& v) {
 void check_model_spec(const gbmseg::BackendSpec& spec, const char* model_kind, const char* what) {
   if (spec.kind != model_kind || spec.random_weights) return;
   NEPHRO_CHECK(!spec.checkpoint.empty(), what, " '", model_kind, "' needs a checkpoint");
-  NEPHRO_CHECK(fs::is_regular_file(spec.checkpoint), what, " checkpoint '", spec.checkpoint, "' does not exist");
+  NEPHRO_CHECK(fs::is_regular_file(spec.checkpoint), what, " checkpoint '", spec.checkpoint,
+               "' does not exist");
 }
 
 std::vector<io::InputItem> collect_targets(const GbmSegBatchOptions& o, const Reporter& rep) {
@@ -93,7 +158,8 @@ std::vector<io::InputItem> collect_targets(const GbmSegBatchOptions& o, const Re
   if (o.ground_truth.empty()) return items;
   items = io::pair_by_stem(std::move(items), o.ground_truth, "ground truth", io::Partner::kOptional);
   for (const auto& it : items)
-    if (it.partner.empty()) rep.warn(detail::concat("no ground truth for target '", it.name, "' in '", o.ground_truth, "'"));
+    if (it.partner.empty())
+      rep.warn(detail::concat("no ground truth for target '", it.name, "' in '", o.ground_truth, "'"));
   return items;
 }
 
@@ -102,7 +168,8 @@ std::vector<io::InputItem> collect_targets(const GbmSegBatchOptions& o, const Re
 cv::Mat read_reference_mask(const std::string& path, const Reporter& rep) {
   cv::Mat raw = io::read_image_raw(path);
   if (raw.depth() == CV_8U && raw.channels() <= 4) return raw;
-  rep.warn(detail::concat("reference mask '", path, "' is not 8-bit with 1-4 channels; binarised (non-zero -> 255) "
+  rep.warn(detail::concat("reference mask '", path,
+                          "' is not 8-bit with 1-4 channels; binarised (non-zero -> 255) "
                           "before resizing"));
   return io::binarize_mask(raw);
 }
@@ -110,7 +177,8 @@ cv::Mat read_reference_mask(const std::string& path, const Reporter& rep) {
 // Metrics of the written mask against the ground truth, compared at the truth's size:
 // the written mask if the sizes agree, else the working-size mask if that fits, else the
 // mask resized to the truth (nearest) with a warning.
-void add_metrics(GbmSegTargetRecord& rec, const cv::Mat& written, const cv::Mat& working, const Reporter& rep) {
+void add_metrics(GbmSegTargetRecord& rec, const cv::Mat& written, const cv::Mat& working,
+                 const Reporter& rep) {
   if (rec.ground_truth.empty()) return;
   cv::Mat gt = io::read_mask(rec.ground_truth);
   cv::Mat pred = written;
@@ -118,8 +186,8 @@ void add_metrics(GbmSegTargetRecord& rec, const cv::Mat& written, const cv::Mat&
     if (!working.empty() && gt.size() == working.size()) {
       pred = working;
     } else {
-      rep.warn(detail::concat("ground truth '", rec.ground_truth, "' is ", gt.cols, "x", gt.rows, ", the mask ",
-                              written.cols, "x", written.rows,
+      rep.warn(detail::concat("ground truth '", rec.ground_truth, "' is ", gt.cols, "x", gt.rows,
+                              ", the mask ", written.cols, "x", written.rows,
                               "; the mask is resized to the ground truth (nearest) for the metrics"));
       pred = gbmseg::resize_mask(written, gt.cols, gt.rows, gbmseg::MaskResize::kNearest);
     }
@@ -156,15 +224,16 @@ std::string num_int(int v) { return v < 0 ? std::string() : std::to_string(v); }
 nlohmann::json reference_cache_key(const GbmSegBatchOptions& o) {
   const gbmseg::BackendSpec& f = o.features;
   nlohmann::json key;
-  key["features"] = {{"kind", f.kind},
-                     {"checkpoint", f.checkpoint.empty() ? std::string() : fs::path(f.checkpoint).filename().string()},
-                     {"checkpoint_fingerprint", f.checkpoint.empty() ? std::string() : file_fingerprint(f.checkpoint)},
-                     {"type", f.model_type},
-                     {"config_fingerprint", f.config_json.empty()              ? std::string()
-                                            : fs::is_regular_file(f.config_json) ? file_fingerprint(f.config_json)
-                                                                                 : text_fingerprint(f.config_json)},
-                     {"random_weights", f.random_weights},
-                     {"seed", static_cast<uint64_t>(f.seed)}};
+  key["features"] = {
+      {"kind", f.kind},
+      {"checkpoint", f.checkpoint.empty() ? std::string() : fs::path(f.checkpoint).filename().string()},
+      {"checkpoint_fingerprint", f.checkpoint.empty() ? std::string() : file_fingerprint(f.checkpoint)},
+      {"type", f.model_type},
+      {"config_fingerprint", f.config_json.empty()                ? std::string()
+                             : fs::is_regular_file(f.config_json) ? file_fingerprint(f.config_json)
+                                                                  : text_fingerprint(f.config_json)},
+      {"random_weights", f.random_weights},
+      {"seed", static_cast<uint64_t>(f.seed)}};
   if (f.precision != Precision::kFp32) key["features"]["precision"] = precision_names().name(f.precision);
   const std::vector<ReferenceFiles> refs = list_references(o);
   key["reference_image"] = file_fingerprint(refs.front().image);
@@ -180,7 +249,8 @@ nlohmann::json reference_cache_key(const GbmSegBatchOptions& o) {
 }
 
 // Sets (pools) the references in the pipeline.
-void set_references(gbmseg::GbmSegPipeline& pipe, const std::vector<ReferenceFiles>& refs, const Reporter& rep) {
+void set_references(gbmseg::GbmSegPipeline& pipe, const std::vector<ReferenceFiles>& refs,
+                    const Reporter& rep) {
   for (size_t i = 0; i < refs.size(); ++i) {
     const cv::Mat image = io::read_image_rgb(refs[i].image);
     const cv::Mat mask = read_reference_mask(refs[i].mask, rep);
@@ -203,11 +273,13 @@ bool set_reference_cached(gbmseg::GbmSegPipeline& pipe, const GbmSegBatchOptions
   if (fs::is_regular_file(npy) && fs::is_regular_file(side)) {
     std::ifstream in(side);
     const nlohmann::json stored = nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false);
-    NEPHRO_CHECK(stored.is_object() && stored.contains("key"), "'", side, "' is not a reference-features record");
+    NEPHRO_CHECK(stored.is_object() && stored.contains("key"), "'", side,
+                 "' is not a reference-features record");
     if (stored["key"] != key) {
       std::string field = "settings";
       for (const auto& item : key.items())
-        if (!stored["key"].contains(item.key()) || stored["key"][item.key()] != item.value()) field = item.key();
+        if (!stored["key"].contains(item.key()) || stored["key"][item.key()] != item.value())
+          field = item.key();
       NEPHRO_FAIL("'", npy, "' was computed with other settings than this run (", field,
                   " differs): use another --out, or delete it and the finished outputs to redo the batch");
     }
@@ -240,12 +312,16 @@ bool set_reference_cached(gbmseg::GbmSegPipeline& pipe, const GbmSegBatchOptions
 // How an input image became the 8-bit RGB the models saw (io::to_rgb8's rule).
 nlohmann::json input_record(const std::string& path, const cv::Mat& raw) {
   const int depth = raw.depth();
-  const char* type = depth == CV_8U ? "uint8" : depth == CV_16U ? "uint16" : depth == CV_32F ? "float32" : "other";
+  const char* type = depth == CV_8U    ? "uint8"
+                     : depth == CV_16U ? "uint16"
+                     : depth == CV_32F ? "float32"
+                                       : "other";
   return {{"format", io::image_format(path)},
           {"stored_as", type},
           {"channels", raw.channels()},
-          {"to_8bit", depth == CV_8U ? "unchanged (8-bit)"
-                                     : "percentile window [p0.5, p99.5] per channel, linear, clipped (io::to_rgb8)"}};
+          {"to_8bit", depth == CV_8U
+                          ? "unchanged (8-bit)"
+                          : "percentile window [p0.5, p99.5] per channel, linear, clipped (io::to_rgb8)"}};
 }
 
 // The prompts overlay (left) beside the thickness map (right), same height.
@@ -278,8 +354,8 @@ std::vector<ReferenceFiles> list_references(const GbmSegBatchOptions& o) {
       out.push_back(r);
       continue;
     }
-    const std::vector<io::InputItem> items =
-        io::pair_by_stem(io::list_inputs(r.image, "reference image"), r.mask, "reference mask", io::Partner::kRequired);
+    const std::vector<io::InputItem> items = io::pair_by_stem(
+        io::list_inputs(r.image, "reference image"), r.mask, "reference mask", io::Partner::kRequired);
     NEPHRO_CHECK(!items.empty(), "reference folder '", r.image, "' holds no image");
     for (const auto& it : items) out.push_back({it.path, it.partner});
   }
@@ -288,7 +364,8 @@ std::vector<ReferenceFiles> list_references(const GbmSegBatchOptions& o) {
 
 cv::Mat gbmseg_prompt_overlay(const cv::Mat& target_rgb, const gbmseg::SegmentResult& r, bool working_size) {
   const cv::Mat& base = working_size ? r.image_working : target_rgb;
-  cv::Mat overlay = io::overlay_mask(base, r.mask, io::colors::kYellow, /*alpha=*/0.35, /*contour_thickness=*/1);
+  cv::Mat overlay =
+      io::overlay_mask(base, r.mask, io::colors::kYellow, /*alpha=*/0.35, /*contour_thickness=*/1);
   io::PromptMarkers markers;
   markers.positive = io::colors::kGreen;
   markers.negative = io::colors::kRed;
@@ -298,14 +375,15 @@ cv::Mat gbmseg_prompt_overlay(const cv::Mat& target_rgb, const gbmseg::SegmentRe
   return overlay;
 }
 
-std::optional<GbmSegMeans> write_gbmseg_summary(const std::string& path, const std::vector<GbmSegTargetRecord>& recs,
-                                                bool with_gt, bool with_thickness) {
-  io::CsvRow header{"name",    "target", "status",     "message",    "width",     "height",    "mask",
-                    "n_pos",   "n_neg",  "n_warnings", "features_s", "prompts_s", "segment_s", "total_s"};
+std::optional<GbmSegMeans> write_gbmseg_summary(const std::string& path,
+                                                const std::vector<GbmSegTargetRecord>& recs, bool with_gt,
+                                                bool with_thickness) {
+  io::CsvRow header{"name",  "target", "status",     "message",    "width",     "height",    "mask",
+                    "n_pos", "n_neg",  "n_warnings", "features_s", "prompts_s", "segment_s", "total_s"};
   if (with_thickness) {
-    for (const char* c : {"nm_per_pixel", "calibration_source", "thickness_oi_harmonic_3d_nm",
-                          "thickness_direct_median_nm", "thickness_direct_mean_nm", "n_intercepts", "thickness_class",
-                          "thickness_note"})
+    for (const char* c :
+         {"nm_per_pixel", "calibration_source", "thickness_oi_harmonic_3d_nm", "thickness_direct_median_nm",
+          "thickness_direct_mean_nm", "n_intercepts", "thickness_class", "thickness_note"})
       header.push_back(c);
   }
   const size_t gt_base = header.size();  // first ground-truth column
@@ -343,7 +421,9 @@ std::optional<GbmSegMeans> write_gbmseg_summary(const std::string& path, const s
           row.push_back(c);
       } else {
         for (int k = 0; k < 7; ++k) row.push_back("");
-        row.push_back(r.status == ItemStatus::kFailed ? "" : "no pixel size (no calibration in the file; see --nm-per-pixel)");
+        row.push_back(r.status == ItemStatus::kFailed
+                          ? ""
+                          : "no pixel size (no calibration in the file; see --nm-per-pixel)");
       }
     }
     if (with_gt) {
@@ -368,7 +448,8 @@ std::optional<GbmSegMeans> write_gbmseg_summary(const std::string& path, const s
     io::CsvRow mean(header.size());
     mean[0] = "mean";
     mean[2] = "mean";
-    mean[3] = detail::concat("over ", means.n, " image(s) with ground truth; textbook means; the authors' weighted "
+    mean[3] = detail::concat("over ", means.n,
+                             " image(s) with ground truth; textbook means; the authors' weighted "
                              "Dice mean (tools/dice.py) in its own column");
     if (means.n > 0) {
       const gbmseg::DiceSummary authors = gbmseg::evaluate_dice(gts, preds);
@@ -376,7 +457,8 @@ std::optional<GbmSegMeans> write_gbmseg_summary(const std::string& path, const s
       means.dice_authors_weighted = authors.authors_mean;
       means.miou_authors = authors.authors_miou;
       int k = 0;
-      for (double v : {means.dice, means.iou, means.precision, means.recall}) mean[gt_base + 1 + k++] = num(v);
+      for (double v : {means.dice, means.iou, means.precision, means.recall})
+        mean[gt_base + 1 + k++] = num(v);
       mean[gt_base + 5] = num(means.dice_authors_weighted);
       mean[gt_base + 6] = num(means.miou_authors);
       out = means;
@@ -387,22 +469,25 @@ std::optional<GbmSegMeans> write_gbmseg_summary(const std::string& path, const s
   return out;
 }
 
-GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatchCallback& callback) {
+GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const EventSink& events) {
   GbmSegBatchResult result;
-  const Reporter rep{callback, result};
+  const Reporter rep{events, result};
 
   // --- everything cheap is checked before a model is loaded or a file written ----------
   const gbmseg::PromptOptions& prompts = o.prompts;
   NEPHRO_CHECK(prompts.patch_size > 0 && prompts.size > 0 && prompts.size % prompts.patch_size == 0,
-               "working size ", prompts.size, " must be a positive multiple of the patch size ", prompts.patch_size);
+               "working size ", prompts.size, " must be a positive multiple of the patch size ",
+               prompts.patch_size);
   const std::vector<ReferenceFiles> refs = list_references(o);
   if (!o.features_backend) {
-    NEPHRO_CHECK(known(gbmseg::feature_extractor_kinds(), o.features.kind), "features backend '", o.features.kind,
+    NEPHRO_CHECK(known(gbmseg::feature_extractor_kinds(), o.features.kind), "features backend '",
+                 o.features.kind,
                  "' is not available in this build (known: ", join(gbmseg::feature_extractor_kinds()), ")");
     check_model_spec(o.features, "dinov2", "features backend");
   }
   if (!o.segmenter_backend) {
-    NEPHRO_CHECK(known(gbmseg::point_segmenter_kinds(), o.segmenter.kind), "segmenter backend '", o.segmenter.kind,
+    NEPHRO_CHECK(known(gbmseg::point_segmenter_kinds(), o.segmenter.kind), "segmenter backend '",
+                 o.segmenter.kind,
                  "' is not available in this build (known: ", join(gbmseg::point_segmenter_kinds()), ")");
     check_model_spec(o.segmenter, "sam", "segmenter backend");
   }
@@ -423,8 +508,9 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatc
   if (o.measure.mode != MeasureMode::kOff) {
     const auto warn = [&rep](const std::string& w) { rep.warn(w); };
     for (size_t i = 0; i < targets.size(); ++i)
-      pixel_sizes[i] = o.measure.mode == MeasureMode::kOn ? measure::resolve_pixel_size(targets[i].path, explicit_nm, warn)
-                                                          : measure::find_pixel_size(targets[i].path, explicit_nm, warn);
+      pixel_sizes[i] = o.measure.mode == MeasureMode::kOn
+                           ? measure::resolve_pixel_size(targets[i].path, explicit_nm, warn)
+                           : measure::find_pixel_size(targets[i].path, explicit_nm, warn);
     // kAuto: the thickness columns depend on the whole run (every shard writes the same).
     result.measured = o.measure.mode == MeasureMode::kOn || explicit_nm > 0;
     for (size_t i = 0; i < all_targets.size() && !result.measured; ++i) {
@@ -441,12 +527,12 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatc
   fs::create_directories(o.out_dir);
   // Temporaries left by a run killed with SIGKILL (live writers' files are kept).
   if (const size_t n = remove_stale_temporaries(o.out_dir))
-    rep.warn(detail::concat("removed ", n, " temporary file(s) left in '", o.out_dir, "' by an interrupted run"));
+    rep.warn(
+        detail::concat("removed ", n, " temporary file(s) left in '", o.out_dir, "' by an interrupted run"));
 
-  result.with_ground_truth = !o.ground_truth.empty() ||
-                             std::any_of(all_targets.begin(), all_targets.end(), [](const auto& t) {
-                               return !t.partner.empty();
-                             });
+  result.with_ground_truth =
+      !o.ground_truth.empty() ||
+      std::any_of(all_targets.begin(), all_targets.end(), [](const auto& t) { return !t.partner.empty(); });
   std::vector<size_t> todo;
   for (const auto& t : targets) {
     GbmSegTargetRecord rec;
@@ -465,6 +551,7 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatc
 
   // --- models and reference (only when something is left to do) -----------------------
   nlohmann::json run;
+  run["command"] = "gbmseg";  // the record names its command, as every batch record does
   run["reference"] = {{"image", refs.front().image}, {"mask", refs.front().mask}};
   if (refs.size() > 1) {
     nlohmann::json all = nlohmann::json::array();
@@ -478,7 +565,8 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatc
                     {"thickness_columns", result.measured},
                     {"reference_range", o.measure.range.id}};
   run["preset"] = gbmseg::prompt_preset_names().name(o.preset);
-  run["ablation"] = o.ablation ? nlohmann::json(gbmseg::ablation_row_names().name(*o.ablation)) : nlohmann::json();
+  run["ablation"] =
+      o.ablation ? nlohmann::json(gbmseg::ablation_row_names().name(*o.ablation)) : nlohmann::json();
   std::optional<gbmseg::GbmSegPipeline> pipe;
   gbmseg::SegmentRecordContext context;
   if (!todo.empty()) {
@@ -505,32 +593,27 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatc
     context.segmenter_name = result.segmenter_name;
     context.preset = o.preset;
     context.ablation = o.ablation;
-    Event e;
-    e.kind = Event::Kind::kModelsReady;
-    e.total = targets.size();
-    e.to_segment = todo.size();
-    e.pipeline = &*pipe;
-    rep.emit(e);
+    GbmSegEventDetail d;
+    d.to_segment = todo.size();
+    d.pipeline = &*pipe;
+    rep.emit(Event::Kind::kModelsReady, models_ready_line(*pipe, todo.size(), targets.size()), &d, 0,
+             targets.size());
   }
 
   // --- targets -------------------------------------------------------------------------
   for (size_t i = 0; i < result.targets.size(); ++i) {
     GbmSegTargetRecord& rec = result.targets[i];
-    Event e;
-    e.index = i;
-    e.total = targets.size();
-    e.to_segment = todo.size();
-    e.record = &rec;
-    e.pipeline = pipe ? &*pipe : nullptr;
+    GbmSegEventDetail d;
+    d.to_segment = todo.size();
+    d.record = &rec;
+    d.pipeline = pipe ? &*pipe : nullptr;
     if (rec.status == ItemStatus::kSkipped) {
       reread_skipped(o, rec, result.measured && pixel_sizes[i].known(), rep);
       ++result.skipped;
-      e.kind = Event::Kind::kTargetFinished;
-      rep.emit(e);
+      rep.emit(Event::Kind::kItemFinished, target_line(rec, i, targets.size()), &d, i, targets.size());
       continue;
     }
-    e.kind = Event::Kind::kTargetStarted;
-    rep.emit(e);
+    rep.emit(Event::Kind::kItemStarted, "", &d, i, targets.size());
     cv::Mat rgb;
     gbmseg::SegmentResult r;
     bool ok = false;
@@ -540,24 +623,28 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatc
       r = pipe->segment(rgb);
       context.target_path = rec.path;
       context.target_name = rec.name;
-      nlohmann::json record = gbmseg::segment_record_to_json(context, r, pipe->options(), pipe->pipeline_options());
+      nlohmann::json record =
+          gbmseg::segment_record_to_json(context, r, pipe->options(), pipe->pipeline_options());
       record["input"] = input_record(rec.path, raw);
       if (refs.size() > 1) record["references"] = run["references"];
       const cv::Mat overlay = gbmseg_prompt_overlay(rgb, r, !o.pipeline.resize_to_original);
       cv::Mat picture;
       if (result.measured && pixel_sizes[i].known()) {
         // Measured at the target's own size (the calibration's pixels).
-        const cv::Mat full = o.pipeline.resize_to_original ? r.mask
-                                                           : gbmseg::resize_mask(r.mask, r.original_width, r.original_height,
-                                                                                 gbmseg::MaskResize::kNearest);
+        const cv::Mat full = o.pipeline.resize_to_original
+                                 ? r.mask
+                                 : gbmseg::resize_mask(r.mask, r.original_width, r.original_height,
+                                                       gbmseg::MaskResize::kNearest);
         measure::ThicknessResult tr;
-        rec.thickness = measure_gbmseg_mask(full, pixel_sizes[i].nm_per_pixel, pixel_sizes[i].source, o.measure, &tr);
+        rec.thickness =
+            measure_gbmseg_mask(full, pixel_sizes[i].nm_per_pixel, pixel_sizes[i].source, o.measure, &tr);
         record["thickness"] = gbmseg_thickness_to_json(*rec.thickness, o.measure.range);
-        record["thickness"]["calibration"] = {{"file_source", io::calibration_source_names().name(pixel_sizes[i].in_file.source)},
-                                              {"file_unit", pixel_sizes[i].in_file.unit},
-                                              {"magnification", record_number(pixel_sizes[i].in_file.magnification > 0
-                                                                                  ? pixel_sizes[i].in_file.magnification
-                                                                                  : NAN)}};
+        record["thickness"]["calibration"] = {
+            {"file_source", io::calibration_source_names().name(pixel_sizes[i].in_file.source)},
+            {"file_unit", pixel_sizes[i].in_file.unit},
+            {"magnification",
+             record_number(pixel_sizes[i].in_file.magnification > 0 ? pixel_sizes[i].in_file.magnification
+                                                                    : NAN)}};
         if (rec.thickness->note.empty()) {
           cv::Mat left = overlay;  // at S x S when the mask is kept at the working size
           if (left.size() != full.size()) cv::resize(overlay, left, full.size(), 0, 0, cv::INTER_LINEAR);
@@ -593,15 +680,19 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatc
       rec.truth_mask.release();
       rec.compared_mask.release();
     }
-    e.kind = Event::Kind::kTargetFinished;
-    e.result = ok ? &r : nullptr;
-    e.image = ok ? &rgb : nullptr;
-    rep.emit(e);
+    d.result = ok ? &r : nullptr;
+    d.image = ok ? &rgb : nullptr;
+    rep.emit(Event::Kind::kItemFinished, target_line(rec, i, targets.size()), &d, i, targets.size());
+    if (!ok)
+      rep.emit(Event::Kind::kError, detail::concat("target '", rec.path, "': ", rec.message), &d, i,
+               targets.size());
   }
 
   result.summary_csv = (fs::path(o.out_dir) / ("summary" + o.shard.suffix() + ".csv")).string();
-  result.means = write_gbmseg_summary(result.summary_csv, result.targets, result.with_ground_truth, result.measured);
-  if (result.measured && o.shard.whole()) result.report_html = write_gbmseg_report(o.out_dir, result.targets, o.measure.range);
+  result.means =
+      write_gbmseg_summary(result.summary_csv, result.targets, result.with_ground_truth, result.measured);
+  if (result.measured && o.shard.whole())
+    result.report_html = write_gbmseg_report(o.out_dir, result.targets, o.measure.range);
   if (pipe || !o.shard.whole()) {
     run["options"] = gbmseg::prompt_options_to_json(pipe ? pipe->options() : o.prompts);
     run["targets"] = targets.size();
@@ -616,13 +707,16 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const GbmSegBatc
       run["reference_features_from_cache"] = result.reference_from_cache;
       nlohmann::json items = nlohmann::json::array();
       for (size_t i = 0; i < targets.size(); ++i)
-        items.push_back({{"index", global_index[i]}, {"name", targets[i].name}, {"status", item_status_names().name(result.targets[i].status)}});
+        items.push_back({{"index", global_index[i]},
+                         {"name", targets[i].name},
+                         {"status", item_status_names().name(result.targets[i].status)}});
       run["items"] = items;
       run["complete"] = true;
     }
     result.run_json = (fs::path(o.out_dir) / ("run" + o.shard.suffix() + ".json")).string();
     write_file_atomically(result.run_json, run.dump(1) + "\n");
   }
+  report_summary(o, result, rep);
   return result;
 }
 

@@ -10,13 +10,13 @@
 #include <fstream>
 #include <map>
 
-#include "nephroseg/workloads/gbmseg.h"
 #include "nephroseg/core/atomic_file.h"
 #include "nephroseg/core/batch_record.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/gbmseg/pipeline.h"
 #include "nephroseg/io/csv.h"
 #include "nephroseg/io/mask.h"
+#include "nephroseg/workloads/gbmseg.h"
 
 namespace fs = std::filesystem;
 
@@ -35,8 +35,8 @@ double cell_number(const std::string& s) { return s.empty() ? NAN : std::strtod(
 int cell_int(const std::string& s) { return s.empty() ? -1 : std::atoi(s.c_str()); }
 
 // The keys of run.json that every shard must agree on (the settings of the run).
-const char* const kSettings[] = {"reference", "references",   "preset",           "ablation",
-                                 "options",   "inputs_total", "with_ground_truth", "measure"};
+const char* const kSettings[] = {"reference",    "references",        "preset", "ablation", "options",
+                                 "inputs_total", "with_ground_truth", "measure"};
 
 }  // namespace
 
@@ -54,14 +54,14 @@ GbmSegMergeResult merge_gbmseg_shards(const std::string& out_dir) {
   nlohmann::json shard_timings = nlohmann::json::array();
   for (const auto& [k, path] : runs) {
     const nlohmann::json run = read_json_file(path);
-    NEPHRO_CHECK(run.value("complete", false), "merge: shard ", k, " of ", count, " did not complete ('", path,
-                 "'); rerun it, then merge");
+    NEPHRO_CHECK(run.value("complete", false), "merge: shard ", k, " of ", count, " did not complete ('",
+                 path, "'); rerun it, then merge");
     if (first.is_null()) {
       first = run;
     } else {
       for (const char* key : kSettings)
-        NEPHRO_CHECK(run.value(key, nlohmann::json()) == first.value(key, nlohmann::json()), "merge: shard ", k,
-                     " was run with another '", key, "' than shard ", runs.begin()->first,
+        NEPHRO_CHECK(run.value(key, nlohmann::json()) == first.value(key, nlohmann::json()), "merge: shard ",
+                     k, " was run with another '", key, "' than shard ", runs.begin()->first,
                      " (mixed runs in one folder)");
     }
     with_gt = run.value("with_ground_truth", false);
@@ -72,14 +72,15 @@ GbmSegMergeResult merge_gbmseg_shards(const std::string& out_dir) {
     }
     reference_s += run.value("reference_features_s", 0.0);
     load_s += run.value("model_load_s", 0.0);
-    shard_timings.push_back({{"shard", k},
-                             {"model_load_s", run.value("model_load_s", 0.0)},
-                             {"reference_features_s", run.value("reference_features_s", 0.0)},
-                             {"reference_features_from_cache", run.value("reference_features_from_cache", false)}});
+    shard_timings.push_back(
+        {{"shard", k},
+         {"model_load_s", run.value("model_load_s", 0.0)},
+         {"reference_features_s", run.value("reference_features_s", 0.0)},
+         {"reference_features_from_cache", run.value("reference_features_from_cache", false)}});
     // Its summary rows, by name.
-    const std::string csv = (fs::path(out_dir) / ("summary.shard-" + std::to_string(k) + "-of-" +
-                                                  std::to_string(count) + ".csv"))
-                                .string();
+    const std::string csv =
+        (fs::path(out_dir) / ("summary.shard-" + std::to_string(k) + "-of-" + std::to_string(count) + ".csv"))
+            .string();
     NEPHRO_CHECK(fs::is_regular_file(csv), "merge: shard ", k, " has no '", csv, "'");
     const std::vector<io::CsvRow> rows = io::read_csv(csv);
     NEPHRO_CHECK(!rows.empty(), "merge: '", csv, "' is empty");
@@ -115,7 +116,8 @@ GbmSegMergeResult merge_gbmseg_shards(const std::string& out_dir) {
       if (with_thickness && rec.status != ItemStatus::kFailed) {
         // The exact numbers are in the target's record (the CSV cells are rounded text).
         std::ifstream in((fs::path(out_dir) / (name + ".prompts.json")).string());
-        rec.thickness = gbmseg_thickness_from_json(nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false));
+        rec.thickness =
+            gbmseg_thickness_from_json(nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false));
       }
       if (!cell(r, "dice").empty()) {
         eval::MaskMetrics m;
@@ -128,7 +130,8 @@ GbmSegMergeResult merge_gbmseg_shards(const std::string& out_dir) {
         rec.truth_mask = io::read_mask(rec.ground_truth);
         cv::Mat written = io::read_mask((fs::path(out_dir) / (name + ".png")).string());
         if (written.size() != rec.truth_mask.size())
-          written = gbmseg::resize_mask(written, rec.truth_mask.cols, rec.truth_mask.rows, gbmseg::MaskResize::kNearest);
+          written = gbmseg::resize_mask(written, rec.truth_mask.cols, rec.truth_mask.rows,
+                                        gbmseg::MaskResize::kNearest);
         rec.compared_mask = written;
       }
       if (rec.status == ItemStatus::kOk) ++result.segmented;
@@ -143,7 +146,8 @@ GbmSegMergeResult merge_gbmseg_shards(const std::string& out_dir) {
   // --- every input in exactly one shard -----------------------------------------------------
   const size_t total = first.value("inputs_total", size_t{0});
   std::sort(indexed.begin(), indexed.end(), [](const auto& a, const auto& b) { return a.first < b.first; });
-  NEPHRO_CHECK(indexed.size() == total, "merge: the shards hold ", indexed.size(), " inputs but the run has ", total);
+  NEPHRO_CHECK(indexed.size() == total, "merge: the shards hold ", indexed.size(), " inputs but the run has ",
+               total);
   for (size_t i = 0; i < indexed.size(); ++i)
     NEPHRO_CHECK(indexed[i].first == i, "merge: input ", i, " is in no shard (or in two)");
   result.inputs = total;
@@ -159,6 +163,7 @@ GbmSegMergeResult merge_gbmseg_shards(const std::string& out_dir) {
 
   // run.json as one process writes it, plus the shards' own timings.
   nlohmann::json run;
+  run["command"] = "gbmseg";
   for (const char* key : {"reference", "references", "measure", "preset", "ablation", "backends", "options"})
     if (first.contains(key)) run[key] = first[key];
   run["reference_features_s"] = reference_s;

@@ -2,10 +2,10 @@
 #include "nephroseg/workloads/glomsam_protocol.h"
 
 #include <ATen/ATen.h>
+#include <unistd.h>
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
 #include <opencv2/imgproc.hpp>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cctype>
@@ -119,8 +119,8 @@ InstanceCounts match_instances(const cv::Mat& pred, const cv::Mat& truth, double
   };
   std::vector<Pair> pairs;
   for (const auto& [key, n] : inter) {
-    const double iou = static_cast<double>(n) /
-                       static_cast<double>(area_p[key.first] + area_t[key.second] - n);
+    const double iou =
+        static_cast<double>(n) / static_cast<double>(area_p[key.first] + area_t[key.second] - n);
     if (iou >= iou_threshold) pairs.push_back({iou, key.first, key.second});
   }
   // Greedy by IoU (unique anyway when the threshold is >= 0.5).
@@ -214,12 +214,7 @@ Loaded load_model(const ProtocolModel& spec) {
   try {
     switch (spec.kind) {
       case ModelKind::kGlomSam: {
-        GlomSamConfig cfg = GlomSamConfig::official();
-        if (!spec.config.empty()) {
-          cfg = GlomSamConfig::preset(spec.config);
-        } else if (auto stored = GlomSamModel::stored_config(spec.checkpoint)) {
-          cfg = *stored;
-        }
+        const GlomSamConfig cfg = GlomSamModel::config_for(spec.checkpoint, spec.config);
         l.glomsam = GlomSamModel::load(spec.checkpoint, cfg, spec.precision);
         if (l.spec.label.empty())
           l.spec.label = cfg.is_full() ? "glomsam" : "glomsam-" + cfg.ablation_label();
@@ -243,12 +238,13 @@ Loaded load_model(const ProtocolModel& spec) {
         break;
       }
       case ModelKind::kUNet: {
-        GlomSamConfig cfg = spec.config.empty() ? GlomSamConfig::official() : GlomSamConfig::preset(spec.config);
+        GlomSamConfig cfg =
+            spec.config.empty() ? GlomSamConfig::official() : GlomSamConfig::preset(spec.config);
         models::UNetOptions u;
         u.features = cfg.unet_features;
         l.unet_input = cfg.unet_input_size();
-        NEPHRO_CHECK(l.unet_input % u.size_divisor() == 0, "UNet input ", l.unet_input, " is not divisible by ",
-                     u.size_divisor());
+        NEPHRO_CHECK(l.unet_input % u.size_divisor() == 0, "UNet input ", l.unet_input,
+                     " is not divisible by ", u.size_divisor());
         {
           at::NoGradGuard no_grad;
           SkipInitGuard skip_init;
@@ -262,7 +258,8 @@ Loaded load_model(const ProtocolModel& spec) {
       }
     }
   } catch (const checkpoint::BindError& e) {
-    throw Error(detail::concat(what, ": not a ", kind, " checkpoint of this configuration: ", bind_summary(e)));
+    throw Error(
+        detail::concat(what, ": not a ", kind, " checkpoint of this configuration: ", bind_summary(e)));
   } catch (const Error& e) {
     throw Error(detail::concat(what, ": ", first_line(e.what())));
   }
@@ -327,7 +324,8 @@ cv::Mat predict(const Loaded& m, size_t index, const cv::Mat& rgb, const std::ve
     case ModelKind::kMedSam: {
       if (!cache.rgb_tensor.defined()) cache.rgb_tensor = io::mat_to_tensor(rgb);
       auto it = cache.embeddings.find(index);
-      if (it == cache.embeddings.end()) it = cache.embeddings.emplace(index, m.sam->encode(cache.rgb_tensor)).first;
+      if (it == cache.embeddings.end())
+        it = cache.embeddings.emplace(index, m.sam->encode(cache.rgb_tensor)).first;
       std::vector<float> flat;
       for (const Box& b : boxes) flat.insert(flat.end(), b.begin(), b.end());
       const at::Tensor bt = at::tensor(flat).view({static_cast<int64_t>(boxes.size()), 4});
@@ -349,7 +347,9 @@ cv::Mat predict(const Loaded& m, size_t index, const cv::Mat& rgb, const std::ve
 }
 
 nlohmann::json jnum(double v) { return std::isfinite(v) ? nlohmann::json(v) : nlohmann::json(nullptr); }
-double ratio(int64_t a, int64_t b) { return b > 0 ? static_cast<double>(a) / static_cast<double>(b) : std::nan(""); }
+double ratio(int64_t a, int64_t b) {
+  return b > 0 ? static_cast<double>(a) / static_cast<double>(b) : std::nan("");
+}
 
 std::string truth_folder(const NamedFolder& level, const std::string& set) {
   const fs::path sub = fs::path(level.dir) / set;
@@ -357,8 +357,8 @@ std::string truth_folder(const NamedFolder& level, const std::string& set) {
 }
 
 struct SetPlan {
-  std::vector<std::string> images;                     // paths, sorted
-  std::vector<std::vector<std::string>> truth_paths;   // [level][image]
+  std::vector<std::string> images;                    // paths, sorted
+  std::vector<std::vector<std::string>> truth_paths;  // [level][image]
 };
 
 std::string pct(const eval::SummaryStats& s) {
@@ -390,11 +390,12 @@ cv::Mat draw_models_box_plot(const ProtocolRun& run, const std::string& set, con
   for (const auto& model : run.models) {
     std::vector<double> v;
     for (const auto& r : run.records)
-      if (r.set == set && r.level == level && r.model == model) v.push_back(eval::metric_value(r.metrics, metric));
+      if (r.set == set && r.level == level && r.model == model)
+        v.push_back(eval::metric_value(r.metrics, metric));
     cv::Mat plot = eval::draw_box_plot(v, metric);
     cv::Mat band(30, plot.cols, CV_8UC3, cv::Scalar(255, 255, 255));
-    cv::putText(band, model + "  (" + set + ", " + level + ")", cv::Point(70, 21), cv::FONT_HERSHEY_SIMPLEX, 0.55,
-                cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
+    cv::putText(band, model + "  (" + set + ", " + level + ")", cv::Point(70, 21), cv::FONT_HERSHEY_SIMPLEX,
+                0.55, cv::Scalar(0, 0, 0), 1, cv::LINE_AA);
     cv::Mat col;
     cv::vconcat(band, plot, col);
     panels.push_back(col);
@@ -420,13 +421,13 @@ std::string render_protocol_html(const ProtocolRun& run, const ProtocolOptions& 
     if (seen.insert(r.set + "/" + r.image).second) ++images;
   h << "<p id=\"counts\">" << images << " images in " << run.sets.size() << " set(s), " << run.levels.size()
     << " annotator level(s), " << run.models.size() << " model(s). Boxes: "
-    << (o.per_instance ? "one per truth component" : "bounding box of all truth foreground")
-    << ", jitter 0-" << o.jitter << " px per side (seed " << o.seed << "), from each level's own truth.</p>\n";
+    << (o.per_instance ? "one per truth component" : "bounding box of all truth foreground") << ", jitter 0-"
+    << o.jitter << " px per side (seed " << o.seed << "), from each level's own truth.</p>\n";
   h << "<h2>Models</h2>\n<table id=\"models\"><tr><th>model</th><th>kind</th><th>details</th></tr>\n";
   for (size_t i = 0; i < run.models.size(); ++i)
     h << "<tr><td class=\"name\">" << io::html_escape(run.models[i]) << "</td><td class=\"name\">"
-      << model_kind_names().name(run.kinds[i]) << "</td><td class=\"name\">" << io::html_escape(run.model_notes[i])
-      << "</td></tr>\n";
+      << model_kind_names().name(run.kinds[i]) << "</td><td class=\"name\">"
+      << io::html_escape(run.model_notes[i]) << "</td></tr>\n";
   h << "</table>\n";
   auto group = [&](const std::string& s, const std::string& l, const std::string& m) -> const ProtocolGroup* {
     for (const auto& g : run.groups)
@@ -436,7 +437,8 @@ std::string render_protocol_html(const ProtocolRun& run, const ProtocolOptions& 
   const std::vector<std::string> heads{"PA", "IoU", "Dice", "Recall"};
   for (const auto& set : run.sets) {
     h << "<h2>Set " << io::html_escape(set) << ": mean &plusmn; SD over images, %</h2>\n";
-    h << "<table class=\"paper\" id=\"table-" << io::html_escape(set) << "\"><tr><th rowspan=\"2\">model</th>";
+    h << "<table class=\"paper\" id=\"table-" << io::html_escape(set)
+      << "\"><tr><th rowspan=\"2\">model</th>";
     for (const auto& level : run.levels) h << "<th colspan=\"4\">" << io::html_escape(level) << "</th>";
     h << "</tr><tr>";
     for (size_t l = 0; l < run.levels.size(); ++l)
@@ -460,8 +462,10 @@ std::string render_protocol_html(const ProtocolRun& run, const ProtocolOptions& 
       h << "</tr>\n";
     }
     h << "</table>\n";
-    h << "<h3>Instances (IoU &ge; " << io::format_number(o.instance_iou) << "), " << io::html_escape(set) << "</h3>\n";
-    h << "<table class=\"instances\" id=\"instances-" << io::html_escape(set) << "\"><tr><th rowspan=\"2\">model</th>";
+    h << "<h3>Instances (IoU &ge; " << io::format_number(o.instance_iou) << "), " << io::html_escape(set)
+      << "</h3>\n";
+    h << "<table class=\"instances\" id=\"instances-" << io::html_escape(set)
+      << "\"><tr><th rowspan=\"2\">model</th>";
     for (const auto& level : run.levels) h << "<th colspan=\"4\">" << io::html_escape(level) << "</th>";
     h << "</tr><tr>";
     for (size_t l = 0; l < run.levels.size(); ++l)
@@ -481,21 +485,24 @@ std::string render_protocol_html(const ProtocolRun& run, const ProtocolOptions& 
     for (const auto& level : run.levels)
       for (const auto& m : protocol_metrics())
         h << "<img alt=\"box plot " << io::html_escape(set + " " + level + " " + m) << "\" width=\""
-          << 280 * run.models.size() << "\" src=\"" << io::png_data_uri(draw_models_box_plot(run, set, level, m))
-          << "\">";
+          << 280 * run.models.size() << "\" src=\""
+          << io::png_data_uri(draw_models_box_plot(run, set, level, m)) << "\">";
     h << "</div>\n";
   }
   h << "<p>Pixel accuracy, IoU, Dice and recall per image (nephroseg eval metrics; empty truth and empty "
        "prediction count as 1), then mean and sample SD over the images of a set. The paper averages over "
        "batches of two; see docs/glomsam.md for what can be compared.</p>\n";
   h << "<h2>Images</h2>\n<table id=\"images\"><tr><th>set</th><th>level</th><th>model</th><th>image</th>"
-       "<th>PA</th><th>IoU</th><th>Dice</th><th>Recall</th><th>instances (truth / pred / matched)</th></tr>\n";
+       "<th>PA</th><th>IoU</th><th>Dice</th><th>Recall</th><th>instances (truth / pred / "
+       "matched)</th></tr>\n";
   for (const auto& r : run.records) {
-    h << "<tr><td class=\"name\">" << io::html_escape(r.set) << "</td><td class=\"name\">" << io::html_escape(r.level)
-      << "</td><td class=\"name\">" << io::html_escape(r.model) << "</td><td class=\"name\">" << io::html_escape(r.image)
-      << "</td>";
-    for (const auto& m : protocol_metrics()) h << "<td>" << io::format_fixed(eval::metric_value(r.metrics, m), 4) << "</td>";
-    h << "<td>" << r.truth_instances << " / " << r.pred_instances << " / " << r.matched_instances << "</td></tr>\n";
+    h << "<tr><td class=\"name\">" << io::html_escape(r.set) << "</td><td class=\"name\">"
+      << io::html_escape(r.level) << "</td><td class=\"name\">" << io::html_escape(r.model)
+      << "</td><td class=\"name\">" << io::html_escape(r.image) << "</td>";
+    for (const auto& m : protocol_metrics())
+      h << "<td>" << io::format_fixed(eval::metric_value(r.metrics, m), 4) << "</td>";
+    h << "<td>" << r.truth_instances << " / " << r.pred_instances << " / " << r.matched_instances
+      << "</td></tr>\n";
   }
   h << "</table>\n</body></html>\n";
   return h.str();
@@ -508,7 +515,8 @@ ProtocolRun evaluate_protocol(const ProtocolOptions& o) {
   NEPHRO_CHECK(!o.truths.empty(), "glomsam eval: no truth folder (--truth LEVEL=DIR)");
   NEPHRO_CHECK(!o.models.empty(), "glomsam eval: no model (--model KIND=CHECKPOINT)");
   NEPHRO_CHECK(o.jitter >= 0, "--jitter must be >= 0, got ", o.jitter);
-  NEPHRO_CHECK(o.instance_iou > 0 && o.instance_iou <= 1, "--instance-iou must be in (0, 1], got ", o.instance_iou);
+  NEPHRO_CHECK(o.instance_iou > 0 && o.instance_iou <= 1, "--instance-iou must be in (0, 1], got ",
+               o.instance_iou);
   std::set<std::string> names;
   for (const auto& s : o.sets) {
     check_name(s.name, "--set", s.name + "=" + s.dir);
@@ -548,8 +556,9 @@ ProtocolRun evaluate_protocol(const ProtocolOptions& o) {
         std::string list;
         for (size_t i = 0; i < missing.size() && i < 5; ++i) list += (i ? ", " : "") + missing[i];
         if (missing.size() > 5) list += ", ...";
-        throw Error(detail::concat("--truth ", t.name, "=", t.dir, ": no mask for ", missing.size(), " of the ",
-                                   p.images.size(), " images of set '", s.name, "' in ", dir, " (", list, ")"));
+        throw Error(detail::concat("--truth ", t.name, "=", t.dir, ": no mask for ", missing.size(),
+                                   " of the ", p.images.size(), " images of set '", s.name, "' in ", dir,
+                                   " (", list, ")"));
       }
       p.truth_paths.push_back(paths);
     }
@@ -590,9 +599,11 @@ ProtocolRun evaluate_protocol(const ProtocolOptions& o) {
           const std::string& level = o.truths[li].name;
           const std::string& tpath = plan.truth_paths[li][ii];
           const cv::Mat truth = io::read_mask(tpath, o.truth_mask);
-          NEPHRO_CHECK(truth.rows == rgb.rows && truth.cols == rgb.cols, "--truth ", level, ": ", tpath, " is ",
-                       truth.cols, "x", truth.rows, " but its image ", path, " is ", rgb.cols, "x", rgb.rows);
-          const std::vector<Box> boxes = protocol_boxes(truth, o.jitter, o.seed, set, level, stem, o.per_instance);
+          NEPHRO_CHECK(truth.rows == rgb.rows && truth.cols == rgb.cols, "--truth ", level, ": ", tpath,
+                       " is ", truth.cols, "x", truth.rows, " but its image ", path, " is ", rgb.cols, "x",
+                       rgb.rows);
+          const std::vector<Box> boxes =
+              protocol_boxes(truth, o.jitter, o.seed, set, level, stem, o.per_instance);
           for (size_t mi = 0; mi < models.size(); ++mi) {
             const Loaded& m = models[mi];
             const cv::Mat pred = predict(m, mi, rgb, boxes, cache);
@@ -657,8 +668,11 @@ ProtocolRun evaluate_protocol(const ProtocolOptions& o) {
     nlohmann::json jrecords = nlohmann::json::array();
     for (const auto& r : run.records) {
       io::CsvRow row{r.set, r.level, r.model, model_kind_names().name(r.kind), r.image};
-      nlohmann::json j = {{"set", r.set}, {"level", r.level}, {"model", r.model},
-                          {"kind", model_kind_names().name(r.kind)}, {"image", r.image}};
+      nlohmann::json j = {{"set", r.set},
+                          {"level", r.level},
+                          {"model", r.model},
+                          {"kind", model_kind_names().name(r.kind)},
+                          {"image", r.image}};
       for (const auto& m : protocol_metrics()) {
         row.push_back(io::format_number(eval::metric_value(r.metrics, m)));
         j[m] = jnum(eval::metric_value(r.metrics, m));
@@ -667,8 +681,8 @@ ProtocolRun evaluate_protocol(const ProtocolOptions& o) {
       nlohmann::json jb = nlohmann::json::array();
       for (const Box& b : r.boxes) {
         if (!boxes.empty()) boxes += ";";
-        boxes += io::format_number(b[0]) + " " + io::format_number(b[1]) + " " + io::format_number(b[2]) + " " +
-                 io::format_number(b[3]);
+        boxes += io::format_number(b[0]) + " " + io::format_number(b[1]) + " " + io::format_number(b[2]) +
+                 " " + io::format_number(b[3]);
         jb.push_back({b[0], b[1], b[2], b[3]});
       }
       row.insert(row.end(), {boxes, std::to_string(r.truth_instances), std::to_string(r.pred_instances),
@@ -694,21 +708,24 @@ ProtocolRun evaluate_protocol(const ProtocolOptions& o) {
         sum_rows.push_back({g.set, g.level, g.model, m, std::to_string(s.n), io::format_number(s.mean),
                             io::format_number(s.sd), io::format_number(s.median), io::format_number(s.q25),
                             io::format_number(s.q75), io::format_number(s.min), io::format_number(s.max)});
-        j[m] = {{"n", s.n}, {"mean", jnum(s.mean)}, {"sd", jnum(s.sd)}, {"median", jnum(s.median)},
-                {"q25", jnum(s.q25)}, {"q75", jnum(s.q75)}, {"min", jnum(s.min)}, {"max", jnum(s.max)}};
+        j[m] = {
+            {"n", s.n},           {"mean", jnum(s.mean)}, {"sd", jnum(s.sd)},   {"median", jnum(s.median)},
+            {"q25", jnum(s.q25)}, {"q75", jnum(s.q75)},   {"min", jnum(s.min)}, {"max", jnum(s.max)}};
       }
       inst_rows.push_back({g.set, g.level, g.model, std::to_string(g.truth_instances),
                            std::to_string(g.pred_instances), std::to_string(g.matched_instances),
                            io::format_number(g.instance_precision), io::format_number(g.instance_recall)});
-      j["instances"] = {{"truth", g.truth_instances},         {"predicted", g.pred_instances},
-                        {"matched", g.matched_instances},     {"precision", jnum(g.instance_precision)},
-                        {"recall", jnum(g.instance_recall)},  {"iou_threshold", o.instance_iou}};
+      j["instances"] = {{"truth", g.truth_instances},        {"predicted", g.pred_instances},
+                        {"matched", g.matched_instances},    {"precision", jnum(g.instance_precision)},
+                        {"recall", jnum(g.instance_recall)}, {"iou_threshold", o.instance_iou}};
       jgroups.push_back(std::move(j));
     }
     nlohmann::json jmodels = nlohmann::json::array();
     for (size_t i = 0; i < models.size(); ++i)
-      jmodels.push_back({{"label", run.models[i]}, {"kind", model_kind_names().name(run.kinds[i])},
-                         {"checkpoint", models[i].spec.checkpoint}, {"config", models[i].spec.config},
+      jmodels.push_back({{"label", run.models[i]},
+                         {"kind", model_kind_names().name(run.kinds[i])},
+                         {"checkpoint", models[i].spec.checkpoint},
+                         {"config", models[i].spec.config},
                          {"details", run.model_notes[i]}});
     nlohmann::json jsets = nlohmann::json::array(), jtruths = nlohmann::json::array();
     for (const auto& s : o.sets) jsets.push_back({{"name", s.name}, {"dir", s.dir}});
@@ -716,8 +733,12 @@ ProtocolRun evaluate_protocol(const ProtocolOptions& o) {
     const nlohmann::json doc = {
         {"title", o.title},
         {"protocol",
-         {{"sets", jsets}, {"truths", jtruths}, {"jitter", o.jitter}, {"seed", o.seed},
-          {"per_instance", o.per_instance}, {"instance_iou", o.instance_iou},
+         {{"sets", jsets},
+          {"truths", jtruths},
+          {"jitter", o.jitter},
+          {"seed", o.seed},
+          {"per_instance", o.per_instance},
+          {"instance_iou", o.instance_iou},
           {"metrics", protocol_metrics()},
           {"averaging", "per-image values; mean and sample SD over the images of a (set, level, model)"}}},
         {"models", jmodels},
@@ -731,11 +752,13 @@ ProtocolRun evaluate_protocol(const ProtocolOptions& o) {
           plots.emplace_back(plot_name(set, level, m), draw_models_box_plot(run, set, level, m));
 
     io::write_csv(out("per_image.csv"), per_header, per_rows);
-    io::write_csv(out("summary.csv"),
-                  {"set", "level", "model", "metric", "n", "mean", "sd", "median", "q25", "q75", "min", "max"},
-                  sum_rows);
+    io::write_csv(
+        out("summary.csv"),
+        {"set", "level", "model", "metric", "n", "mean", "sd", "median", "q25", "q75", "min", "max"},
+        sum_rows);
     io::write_csv(out("instances.csv"),
-                  {"set", "level", "model", "truth", "predicted", "matched", "precision", "recall"}, inst_rows);
+                  {"set", "level", "model", "truth", "predicted", "matched", "precision", "recall"},
+                  inst_rows);
     write_file_atomically(out("summary.json"), doc.dump(2) + "\n");
     for (const auto& [name, img] : plots) io::write_png(out(name), img);
     write_file_atomically(out("report.html"), html);

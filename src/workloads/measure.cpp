@@ -6,6 +6,7 @@
 
 #include <cmath>
 #include <cstdlib>
+#include <cstdio>
 #include <filesystem>
 #include <limits>
 #include <map>
@@ -13,7 +14,6 @@
 #include "nephroseg/core/atomic_file.h"
 #include "nephroseg/core/batch_record.h"
 #include "nephroseg/core/error.h"
-#include "nephroseg/core/log.h"
 #include "nephroseg/io/calibration.h"
 #include "nephroseg/io/image.h"
 #include "nephroseg/measure/report.h"
@@ -55,7 +55,9 @@ ThicknessResult summary_from_numbers(const nlohmann::json& j) {
 }
 
 nlohmann::json range_key(const ReferenceRange& r) {
-  return {{"id", r.id}, {"method", estimator_name(r.method)}, {"low_nm", record_number(r.low_nm)},
+  return {{"id", r.id},
+          {"method", estimator_name(r.method)},
+          {"low_nm", record_number(r.low_nm)},
           {"high_nm", record_number(r.high_nm)}};
 }
 
@@ -93,7 +95,8 @@ ReferenceRange range_from_key(const nlohmann::json& j) {
                                    ? Estimator::kDirect
                                    : Estimator::kOrthogonalIntercept);
   }
-  NEPHRO_CHECK(range_key(r) == j, "merge: cannot rebuild the reference range '", id, "' of the measure records");
+  NEPHRO_CHECK(range_key(r) == j, "merge: cannot rebuild the reference range '", id,
+               "' of the measure records");
   return r;
 }
 
@@ -105,15 +108,16 @@ std::vector<std::pair<std::string, std::string>> list_pairs(const MeasureBatchOp
     NEPHRO_CHECK(!masks.empty(), "no mask files (.png .jpg .tif) in '", o.mask, "'");
     std::map<std::string, std::string> images;
     if (!o.image.empty()) {
-      NEPHRO_CHECK(fs::is_directory(o.image), "--image must be a folder when --mask is a folder ('", o.image, "')");
+      NEPHRO_CHECK(fs::is_directory(o.image), "--image must be a folder when --mask is a folder ('", o.image,
+                   "')");
       for (const auto& f : io::list_image_files(o.image)) images[io::file_stem(f)] = f;
     }
     for (const auto& m : masks) {
       std::string img;
       if (!o.image.empty()) {
         auto it = images.find(io::file_stem(m));
-        NEPHRO_CHECK(it != images.end(), "no image named '", io::file_stem(m), ".*' in '", o.image, "' for mask '",
-                     m, "'");
+        NEPHRO_CHECK(it != images.end(), "no image named '", io::file_stem(m), ".*' in '", o.image,
+                     "' for mask '", m, "'");
         img = it->second;
       }
       pairs.emplace_back(m, img);
@@ -128,7 +132,31 @@ std::vector<std::pair<std::string, std::string>> list_pairs(const MeasureBatchOp
 
 }  // namespace
 
-MeasureBatchResult run_measure_batch(const MeasureBatchOptions& o, const std::string& out_dir) {
+namespace {
+
+// "name: OI harmonic mean ... | direct mean ... | normal vs 'range'".
+std::string result_line(const std::string& name, const ThicknessResult& r, const ReferenceRange& range) {
+  const double k = r.nm_per_pixel, value = reference_value_nm(r, range);
+  char line[300];
+  std::snprintf(line, sizeof line,
+                "%s: OI harmonic mean %.1f nm (x8/3pi: %.1f nm; n=%d, excluded %d) | direct mean %.1f nm, median "
+                "%.1f nm (n=%d) | %s vs '%s'",
+                name.c_str(), r.oi.harmonic_mean * k, r.oi_stereological_harmonic_px * k, r.oi.n, r.oi.n_excluded,
+                r.direct.mean * k, r.direct.median * k, r.direct.n, classify_thickness(value, range).c_str(),
+                range.id.c_str());
+  return line;
+}
+
+}  // namespace
+
+MeasureBatchResult run_measure_batch(const MeasureBatchOptions& o, const EventSink& events) {
+  const std::string& out_dir = o.out_dir;
+  const auto warn = [&events](const std::string& w) {
+    Event e;
+    e.kind = Event::Kind::kWarning;
+    e.message = w;
+    emit(events, e);
+  };
   const double explicit_nm = parse_nm_per_pixel_option(o.nm_per_pixel);
   const auto all_pairs = list_pairs(o);
   // Read and check everything of this shard before writing anything.
@@ -139,14 +167,15 @@ MeasureBatchResult run_measure_batch(const MeasureBatchOptions& o, const std::st
   for (size_t i = 0; i < all_pairs.size(); ++i) {
     if (!o.shard.owns(i)) continue;
     const auto& [m, img] = all_pairs[i];
-    calibrations.push_back(resolve_pixel_size(img.empty() ? m : img, explicit_nm, [](const std::string& w) { log_warn(w); }));
+    calibrations.push_back(
+        resolve_pixel_size(img.empty() ? m : img, explicit_nm, warn));
     cv::Mat mask = io::read_mask(m, o.mask_read);
     NEPHRO_CHECK(cv::countNonZero(mask) > 0, "mask '", m, "' is empty (no foreground pixel)");
     cv::Mat image;
     if (!img.empty()) {
       image = io::read_image_rgb(img);
-      NEPHRO_CHECK(image.size() == mask.size(), "image '", img, "' is ", image.cols, "x", image.rows, " but mask '",
-                   m, "' is ", mask.cols, "x", mask.rows);
+      NEPHRO_CHECK(image.size() == mask.size(), "image '", img, "' is ", image.cols, "x", image.rows,
+                   " but mask '", m, "' is ", mask.cols, "x", mask.rows);
     }
     global_index.push_back(i);
     result.names.push_back(io::file_stem(m));
@@ -158,7 +187,14 @@ MeasureBatchResult run_measure_batch(const MeasureBatchOptions& o, const std::st
     options.nm_per_pixel = calibrations[i].nm_per_pixel;
     result.results.push_back(measure_thickness(masks[i], options));
     result.calibration_sources.push_back(calibrations[i].source);
-    if (o.on_result) o.on_result(result.names[i], result.results.back());
+    Event e;
+    e.kind = Event::Kind::kItemFinished;
+    e.index = i;
+    e.total = masks.size();
+    e.item = result.names[i];
+    e.message = result_line(result.names[i], result.results.back(), o.range);
+    e.detail = static_cast<const ThicknessResult*>(&result.results.back());
+    emit(events, e);
   }
   fs::create_directories(out_dir);
   remove_stale_temporaries(out_dir);
@@ -168,14 +204,15 @@ MeasureBatchResult run_measure_batch(const MeasureBatchOptions& o, const std::st
     ThicknessOptions options = o.thickness;
     options.nm_per_pixel = calibrations[i].nm_per_pixel;
     const CalibrationRecord cal = calibration_record(calibrations[i]);
-    const auto files = write_thickness_report(out_dir, result.names[i], images[i], masks[i], result.results[i],
-                                              o.range, options, &cal);
+    const auto files = write_thickness_report(out_dir, result.names[i], images[i], masks[i],
+                                              result.results[i], o.range, options, &cal);
     result.files_written += files.size();
     record.add({global_index[i], result.names[i], ItemStatus::kOk, "",
                 summary_numbers(result.results[i], calibrations[i].source)});
   }
-  const auto summary = write_thickness_batch_summary(out_dir, result.names, result.results, o.range,
-                                                     result.calibration_sources, "summary" + o.shard.suffix());
+  const auto summary =
+      write_thickness_batch_summary(out_dir, result.names, result.results, o.range,
+                                    result.calibration_sources, "summary" + o.shard.suffix());
   result.summary_csv = summary.at(0);
   result.files_written += summary.size() + 1;
   result.run_json = record.write(out_dir, /*complete=*/true);

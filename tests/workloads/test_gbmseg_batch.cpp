@@ -22,7 +22,6 @@
 
 namespace fs = std::filesystem;
 using namespace nephroseg;
-using workloads::GbmSegBatchEvent;
 
 namespace {
 
@@ -318,14 +317,21 @@ TEST(GbmSegBatch, OutputsSkipOverwriteAndFailures) {
   const BatchFiles f = write_phantoms("gbmseg_batch_run", 2, true);
   workloads::GbmSegBatchOptions o = classical_options(f);
   std::vector<std::string> events;
-  const auto record = [&](const GbmSegBatchEvent& e) {
-    switch (e.kind) {
-      case GbmSegBatchEvent::Kind::kModelsReady: events.push_back("ready"); break;
-      case GbmSegBatchEvent::Kind::kTargetStarted: events.push_back("start " + e.record->name); break;
-      case GbmSegBatchEvent::Kind::kTargetFinished:
-        events.push_back("end " + e.record->name + " " + item_status_names().name(e.record->status) + (e.result ? " +result" : ""));
+  const auto record = [&](const workloads::Event& ev) {
+    using Kind = workloads::Event::Kind;
+    const auto* d = std::any_cast<const workloads::GbmSegEventDetail*>(&ev.detail);
+    switch (ev.kind) {
+      case Kind::kModelsReady: events.push_back("ready"); break;
+      case Kind::kItemStarted: events.push_back("start " + (*d)->record->name); break;
+      case Kind::kItemFinished:
+        EXPECT_EQ(ev.item, (*d)->record->name);
+        EXPECT_EQ(ev.status, (*d)->record->status);
+        events.push_back("end " + (*d)->record->name + " " + item_status_names().name((*d)->record->status) +
+                         ((*d)->result ? " +result" : ""));
         break;
-      case GbmSegBatchEvent::Kind::kWarning: events.push_back("warning"); break;
+      case Kind::kWarning: events.push_back("warning"); break;
+      case Kind::kError: events.push_back("error"); break;
+      default: break;  // kInfo: the closing summary lines
     }
   };
   const workloads::GbmSegBatchResult first = workloads::run_gbmseg_batch(o, record);
@@ -334,7 +340,9 @@ TEST(GbmSegBatch, OutputsSkipOverwriteAndFailures) {
   EXPECT_EQ(first.skipped, 0);
   // z_broken has no truth file: one warning, before the models are loaded.
   EXPECT_EQ(events, (std::vector<std::string>{"warning", "ready", "start t0", "end t0 ok +result", "start t1",
-                                              "end t1 ok +result", "start z_broken", "end z_broken failed"}));
+                                              "end t1 ok +result", "start z_broken", "end z_broken failed",
+                                              "error",  // the target's error line
+                                              "error"}));  // "1 of 3 target(s) failed"
   ASSERT_EQ(first.warnings.size(), 1u);
   EXPECT_NE(first.warnings[0].find("z_broken"), std::string::npos);
   for (const char* name : {"t0", "t1"}) {
@@ -375,7 +383,9 @@ TEST(GbmSegBatch, OutputsSkipOverwriteAndFailures) {
   ASSERT_TRUE(second.targets[0].metrics.has_value());
   EXPECT_EQ(second.targets[0].metrics->dice, first.targets[0].metrics->dice);
   EXPECT_EQ(events, (std::vector<std::string>{"warning", "ready", "end t0 skipped", "end t1 skipped",
-                                              "start z_broken", "end z_broken failed"}));
+                                              "start z_broken", "end z_broken failed",
+                                              "error",  // the target's error line
+                                              "error"}));  // "1 of 3 target(s) failed"
 
   // Nothing left to do: no models loaded; --overwrite redoes everything, identically.
   fs::remove(f.targets + "/z_broken.png");

@@ -5,6 +5,7 @@
 #include <memory>
 
 #include "command.h"
+#include "events.h"
 #include "nephroseg/workloads/demo.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
@@ -14,7 +15,7 @@ namespace nephroseg::cli {
 namespace {
 
 int run_demo_command(const workloads::DemoOptions& o) {
-  const workloads::DemoResult r = workloads::run_demo(o);
+  const workloads::DemoResult r = workloads::run_demo(o, print_event);
   std::printf("GBMSeg demo on %zu phantom target(s) (reference seed %llu)\n", r.targets.size(),
               static_cast<unsigned long long>(o.seed));
   std::printf("  features : %s\n  segmenter: %s\n", r.features_name.c_str(), r.segmenter_name.c_str());

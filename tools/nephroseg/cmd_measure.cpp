@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "command.h"
+#include "events.h"
 #include "options.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
@@ -51,18 +52,8 @@ int run_measure(MeasureParams& p) {
   o.mask_read.channel = p.mask_channel;
   o.mask_read.threshold = p.mask_threshold;
   o.shard = parse_shard(p.shard);
-  o.on_result = [&o](const std::string& name, const measure::ThicknessResult& r) {
-    const double k = r.nm_per_pixel, value = measure::reference_value_nm(r, o.range);
-    char line[300];
-    std::snprintf(line, sizeof line,
-                  "%s: OI harmonic mean %.1f nm (x8/3pi: %.1f nm; n=%d, excluded %d) | direct mean %.1f nm, median "
-                  "%.1f nm (n=%d) | %s vs '%s'",
-                  name.c_str(), r.oi.harmonic_mean * k, r.oi_stereological_harmonic_px * k, r.oi.n, r.oi.n_excluded,
-                  r.direct.mean * k, r.direct.median * k, r.direct.n,
-                  measure::classify_thickness(value, o.range).c_str(), o.range.id.c_str());
-    log_info(line);
-  };
-  const workloads::MeasureBatchResult r = workloads::run_measure_batch(o, p.out);
+  o.out_dir = p.out;
+  const workloads::MeasureBatchResult r = workloads::run_measure_batch(o, print_event);
   if (!o.shard.whole()) log_info("measure: shard ", o.shard.text(), ": ", r.names.size(), " image(s)");
   log_info("wrote ", r.files_written, " files to ", p.out);
   return 0;

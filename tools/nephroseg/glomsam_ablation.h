@@ -15,23 +15,16 @@
 
 namespace nephroseg::cli {
 
-struct AblationSwitches {
-  std::string row;  // empty = keep the config's own switches
-  bool no_boundary_loss = false, no_rough_mask = false, no_prompt_generator = false, no_cnn_branch = false;
+using glomsam::AblationSwitches;
 
-  bool any() const {
-    return !row.empty() || no_boundary_loss || no_rough_mask || no_prompt_generator || no_cnn_branch;
-  }
-  /// Applies the switches to `config`; an unknown row is an error naming --ablation.
-  void apply(glomsam::GlomSamConfig& config) const {
-    if (!row.empty()) config.apply_ablation(glomsam::ablation_row_names().parse(row, "--ablation"));
-    if (no_boundary_loss) config.boundary_loss = false;
-    if (no_rough_mask) config.rough_mask = false;
-    if (no_prompt_generator) config.prompt_generator = false;
-    if (no_cnn_branch) config.cnn_branch = false;
-    config.validate();
-  }
-};
+/// `--model-config auto|official|tiny|FILE.json` (GlomSamModel::config_for), with the
+/// older spelling `--config` kept as a hidden alias.
+inline void add_glomsam_config_option(CLI::App& app, std::string& config) {
+  app.add_option("--model-config", config,
+                 "model config: auto (stored by `glomsam train`, else official) | official | tiny | JSON file")
+      ->capture_default_str();
+  app.add_option("--config", config, "alias of --model-config")->group("");
+}
 
 inline void add_ablation_options(CLI::App& app, AblationSwitches& s, bool training) {
   app.add_option("--ablation", s.row,

@@ -42,11 +42,16 @@ struct ModelSelection {
 /// "--sam"); `type_aliases` / `config_aliases` likewise. The type option is given its
 /// default (shown in --help); the config option excludes the type option.
 struct ModelOptionSpec {
-  ModelOptionSpec(std::string role_, std::string what_, std::string types_)
-      : role(std::move(role_)), what(std::move(what_)), types(std::move(types_)) {}
-  std::string role;          // "" for the single-model spelling, else e.g. "sam", "dinov2"
-  std::string what;          // e.g. "SAM / MedSAM checkpoint (.pth)"
-  std::string types;         // e.g. "vit_b | vit_l | vit_h | medsam"
+  ModelOptionSpec(std::string role_, std::string what_, std::string types_, bool checkpoint_required_ = true,
+                  std::vector<std::string> aliases_ = {})
+      : role(std::move(role_)),
+        what(std::move(what_)),
+        types(std::move(types_)),
+        checkpoint_required(checkpoint_required_),
+        aliases(std::move(aliases_)) {}
+  std::string role;   // "" for the single-model spelling, else e.g. "sam", "dinov2"
+  std::string what;   // e.g. "SAM / MedSAM checkpoint (.pth)"
+  std::string types;  // e.g. "vit_b | vit_l | vit_h | medsam"
   bool checkpoint_required = true;
   std::vector<std::string> aliases, type_aliases, config_aliases;
 };

@@ -32,6 +32,9 @@ struct PromptOverrides {
   std::optional<std::string> order, ape_order;
   std::optional<std::string> d_sp_pos, d_sp_neg, d_ex, d_sp_hard;
   std::optional<bool> scale_fallbacks;
+  /// Errors name the fields as command-line options ("--d-sp-pos") instead of keyword
+  /// arguments ("d_sp_pos").
+  bool option_spelling = false;
 };
 
 /// The preset's options with the overrides applied. Throws nephroseg::Error naming the

@@ -140,6 +140,26 @@ struct PredictResult {
   double seconds = 0.0;
 };
 
+/// The ablation switches of paper Table 4 as a user gives them (`--ablation ROW` and
+/// the --no-* flags on top of it); `glomsam train`, `predict` and `eval` share them.
+struct AblationSwitches {
+  std::string row;  // empty = keep the config's own switches
+  bool no_boundary_loss = false, no_rough_mask = false, no_prompt_generator = false, no_cnn_branch = false;
+
+  bool any() const {
+    return !row.empty() || no_boundary_loss || no_rough_mask || no_prompt_generator || no_cnn_branch;
+  }
+  /// Applies the switches to `config`; an unknown row is an error naming --ablation.
+  void apply(glomsam::GlomSamConfig& config) const {
+    if (!row.empty()) config.apply_ablation(glomsam::ablation_row_names().parse(row, "--ablation"));
+    if (no_boundary_loss) config.boundary_loss = false;
+    if (no_rough_mask) config.rough_mask = false;
+    if (no_prompt_generator) config.prompt_generator = false;
+    if (no_cnn_branch) config.cnn_branch = false;
+    config.validate();
+  }
+};
+
 class GlomSamModel {
  public:
   /// Random initialisation (each module's reference init). Deterministic in seed.
@@ -160,6 +180,10 @@ class GlomSamModel {
                                             Precision precision = Precision::kFp32);
   /// The config stored by the trainer in a checkpoint's "config" entry, if any.
   static std::optional<GlomSamConfig> stored_config(const std::string& checkpoint);
+  /// The one rule for a checkpoint's config: `spec` "auto" (or "") = the config the
+  /// trainer stored in the file, else the official one; otherwise a preset name
+  /// ("official" | "tiny") or a JSON file (GlomSamConfig::preset).
+  static GlomSamConfig config_for(const std::string& checkpoint, const std::string& spec = "auto");
   /// Loads image encoder ViT + prompt encoder + mask decoder from a SAM/MedSAM file,
   /// the ResNet trunk from a torchvision file and the UNet from a RoughMaskGenerator
   /// file ({"state_dict": ...}); empty paths keep the random init.

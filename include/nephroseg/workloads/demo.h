@@ -33,6 +33,7 @@
 #include <vector>
 
 #include "nephroseg/gbmseg/backends.h"
+#include "nephroseg/workloads/workload.h"
 #include "nephroseg/measure/phantom.h"
 
 namespace nephroseg::workloads {
@@ -55,13 +56,14 @@ struct ResolvedBackends {
   std::shared_ptr<gbmseg::PointPromptSegmenter> segmenter;
   std::string features_kind, segmenter_kind;  ///< "dinov2" / "classical", "sam" / "classical"
   std::vector<std::string> notes;             ///< what was found / why a fallback was used
+  std::vector<std::string> warnings;          ///< a checkpoint that failed to load under "auto"
 };
 
 /// Builds the backends. `features` is "auto", "dinov2" or "classical"; `segmenter` is
 /// "auto", "sam" or "classical". "auto" takes the model when its checkpoint is in
 /// `models_dir`, else the weight-free backend. Asking for "dinov2"/"sam" explicitly
 /// without a checkpoint throws nephroseg::Error; a checkpoint that fails to load under
-/// "auto" falls back with a note (and a log_warn).
+/// "auto" falls back with a note and a warning.
 ResolvedBackends resolve_backends(const std::string& models_dir, const std::string& features = "auto",
                                   const std::string& segmenter = "auto");
 
@@ -71,11 +73,11 @@ measure::PhantomOptions demo_phantom_options();
 
 struct DemoOptions {
   std::string out_dir = "nephroseg-demo";
-  std::string models_dir;       ///< "" = $NEPHROSEG_MODELS (resolve_models_dir)
+  std::string models_dir;  ///< "" = $NEPHROSEG_MODELS (resolve_models_dir)
   std::string features = "auto";
   std::string segmenter = "auto";
   int num_targets = 4;
-  uint64_t seed = 1;            ///< reference phantom seed; targets use seed+1 .. seed+n
+  uint64_t seed = 1;  ///< reference phantom seed; targets use seed+1 .. seed+n
   measure::PhantomOptions phantom = demo_phantom_options();  ///< seed field ignored
 };
 
@@ -84,8 +86,8 @@ struct DemoTarget {
   uint64_t seed = 0;
   double dice = 0, iou = 0, precision = 0, recall = 0;
   double true_thickness_nm = 0;
-  double measured_oi_nm = 0;      ///< orthogonal intercepts, raw 2-D harmonic mean (predicted mask)
-  double measured_direct_nm = 0;  ///< medial-axis median width (predicted mask); 0 if unmeasurable
+  double measured_oi_nm = 0;        ///< orthogonal intercepts, raw 2-D harmonic mean (predicted mask)
+  double measured_direct_nm = 0;    ///< medial-axis median width (predicted mask); 0 if unmeasurable
   double truth_mask_direct_nm = 0;  ///< the same estimator on the true mask (estimator error alone)
   int num_positive = 0, num_negative = 0;
   double seconds = 0;
@@ -94,17 +96,19 @@ struct DemoTarget {
 struct DemoResult {
   std::string features_name, segmenter_name;  ///< PatchFeatureExtractor/Segmenter::name()
   std::string features_kind, segmenter_kind;
-  bool weight_free = false;                   ///< both backends are the classical ones
+  bool weight_free = false;  ///< both backends are the classical ones
   std::vector<std::string> notes;
   std::vector<DemoTarget> targets;
   double mean_dice = 0;
   double reference_seconds = 0, total_seconds = 0;
-  std::string report_html;                    ///< path of report/report.html
+  std::string report_html;  ///< path of report/report.html
 };
 
 /// Runs the whole demo (see the header comment) through run_gbmseg_batch. Throws
 /// nephroseg::Error on bad options (num_targets outside 1..100, unwritable folder,
 /// unknown backend names) and when a target fails.
-DemoResult run_demo(const DemoOptions& options);
+/// Events: the backends' warnings (kWarning) and notes (kInfo), then kItemFinished per
+/// target (its one-line result).
+DemoResult run_demo(const DemoOptions& options, const EventSink& events = {});
 
 }  // namespace nephroseg::workloads

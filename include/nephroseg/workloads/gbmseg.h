@@ -66,7 +66,7 @@
 // them instead of recomputing, and a mismatch with its own settings is an error.
 // merge_gbmseg_shards() then writes the summary.csv and run.json one process would.
 //
-// Thread safety: run_gbmseg_batch is reentrant for distinct out_dir; the callback is
+// Thread safety: run_gbmseg_batch is reentrant for distinct out_dir; the sink is
 // called on the calling thread.
 #pragma once
 
@@ -89,6 +89,7 @@
 #include "nephroseg/io/inputs.h"
 #include "nephroseg/measure/reference.h"
 #include "nephroseg/measure/thickness.h"
+#include "nephroseg/workloads/workload.h"
 
 namespace nephroseg::workloads {
 
@@ -112,12 +113,12 @@ struct GbmSegBatchOptions {
   /// Few-shot: when non-empty, these references are pooled and reference_image /
   /// reference_mask are ignored. Each entry is two files or two folders (paired by stem).
   std::vector<ReferenceFiles> references;
-  std::string targets;          ///< an image or a folder of images (io::list_inputs)
-  std::string ground_truth;     ///< "" = none; a mask, or a folder paired by stem
+  std::string targets;       ///< an image or a folder of images (io::list_inputs)
+  std::string ground_truth;  ///< "" = none; a mask, or a folder paired by stem
   /// When non-empty, these targets (InputItem::partner = ground truth, "" none) are used
   /// instead of `targets` / `ground_truth`.
   std::vector<io::InputItem> items;
-  std::string out_dir;          ///< created when missing
+  std::string out_dir;  ///< created when missing
 
   /// Backends built with gbmseg::make_feature_extractor / make_point_segmenter, unless
   /// ready instances are given (those take precedence and the specs are ignored).
@@ -143,23 +144,23 @@ std::vector<ReferenceFiles> list_references(const GbmSegBatchOptions& options);
 /// The thickness of one target's mask (all lengths in nm).
 struct GbmSegThickness {
   double nm_per_pixel = 0;
-  std::string calibration_source;       ///< "option", "dm", "ome-xml", "imagej", "tiff-resolution"
-  measure::WidthStats oi, direct;       ///< raw 2-D intercepts / medial-axis widths, nm
-  double oi_harmonic_3d_nm = NAN;       ///< OI harmonic mean x 8/(3 pi)
-  double reference_value_nm = NAN;      ///< the value the range is compared with
-  std::string verdict;                  ///< "thin" | "normal" | "thick"; "" with a note
-  std::string note;                     ///< why nothing was measured ("" when measured)
+  std::string calibration_source;   ///< "option", "dm", "ome-xml", "imagej", "tiff-resolution"
+  measure::WidthStats oi, direct;   ///< raw 2-D intercepts / medial-axis widths, nm
+  double oi_harmonic_3d_nm = NAN;   ///< OI harmonic mean x 8/(3 pi)
+  double reference_value_nm = NAN;  ///< the value the range is compared with
+  std::string verdict;              ///< "thin" | "normal" | "thick"; "" with a note
+  std::string note;                 ///< why nothing was measured ("" when measured)
 };
 
 /// One row of summary.csv.
 struct GbmSegTargetRecord {
   std::string name, path, ground_truth;  ///< ground_truth "" = none
   ItemStatus status = ItemStatus::kOk;
-  std::string message;                   ///< first warning, skip reason, or the error
-  int width = 0, height = 0;             ///< of the written mask (0 = unknown)
+  std::string message;                          ///< first warning, skip reason, or the error
+  int width = 0, height = 0;                    ///< of the written mask (0 = unknown)
   int n_pos = -1, n_neg = -1, n_warnings = -1;  ///< -1 = unknown
   double t_features = NAN, t_prompts = NAN, t_segment = NAN, t_total = NAN;  ///< seconds
-  std::optional<eval::MaskMetrics> metrics;  ///< with ground truth
+  std::optional<eval::MaskMetrics> metrics;                                  ///< with ground truth
   std::optional<GbmSegThickness> thickness;  ///< when measured (a pixel size was known)
   /// The masks the metrics compared (prediction at the truth's size), for the
   /// authors' weighted Dice of the mean row.
@@ -178,39 +179,38 @@ struct GbmSegBatchResult {
   std::vector<GbmSegTargetRecord> targets;  ///< in input order (sorted by file name)
   int segmented = 0, skipped = 0, failed = 0;
   bool with_ground_truth = false;
-  std::optional<GbmSegMeans> means;          ///< with ground truth and at least one metric
-  std::vector<std::string> warnings;         ///< e.g. a target without ground truth
-  std::string features_name, segmenter_name; ///< "" when nothing was segmented
+  std::optional<GbmSegMeans> means;           ///< with ground truth and at least one metric
+  std::vector<std::string> warnings;          ///< e.g. a target without ground truth
+  std::string features_name, segmenter_name;  ///< "" when nothing was segmented
   double model_load_s = 0, reference_features_s = 0;
-  std::string summary_csv, run_json;         ///< paths; run_json "" when not written
-  size_t inputs_total = 0;                   ///< targets before sharding
-  bool reference_from_cache = false;         ///< shard mode: reference.features.npy reused
-  bool measured = false;                     ///< thickness columns written (see measure)
-  int references = 0;                        ///< pooled references (0: nothing segmented)
-  std::string report_html;                   ///< "" when not written
+  std::string summary_csv, run_json;  ///< paths; run_json "" when not written
+  size_t inputs_total = 0;            ///< targets before sharding
+  bool reference_from_cache = false;  ///< shard mode: reference.features.npy reused
+  bool measured = false;              ///< thickness columns written (see measure)
+  int references = 0;                 ///< pooled references (0: nothing segmented)
+  std::string report_html;            ///< "" when not written
 };
 
-/// What the callback hears, in this order: kModelsReady once (only when a target is
-/// left to segment), then kTargetStarted / kTargetFinished for each target to segment
-/// and kTargetFinished alone for a skipped one; kWarning at any time.
-struct GbmSegBatchEvent {
-  enum class Kind { kModelsReady, kTargetStarted, kTargetFinished, kWarning };
-  Kind kind = Kind::kWarning;
-  size_t index = 0, total = 0;  ///< target index, number of targets
-  size_t to_segment = 0;        ///< targets not skipped
-  const GbmSegTargetRecord* record = nullptr;     ///< kTarget*
-  const gbmseg::SegmentResult* result = nullptr;  ///< kTargetFinished of a segmented target
-  const cv::Mat* image = nullptr;                 ///< its RGB image, as read
+/// What the events (workloads::Event) tell, in this order: kModelsReady once (only when
+/// a target is left to segment), then kItemStarted / kItemFinished for each target to
+/// segment and kItemFinished alone for a skipped one (a failed target: kItemFinished,
+/// then kError with the error); kWarning at any time; after the last target, kInfo
+/// lines summing the run up (and kError when a target failed). Every event's message
+/// is the line `nephroseg gbmseg` prints. Event::detail of kModelsReady, kItemStarted
+/// and kItemFinished holds a `const GbmSegEventDetail*`:
+struct GbmSegEventDetail {
+  size_t to_segment = 0;                             ///< targets not skipped
+  const GbmSegTargetRecord* record = nullptr;        ///< kItem*
+  const gbmseg::SegmentResult* result = nullptr;     ///< kItemFinished of a segmented target
+  const cv::Mat* image = nullptr;                    ///< its RGB image, as read
   const gbmseg::GbmSegPipeline* pipeline = nullptr;  ///< kModelsReady and later events
-  std::string message;                            ///< kWarning
 };
-using GbmSegBatchCallback = std::function<void(const GbmSegBatchEvent&)>;
 
 /// Runs the batch (see the header comment). Throws nephroseg::Error for bad inputs
 /// (missing files, unknown backends, colliding target names, a checkpoint missing for a
 /// model backend) and when the backends or the reference fail; per-target failures are
-/// recorded, not thrown. An exception thrown by `callback` stops the batch.
-GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& options, const GbmSegBatchCallback& callback = {});
+/// recorded, not thrown. An exception thrown by the sink stops the batch.
+GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& options, const EventSink& events = {});
 
 /// Writes summary.csv. Columns: name, target, status, message, width, height, mask,
 /// n_pos, n_neg, n_warnings, features_s, prompts_s, segment_s, total_s; with thickness
@@ -220,17 +220,20 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& options, const GbmS
 /// dice_authors_weighted_mean, miou_authors, filled only in the last row ("mean", whose
 /// message says over how many images). Unknown values are empty cells. Returns the means
 /// (nullopt without metrics).
-std::optional<GbmSegMeans> write_gbmseg_summary(const std::string& path, const std::vector<GbmSegTargetRecord>& records,
+std::optional<GbmSegMeans> write_gbmseg_summary(const std::string& path,
+                                                const std::vector<GbmSegTargetRecord>& records,
                                                 bool with_ground_truth, bool with_thickness = false);
 
 /// The "thickness" object of <name>.prompts.json, and back (nullopt when absent).
-nlohmann::json gbmseg_thickness_to_json(const GbmSegThickness& thickness, const measure::ReferenceRange& range);
+nlohmann::json gbmseg_thickness_to_json(const GbmSegThickness& thickness,
+                                        const measure::ReferenceRange& range);
 std::optional<GbmSegThickness> gbmseg_thickness_from_json(const nlohmann::json& record);
 
 /// Measures one written mask (at the target's original size) with `pixel_size_nm`
 /// (> 0): the numbers, or a note when the mask has nothing to measure.
 GbmSegThickness measure_gbmseg_mask(const cv::Mat& mask, double pixel_size_nm, const std::string& source,
-                                    const GbmSegMeasureOptions& options, measure::ThicknessResult* result = nullptr);
+                                    const GbmSegMeasureOptions& options,
+                                    measure::ThicknessResult* result = nullptr);
 
 /// report.html of a measured run (see the header comment); returns its path.
 std::string write_gbmseg_report(const std::string& out_dir, const std::vector<GbmSegTargetRecord>& records,
@@ -260,6 +263,7 @@ GbmSegMergeResult merge_gbmseg_shards(const std::string& out_dir);
 /// the target (`target_rgb`, or result.image_working when `working_size`, i.e. when the
 /// mask was kept at S x S), the segmenter's points scaled from S x S to the mask,
 /// negatives red then positives green, radius max(3, round(max(w, h) / 110)).
-cv::Mat gbmseg_prompt_overlay(const cv::Mat& target_rgb, const gbmseg::SegmentResult& result, bool working_size);
+cv::Mat gbmseg_prompt_overlay(const cv::Mat& target_rgb, const gbmseg::SegmentResult& result,
+                              bool working_size);
 
 }  // namespace nephroseg::workloads

@@ -70,7 +70,7 @@ const EnumNames<ModelKind>& model_kind_names();
 
 struct ProtocolModel {
   ModelKind kind = ModelKind::kGlomSam;
-  std::string label;       ///< row name in tables and files; empty = default (see below)
+  std::string label;  ///< row name in tables and files; empty = default (see below)
   std::string checkpoint;
   /// Config: GlomSAM "" = stored in the checkpoint, else official (or a preset/JSON);
   /// SAM "" = vit_b, MedSAM "" = medsam (a JSON gets its preprocessing forced to the
@@ -96,11 +96,11 @@ struct ProtocolOptions {
   std::vector<NamedFolder> truths;  ///< annotator levels (e.g. primary, intermediate)
   std::vector<ProtocolModel> models;
   std::string out_dir;
-  int64_t jitter = 0;               ///< max outward shift per box side, px (reference 20)
+  int64_t jitter = 0;  ///< max outward shift per box side, px (reference 20)
   uint64_t seed = 2023;
   bool per_instance = false;
   double instance_iou = 0.5;
-  io::MaskReadOptions truth_mask;   ///< how truth files become binary
+  io::MaskReadOptions truth_mask;  ///< how truth files become binary
   std::string title = "GlomSAM evaluation";
   /// Progress (set, level, image index, count); may be empty.
   std::function<void(const std::string& set, const std::string& image, size_t index, size_t count)> on_image;
@@ -112,7 +112,7 @@ struct ProtocolRecord {
   eval::MaskMetrics metrics;
   std::vector<Box> boxes;  ///< prompts in original pixels (none for UNet)
   int64_t truth_instances = 0, pred_instances = 0, matched_instances = 0;
-  std::string mask_path;   ///< relative to out_dir
+  std::string mask_path;  ///< relative to out_dir
 };
 
 struct ProtocolGroup {
@@ -127,8 +127,8 @@ struct ProtocolRun {
   std::vector<ModelKind> kinds;                   ///< per model
   std::vector<std::string> model_notes;           ///< per model: config / ablation
   std::vector<ProtocolRecord> records;
-  std::vector<ProtocolGroup> groups;              ///< set-major, then level, then model
-  std::vector<std::string> files;                 ///< written, relative to out_dir
+  std::vector<ProtocolGroup> groups;  ///< set-major, then level, then model
+  std::vector<std::string> files;     ///< written, relative to out_dir
 };
 
 /// The four metrics of the paper's tables, in table order: accuracy, iou, dice, recall.

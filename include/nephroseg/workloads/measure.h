@@ -14,7 +14,8 @@
 // summary.json and run.json a single process writes (the same rows, byte for byte).
 //
 //   MeasureBatchOptions o; o.mask = "masks/"; o.range = measure::find_reference_range("...");
-//   MeasureBatchResult r = run_measure_batch(o, "out/");
+//   o.out_dir = "out/";
+//   MeasureBatchResult r = run_measure_batch(o, sink);
 //
 // Thread safety: one batch per output folder at a time (shards: one per K).
 #pragma once
@@ -30,30 +31,32 @@
 #include "nephroseg/measure/pixel_size.h"
 #include "nephroseg/measure/reference.h"
 #include "nephroseg/measure/thickness.h"
+#include "nephroseg/workloads/workload.h"
 
 namespace nephroseg::workloads {
 
 struct MeasureBatchOptions {
-  std::string mask;                  ///< mask file or folder (non-zero = membrane)
-  std::string image;                 ///< "" or image file / folder (same stems)
-  std::string nm_per_pixel = "auto"; ///< "auto" or a positive number (nm per pixel)
-  measure::ReferenceRange range;              ///< the classification range
-  measure::ThicknessOptions thickness;        ///< nm_per_pixel is set per image
+  std::string mask;                     ///< mask file or folder (non-zero = membrane)
+  std::string image;                    ///< "" or image file / folder (same stems)
+  std::string nm_per_pixel = "auto";    ///< "auto" or a positive number (nm per pixel)
+  measure::ReferenceRange range;        ///< the classification range
+  measure::ThicknessOptions thickness;  ///< nm_per_pixel is set per image
   io::MaskReadOptions mask_read;
-  Shard shard;                       ///< whole batch by default
-  /// Called after each image is measured (for progress lines).
-  std::function<void(const std::string& name, const measure::ThicknessResult& result)> on_result;
+  Shard shard;                          ///< whole batch by default
+  std::string out_dir;                  ///< created when missing
 };
 
 struct MeasureBatchResult {
-  std::vector<std::string> names;          ///< this shard's images, input order
+  std::vector<std::string> names;  ///< this shard's images, input order
   std::vector<measure::ThicknessResult> results;
   std::vector<std::string> calibration_sources;  ///< "option", "dm", "ome-xml", ...
   size_t files_written = 0;
   std::string summary_csv, run_json;
 };
 
-MeasureBatchResult run_measure_batch(const MeasureBatchOptions& options, const std::string& out_dir);
+/// Runs the batch. Events: kWarning (pixel-size disagreements), kItemFinished per image
+/// once measured (its one-line result; Event::detail = `const measure::ThicknessResult*`).
+MeasureBatchResult run_measure_batch(const MeasureBatchOptions& options, const EventSink& events = {});
 
 struct MeasureMergeResult {
   int shards = 0;

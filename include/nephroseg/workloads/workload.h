@@ -24,6 +24,7 @@
 #include <string>
 
 #include "nephroseg/core/batch_record.h"
+#include "nephroseg/core/precision.h"
 
 namespace nephroseg::workloads {
 
@@ -32,14 +33,16 @@ struct Event {
   enum class Kind {
     kModelsReady,   ///< models loaded, reference prepared; items follow
     kItemStarted,   ///< an item is about to be processed
+    kProgress,      ///< progress inside an item: index of total steps (e.g. tiles) done
     kItemFinished,  ///< an item is done (status says how)
     kWarning,       ///< something the user should know; the run goes on
+    kError,         ///< an item failed (the error line); the run goes on
     kInfo,          ///< a progress line that is not about one item
   };
   Kind kind = Kind::kInfo;
-  size_t index = 0;            ///< the item's position in this run (0-based)
-  size_t total = 0;            ///< items in this run
-  std::string item;            ///< the item's name ("" when not about one item)
+  size_t index = 0;                     ///< the item's position in this run (0-based)
+  size_t total = 0;                     ///< items in this run
+  std::string item;                     ///< the item's name ("" when not about one item)
   ItemStatus status = ItemStatus::kOk;  ///< kItemFinished
   /// The line a front end shows: the warning, the failure, or the item's one-line
   /// result, already worded (the CLI prints it as it is).
@@ -50,6 +53,14 @@ struct Event {
 };
 
 using EventSink = std::function<void(const Event&)>;
+
+/// The precision a workload's models run in (core/precision.h): `used` is what the
+/// loaders get (never kAuto: resolve_precision decides it once), `requested` what the
+/// user asked for; both are recorded (precision_json) in result.json / run.json.
+struct ModelPrecision {
+  Precision used = Precision::kFp32;
+  Precision requested = Precision::kFp32;
+};
 
 /// Calls `sink` when it is set.
 inline void emit(const EventSink& sink, const Event& event) {

@@ -77,6 +77,12 @@ std::shared_ptr<GlomSamModel> GlomSamModel::load(const std::string& path, const 
   return model;
 }
 
+GlomSamConfig GlomSamModel::config_for(const std::string& checkpoint, const std::string& spec) {
+  if (!spec.empty() && spec != "auto") return GlomSamConfig::preset(spec);
+  if (auto stored = stored_config(checkpoint)) return *stored;
+  return GlomSamConfig::official();
+}
+
 std::optional<GlomSamConfig> GlomSamModel::stored_config(const std::string& path) {
   checkpoint::Value root = checkpoint::load_pickle_file(path);
   const checkpoint::Value* c = root.find("config");

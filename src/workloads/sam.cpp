@@ -1,0 +1,258 @@
+// SAM / MedSAM over images (see nephroseg/workloads/sam.h).
+#include "nephroseg/workloads/sam.h"
+
+#include <ATen/ATen.h>
+#include <nlohmann/json.hpp>
+#include <opencv2/core.hpp>
+
+#include <algorithm>
+#include <filesystem>
+#include <iomanip>
+#include <map>
+#include <set>
+#include <sstream>
+
+#include "nephroseg/checkpoint/state_dict.h"
+#include "nephroseg/core/atomic_file.h"
+#include "nephroseg/core/error.h"
+#include "nephroseg/io/image.h"
+#include "nephroseg/io/inputs.h"
+#include "nephroseg/io/mask.h"
+#include "nephroseg/io/npy.h"
+#include "nephroseg/io/overlay.h"
+#include "nephroseg/io/tensor_mat.h"
+
+namespace nephroseg::workloads {
+namespace {
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+using sam::PromptSpec;
+
+bool has_prompt(const PromptSpec& p) {
+  return !p.prompt.points.empty() || p.prompt.box || p.prompt.mask_input.defined();
+}
+
+json prompt_json(const PromptSpec& ip) {
+  json pts = json::array();
+  for (size_t i = 0; i < ip.prompt.points.size(); ++i)
+    pts.push_back({ip.prompt.points[i][0], ip.prompt.points[i][1], ip.prompt.labels[i]});
+  json j;
+  j["points"] = pts;
+  j["box"] =
+      ip.prompt.box ? json(std::vector<float>(ip.prompt.box->begin(), ip.prompt.box->end())) : json(nullptr);
+  j["mask_input"] = ip.mask_input_path.empty() ? json(nullptr) : json(ip.mask_input_path);
+  j["multimask"] = ip.prompt.multimask;
+  return j;
+}
+
+cv::Mat make_overlay(const cv::Mat& rgb, const cv::Mat& mask, const PromptSpec& ip) {
+  cv::Mat canvas = io::overlay_mask(rgb, mask, io::colors::kCyan, 0.4, 2);
+  const int radius = std::max(3, std::min(canvas.cols, canvas.rows) / 120);
+  std::vector<cv::Point2f> pts;
+  std::vector<io::Rgb> cols;
+  std::vector<std::string> labels;
+  for (size_t i = 0; i < ip.prompt.points.size(); ++i) {
+    pts.emplace_back(ip.prompt.points[i][0], ip.prompt.points[i][1]);
+    const int l = ip.prompt.labels[i];
+    cols.push_back(l == 1 ? io::colors::kGreen : l == 0 ? io::colors::kRed : io::colors::kWhite);
+    labels.push_back(l == 1 ? "+" : l == 0 ? "-" : "x");
+  }
+  if (!pts.empty()) io::draw_points(canvas, pts, labels, io::colors::kYellow, radius, cols);
+  if (ip.prompt.box) {
+    const auto& b = *ip.prompt.box;
+    const cv::Point2f c[4] = {{b[0], b[1]}, {b[2], b[1]}, {b[2], b[3]}, {b[0], b[3]}};
+    for (int i = 0; i < 4; ++i) io::draw_segment(canvas, c[i], c[(i + 1) % 4], io::colors::kYellow, 2);
+  }
+  return canvas;
+}
+
+// Writes every output of one image into `dir` (each file atomically).
+void write_outputs(const std::string& dir, const std::string& image_path, const cv::Mat& rgb,
+                   const PromptSpec& ip, const sam::ImageEmbedding& emb, const sam::SamResult& r,
+                   const SamBatchOptions& o, const sam::SamConfig& cfg) {
+  fs::create_directories(dir);
+  const int64_t best = r.best_index();
+  std::vector<int64_t> areas;
+  for (int64_t k = 0; k < r.masks.size(0); ++k) {
+    const cv::Mat m = io::tensor_to_mat(r.masks[k]);  // bool -> 0/255
+    areas.push_back(cv::countNonZero(m));
+    io::write_mask_png(dir + "/masks/mask_" + std::to_string(k) + ".png", m);
+  }
+  const cv::Mat best_mask = io::tensor_to_mat(r.masks[best]);
+  io::write_mask_png(dir + "/mask.png", best_mask);
+  io::write_npy(dir + "/low_res_logits.npy", r.low_res_logits);
+  io::write_png(dir + "/overlay.png", make_overlay(rgb, best_mask, ip));
+
+  json j;
+  j["image"] = image_path;
+  j["model"] = {{"type", o.model_config.empty() ? o.model_type : cfg.name},
+                {"checkpoint", o.checkpoint},
+                {"img_size", cfg.img_size},
+                {"preprocess", sam::preprocess_names().name(cfg.preprocess)}};
+  j["original_size"] = {emb.original_size[0], emb.original_size[1]};
+  j["input_size"] = {emb.input_size[0], emb.input_size[1]};
+  j["prompt"] = prompt_json(ip);
+  const at::Tensor iou = r.iou.contiguous();
+  j["iou_predictions"] = std::vector<float>(iou.data_ptr<float>(), iou.data_ptr<float>() + iou.numel());
+  j["best_index"] = best;
+  j["mask_areas_px"] = areas;
+  j["files"] = {{"mask", "mask.png"},
+                {"masks", "masks/mask_<k>.png"},
+                {"low_res_logits", "low_res_logits.npy"},
+                {"overlay", "overlay.png"}};
+  j["timings_s"] = {{"encode", emb.encode_seconds}, {"decode", r.seconds}};
+  j["precision"] = precision_json(o.precision.used, o.precision.requested);
+  write_file_atomically(dir + "/result.json", j.dump(2) + "\n");
+}
+
+// A strict-binding error lists every key; keep its headline and the first three keys
+// of each list.
+std::string summarize_bind_error(const checkpoint::BindError& e) {
+  std::ostringstream out;
+  const std::string what = e.what();
+  out << what.substr(0, what.find('\n'));
+  auto list = [&](const char* title, const std::vector<std::string>& keys) {
+    if (keys.empty()) return;
+    out << "\n  " << keys.size() << " " << title << ":";
+    for (size_t i = 0; i < keys.size() && i < 3; ++i) out << "\n    " << keys[i];
+    if (keys.size() > 3) out << "\n    ... (" << keys.size() - 3 << " more)";
+  };
+  list("missing keys", e.missing());
+  list("unexpected keys", e.unexpected());
+  std::vector<std::string> mismatched;
+  for (const auto& m : e.mismatched()) mismatched.push_back(m.key);
+  list("keys with another shape or dtype", mismatched);
+  return out.str();
+}
+
+// The images of the whole batch and where each one's outputs go: out_dir itself for
+// one image, out_dir/<stem> for several.
+struct Plan {
+  std::vector<std::string> all;            // every image, in order
+  std::map<std::string, std::string> dir;  // image -> its output folder
+};
+
+Plan plan_outputs(const SamBatchOptions& o) {
+  Plan plan;
+  for (const auto& in : o.images)
+    for (const auto& item : io::list_inputs(in, "--image")) plan.all.push_back(item.path);
+  std::set<std::string> used;
+  for (const auto& path : plan.all) {
+    std::string dir = o.out_dir;
+    if (plan.all.size() > 1) {
+      const std::string stem = io::file_stem(path);
+      NEPHRO_CHECK(used.insert(stem).second, "--image: two images share the name '", stem,
+                   "'; their outputs would collide in ", o.out_dir);
+      dir = (fs::path(o.out_dir) / stem).string();
+    }
+    plan.dir[path] = dir;
+  }
+  return plan;
+}
+
+json settings_json(const SamBatchOptions& o) {
+  return {{"images", o.images},
+          {"prompts", o.prompts_file},
+          {"prompt", prompt_json(o.prompt)},
+          {"model",
+           {{"checkpoint", o.checkpoint},
+            {"type", o.model_type},
+            {"config", o.model_config},
+            {"preprocess", o.preprocess ? sam::preprocess_names().name(*o.preprocess) : std::string()}}},
+          {"precision", precision_names().name(o.precision.used)}};
+}
+
+std::string progress_line(size_t index, size_t total, const std::string& path, const sam::ImageEmbedding& emb,
+                          const sam::SamResult& r, const std::string& dir) {
+  std::ostringstream line;
+  line << std::fixed << std::setprecision(3) << "[" << index + 1 << "/" << total << "] " << path << ": "
+       << r.masks.size(0) << " mask(s), best IoU " << r.iou[r.best_index()].item<float>() << ", encode "
+       << std::setprecision(2) << emb.encode_seconds << " s, decode " << r.seconds << " s -> " << dir;
+  return line.str();
+}
+
+}  // namespace
+
+sam::SamConfig sam_batch_config(const SamBatchOptions& o) {
+  sam::SamConfig config = o.model_config.empty() ? sam::SamConfig::preset(o.model_type)
+                                                 : sam::SamConfig::from_json(o.model_config);
+  if (o.preprocess) config.preprocess = *o.preprocess;
+  return config;
+}
+
+SamBatchResult run_sam_batch(const SamBatchOptions& o, const EventSink& events) {
+  std::map<std::string, PromptSpec> per_image;
+  if (!o.prompts_file.empty()) per_image = sam::read_prompts_file(o.prompts_file);
+  const auto prompt_for = [&](const std::string& path) -> const PromptSpec& {
+    for (const std::string& key : {fs::path(path).filename().string(), io::file_stem(path), path}) {
+      auto it = per_image.find(key);
+      if (it != per_image.end()) return it->second;
+    }
+    NEPHRO_CHECK(has_prompt(o.prompt), "no prompt for image '", path,
+                 "': give --point, --box or --mask-input, or list it in --prompts");
+    return o.prompt;
+  };
+
+  const sam::SamConfig config = sam_batch_config(o);
+  const Plan plan = plan_outputs(o);
+  SamBatchResult result;
+  result.inputs_total = plan.all.size();
+  BatchRecord record("sam", o.shard, plan.all.size(), settings_json(o));
+  std::vector<size_t> todo;  // this shard's images, minus those done (resume)
+  for (size_t i = 0; i < plan.all.size(); ++i) {
+    if (!o.shard.owns(i)) continue;
+    const std::string& path = plan.all[i];
+    if (o.resume && fs::is_regular_file(plan.dir.at(path) + "/result.json")) {
+      record.add({i, io::file_stem(path), ItemStatus::kSkipped, "", nullptr});
+      ++result.skipped;
+      continue;
+    }
+    todo.push_back(i);
+  }
+
+  // Every image and prompt is checked before the (slow) model loads.
+  for (size_t i : todo) {
+    const cv::Mat rgb = io::read_image_rgb(plan.all[i]);
+    sam::check_prompt_fits(prompt_for(plan.all[i]), rgb.cols, rgb.rows, config, plan.all[i]);
+  }
+  std::shared_ptr<sam::SamModel> model;
+  if (!todo.empty()) try {
+      model = sam::SamModel::load(o.checkpoint, config, o.precision.used);
+    } catch (const checkpoint::BindError& e) {
+      throw Error(summarize_bind_error(e));
+    }
+
+  fs::create_directories(o.out_dir);
+  remove_stale_temporaries(o.out_dir);
+  const bool with_record = !o.shard.whole() || plan.all.size() > 1;
+  if (with_record) record.write(o.out_dir, /*complete=*/false);
+  for (size_t n = 0; n < todo.size(); ++n) {
+    const std::string& path = plan.all[todo[n]];
+    const std::string& dir = plan.dir.at(path);
+    const PromptSpec& ip = prompt_for(path);
+    const cv::Mat rgb = io::read_image_rgb(path);
+    const sam::ImageEmbedding emb = model->encode(io::mat_to_tensor(rgb));
+    const sam::SamResult r = model->predict(emb, ip.prompt);
+    write_outputs(dir, path, rgb, ip, emb, r, o, config);
+    record.add({todo[n],
+                io::file_stem(path),
+                ItemStatus::kOk,
+                "",
+                {{"best_index", r.best_index()}, {"best_iou", r.iou[r.best_index()].item<float>()}}});
+    ++result.segmented;
+    result.out_dirs.push_back(dir);
+    Event e;
+    e.kind = Event::Kind::kItemFinished;
+    e.index = n;
+    e.total = todo.size();
+    e.item = io::file_stem(path);
+    e.message = progress_line(n, todo.size(), path, emb, r, dir);
+    emit(events, e);
+  }
+  // The batch record (one image alone keeps its folder as before: result.json only).
+  if (with_record) result.run_json = record.write(o.out_dir, /*complete=*/true);
+  return result;
+}
+
+}  // namespace nephroseg::workloads
