@@ -18,10 +18,14 @@ function(nephroseg_add_library area)
   set_property(GLOBAL APPEND PROPERTY NEPHROSEG_AREAS ${target})
 endfunction()
 
-# nephroseg_add_test(<name> SOURCES ... DEPS ... [LABELS ...])
-#   One GoogleTest executable per area; every TEST is registered with CTest.
+# nephroseg_add_test(<name> SOURCES ... DEPS ... [LABELS ...] [TIMEOUT s]
+#                    [LABELS_BY_FILTER "<gtest filter>=<label>" ...])
+#   One GoogleTest executable per area; every TEST is registered with CTest. LABELS
+#   (default unit) label every test, except those that a LABELS_BY_FILTER entry
+#   matches: they get that entry's label instead (e.g. "LossParity.*=parity"), so one
+#   executable can hold unit and parity tests.
 function(nephroseg_add_test name)
-  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS" ${ARGN})
+  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS;LABELS_BY_FILTER" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE nephroseg_test_support ${ARG_DEPS}
                         GTest::gtest GTest::gtest_main nephroseg_warnings)
@@ -31,7 +35,31 @@ function(nephroseg_add_test name)
   if(NOT ARG_TIMEOUT)
     set(ARG_TIMEOUT 900)
   endif()
+  set(others "")
+  foreach(entry ${ARG_LABELS_BY_FILTER})
+    # One label per entry: a list would not survive gtest_discover_tests' PROPERTIES.
+    if(NOT entry MATCHES "^([^=]+)=([^=,;]+)$")
+      message(FATAL_ERROR "nephroseg_add_test(${name}): LABELS_BY_FILTER entry '${entry}' is not <filter>=<label>")
+    endif()
+    set(filter "${CMAKE_MATCH_1}")
+    set(labels "${CMAKE_MATCH_2}")
+    gtest_discover_tests(${name}
+      TEST_FILTER "${filter}"
+      WORKING_DIRECTORY ${PROJECT_BINARY_DIR}
+      PROPERTIES LABELS "${labels}" TIMEOUT ${ARG_TIMEOUT}
+      DISCOVERY_TIMEOUT 120)
+    if(others)
+      set(others "${others}:${filter}")
+    else()
+      set(others "${filter}")
+    endif()
+  endforeach()
+  set(rest "")
+  if(others)
+    set(rest TEST_FILTER "-${others}")
+  endif()
   gtest_discover_tests(${name}
+    ${rest}
     WORKING_DIRECTORY ${PROJECT_BINARY_DIR}
     PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}
     DISCOVERY_TIMEOUT 120)

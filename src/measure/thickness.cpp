@@ -5,6 +5,7 @@
 #include <limits>
 #include <map>
 #include <numeric>
+#include <optional>
 #include <opencv2/imgproc.hpp>
 #include <random>
 
@@ -144,7 +145,9 @@ cv::Mat skeletonize(const cv::Mat& mask) {
   return out;
 }
 
-ThicknessResult measure_thickness(const cv::Mat& mask_in, const ThicknessOptions& o) {
+namespace {
+
+void check_thickness_inputs(const cv::Mat& mask_in, const ThicknessOptions& o) {
   NEPHRO_CHECK(o.nm_per_pixel > 0 && std::isfinite(o.nm_per_pixel),
                "nm-per-pixel must be a positive number (got ", o.nm_per_pixel, ")");
   NEPHRO_CHECK(!mask_in.empty() && mask_in.channels() == 1, "thickness: the mask must be a non-empty single-channel image");
@@ -155,164 +158,184 @@ ThicknessResult measure_thickness(const cv::Mat& mask_in, const ThicknessOptions
   NEPHRO_CHECK(o.tangential_factor > 1.0, "tangential factor must be > 1 (got ", o.tangential_factor, ")");
   NEPHRO_CHECK(o.max_angle_deg > 0 && o.max_angle_deg < 90, "max angle must be in (0, 90) degrees");
   NEPHRO_CHECK(o.smoothing_sigma_px >= 0, "smoothing sigma must be >= 0");
-  cv::Mat mask = mask_in != 0;
-  const int W = mask.cols, H = mask.rows;
-  ThicknessResult result;
-  result.nm_per_pixel = o.nm_per_pixel;
-  result.mask_area_px = cv::countNonZero(mask);
-  NEPHRO_CHECK(result.mask_area_px > 0, "thickness: the mask is empty (no foreground pixel)");
-  NEPHRO_CHECK(result.mask_area_px < static_cast<double>(W) * H,
-               "thickness: the mask has no background pixel (it covers the whole ", W, "x", H,
-               " image, so no membrane edge can be measured)");
+}
 
-  cv::Mat field;
-  mask.convertTo(field, CV_32F, 1.0 / 255.0);
-  if (o.smoothing_sigma_px > 0)
-    cv::GaussianBlur(field, field, cv::Size(0, 0), o.smoothing_sigma_px, o.smoothing_sigma_px, cv::BORDER_REPLICATE);
-  const detail::Boundary boundary(field, 0.5, 4.0);
-  const double max_chord = o.max_chord_px > 0 ? o.max_chord_px : 0.5 * std::hypot(W, H);
-  // Distance from p (inside the image) along d to the image rectangle's edge.
-  auto image_exit = [&](cv::Point2d p, cv::Point2d d) {
-    double t = std::numeric_limits<double>::infinity();
-    if (d.x > 1e-12) t = std::min(t, (W - 1 - p.x) / d.x);
-    if (d.x < -1e-12) t = std::min(t, -p.x / d.x);
-    if (d.y > 1e-12) t = std::min(t, (H - 1 - p.y) / d.y);
-    if (d.y < -1e-12) t = std::min(t, -p.y / d.y);
-    return std::max(0.0, t);
-  };
-  const double nan = std::numeric_limits<double>::quiet_NaN();
+// The best of the two final probes of a golden-section search.
+struct GoldenMin {
+  double x = 0, f = 0;
+};
 
-  // ---- Orthogonal intercepts --------------------------------------------------------
-  struct OiSample {
-    ThicknessMeasurement m;
-    int curve = 0;
-    int order = 0;
-  };
-  std::vector<OiSample> samples;
-  int truncated = 0;
-  {
-    std::mt19937_64 gen(o.seed * 0x9E3779B97F4A7C15ULL + 7);
-    const double start = (static_cast<double>(gen() >> 11) / 9007199254740992.0) * o.sample_spacing_px;
-    double next = start, travelled = 0;
-    const auto& curves = boundary.curves();
-    for (size_t c = 0; c < curves.size(); ++c) {
-      const auto& pts = curves[c].points;
-      const size_t nseg = curves[c].closed ? pts.size() : pts.size() - 1;
-      int order = 0;
-      for (size_t i = 0; i < nseg && pts.size() > 1; ++i) {
-        const cv::Point2d a = pts[i], b = pts[(i + 1) % pts.size()];
-        const double len = cv::norm(b - a);
-        while (next <= travelled + len) {
-          const cv::Point2d p = len > 0 ? a + (b - a) * ((next - travelled) / len) : a;
-          next += o.sample_spacing_px;
-          if (p.x < o.border_margin_px || p.y < o.border_margin_px || p.x > W - 1 - o.border_margin_px ||
-              p.y > H - 1 - o.border_margin_px) {
-            ++truncated;
-            continue;
-          }
-          // Inward normal from the gradient of the smoothed mask.
-          const cv::Point2d g(boundary.sample(p + cv::Point2d(1, 0)) - boundary.sample(p - cv::Point2d(1, 0)),
-                              boundary.sample(p + cv::Point2d(0, 1)) - boundary.sample(p - cv::Point2d(0, 1)));
-          const double gn = cv::norm(g);
-          if (gn < 1e-6) {
-            ++truncated;
-            continue;
-          }
-          const cv::Point2d n = g / gn;
-          // A direction whose ray leaves the image before meeting the far boundary
-          // may hide the true minimum: such samples are truncated.
-          double exit_min = std::numeric_limits<double>::infinity();
-          auto chord = [&](double angle) {
-            const cv::Point2d d = rotate(n, angle);
-            const double t = boundary.cast(p, d, 0.3, max_chord);
-            // A real intercept runs through the membrane: its midpoint is inside.
-            if (t > 0) return boundary.sample(p + d * (0.5 * t)) > 0.5 ? t : std::numeric_limits<double>::infinity();
-            exit_min = std::min(exit_min, image_exit(p, d));
-            return std::numeric_limits<double>::infinity();
-          };
-          const double amax = o.max_angle_deg * kDeg, coarse = 3.0 * kDeg;
-          double best_a = 0, best = chord(0);
-          for (double a = -amax; a <= amax + 1e-9; a += coarse) {
-            const double c2 = chord(a);
-            if (c2 < best) {
-              best = c2;
-              best_a = a;
-            }
-          }
-          if (!std::isfinite(best)) {
-            ++truncated;
-            continue;
-          }
-          // Golden-section refinement around the best coarse angle.
-          double lo = std::max(-amax, best_a - coarse), hi = std::min(amax, best_a + coarse);
-          const double gr = 0.6180339887498949;
-          double x1 = hi - gr * (hi - lo), x2 = lo + gr * (hi - lo), f1 = chord(x1), f2 = chord(x2);
-          for (int it = 0; it < 14; ++it) {
-            if (f1 < f2) {
-              hi = x2;
-              x2 = x1;
-              f2 = f1;
-              x1 = hi - gr * (hi - lo);
-              f1 = chord(x1);
-            } else {
-              lo = x1;
-              x1 = x2;
-              f1 = f2;
-              x2 = lo + gr * (hi - lo);
-              f2 = chord(x2);
-            }
-          }
-          const double xm = f1 < f2 ? x1 : x2, fm = std::min(f1, f2);
-          if (fm < best) {
-            best = fm;
-            best_a = xm;
-          }
-          if (exit_min < best) {
-            ++truncated;
-            continue;
-          }
-          OiSample s;
-          s.m.estimator = Estimator::kOrthogonalIntercept;
-          s.m.position = p;
-          s.m.end_a = p;
-          s.m.end_b = p + rotate(n, best_a) * best;
-          s.m.width_px = best;
-          s.m.segment = static_cast<int>(c);
-          s.curve = static_cast<int>(c);
-          s.order = order++;
-          samples.push_back(s);
-        }
-        travelled += len;
-      }
+// Golden-section search for a minimum of f on [lo, hi], `iterations` shrinking steps.
+// f is called at the two inner points (lower one first), then once per step; callers
+// with side effects in f rely on that order. Ties move the lower bound up.
+template <class F>
+GoldenMin golden_section_min(F&& f, double lo, double hi, int iterations) {
+  const double gr = 0.6180339887498949;
+  double x1 = hi - gr * (hi - lo), x2 = lo + gr * (hi - lo);
+  double f1 = f(x1);
+  double f2 = f(x2);
+  for (int it = 0; it < iterations; ++it) {
+    if (f1 < f2) {
+      hi = x2;
+      x2 = x1;
+      f2 = f1;
+      x1 = hi - gr * (hi - lo);
+      f1 = f(x1);
+    } else {
+      lo = x1;
+      x1 = x2;
+      f1 = f2;
+      x2 = lo + gr * (hi - lo);
+      f2 = f(x2);
     }
   }
-  // ---- Direct (medial-axis) estimator ------------------------------------------------
-  cv::Mat skel = skeletonize(mask);
-  cv::Mat edt;
-  cv::distanceTransform(mask, edt, cv::DIST_L2, cv::DIST_MASK_PRECISE);
-  struct SkelClass {
-    std::vector<cv::Point> ends, junctions;
-    cv::Mat branch_labels;
-    int num_branches = 0;
+  return {f1 < f2 ? x1 : x2, std::min(f1, f2)};
+}
+
+// The binary mask, its size, and the longest intercept searched.
+struct MaskGeometry {
+  cv::Mat mask;  // CV_8U, 0 or 255
+  int W = 0, H = 0;
+  double max_chord = 0;  // longest intercept searched, px
+};
+
+// Distance from p (inside the image) along d to the image rectangle's edge.
+double image_exit(const MaskGeometry& g, cv::Point2d p, cv::Point2d d) {
+  double t = std::numeric_limits<double>::infinity();
+  if (d.x > 1e-12) t = std::min(t, (g.W - 1 - p.x) / d.x);
+  if (d.x < -1e-12) t = std::min(t, -p.x / d.x);
+  if (d.y > 1e-12) t = std::min(t, (g.H - 1 - p.y) / d.y);
+  if (d.y < -1e-12) t = std::min(t, -p.y / d.y);
+  return std::max(0.0, t);
+}
+
+// ---- Orthogonal intercepts --------------------------------------------------------
+
+struct OiSample {
+  ThicknessMeasurement m;
+  int curve = 0;
+  int order = 0;
+};
+
+// The shortest chord from boundary point p into the membrane, within max_angle_deg of
+// the inward normal; nothing when p is truncated (near the image border, flat
+// gradient, no intercept, or a ray that leaves the image before the best chord ends).
+std::optional<ThicknessMeasurement> intercept_at(const detail::Boundary& boundary, const MaskGeometry& g,
+                                                 const ThicknessOptions& o, cv::Point2d p) {
+  if (p.x < o.border_margin_px || p.y < o.border_margin_px || p.x > g.W - 1 - o.border_margin_px ||
+      p.y > g.H - 1 - o.border_margin_px)
+    return std::nullopt;
+  // Inward normal from the gradient of the smoothed mask.
+  const cv::Point2d grad(boundary.sample(p + cv::Point2d(1, 0)) - boundary.sample(p - cv::Point2d(1, 0)),
+                         boundary.sample(p + cv::Point2d(0, 1)) - boundary.sample(p - cv::Point2d(0, 1)));
+  const double gn = cv::norm(grad);
+  if (gn < 1e-6) return std::nullopt;
+  const cv::Point2d n = grad / gn;
+  // A direction whose ray leaves the image before meeting the far boundary
+  // may hide the true minimum: such samples are truncated.
+  double exit_min = std::numeric_limits<double>::infinity();
+  auto chord = [&](double angle) {
+    const cv::Point2d d = rotate(n, angle);
+    const double t = boundary.cast(p, d, 0.3, g.max_chord);
+    // A real intercept runs through the membrane: its midpoint is inside.
+    if (t > 0) return boundary.sample(p + d * (0.5 * t)) > 0.5 ? t : std::numeric_limits<double>::infinity();
+    exit_min = std::min(exit_min, image_exit(g, p, d));
+    return std::numeric_limits<double>::infinity();
   };
-  auto classify = [&](const cv::Mat& sk) {
-    SkelClass sc;
-    cv::Mat branches = sk.clone();
-    std::vector<cv::Point> pts;
-    cv::findNonZero(sk, pts);
-    for (const auto& p : pts) {
-      const Nbh n = neighbourhood(sk, p.x, p.y);
-      if (n.count <= 1 || n.transitions == 1) sc.ends.push_back(p);
-      if (n.transitions >= 3) {
-        sc.junctions.push_back(p);
-        branches.at<uint8_t>(p) = 0;
-      }
+  const double amax = o.max_angle_deg * kDeg, coarse = 3.0 * kDeg;
+  double best_a = 0, best = chord(0);
+  for (double a = -amax; a <= amax + 1e-9; a += coarse) {
+    const double c2 = chord(a);
+    if (c2 < best) {
+      best = c2;
+      best_a = a;
     }
-    sc.num_branches = cv::connectedComponents(branches, sc.branch_labels, 8, CV_32S) - 1;
-    return sc;
-  };
-  SkelClass sc = classify(skel);
-  // Spur pruning: end branches shorter than spur_length_factor x their width.
+  }
+  if (!std::isfinite(best)) return std::nullopt;
+  // Golden-section refinement around the best coarse angle.
+  const GoldenMin fine =
+      golden_section_min(chord, std::max(-amax, best_a - coarse), std::min(amax, best_a + coarse), /*iterations=*/14);
+  if (fine.f < best) {
+    best = fine.f;
+    best_a = fine.x;
+  }
+  if (exit_min < best) return std::nullopt;
+  ThicknessMeasurement m;
+  m.estimator = Estimator::kOrthogonalIntercept;
+  m.position = p;
+  m.end_a = p;
+  m.end_b = p + rotate(n, best_a) * best;
+  m.width_px = best;
+  return m;
+}
+
+// Intercepts at points spaced sample_spacing_px along every boundary curve (random
+// start from the seed). Counts the truncated points in *truncated.
+std::vector<OiSample> sample_intercepts(const detail::Boundary& boundary, const MaskGeometry& g,
+                                        const ThicknessOptions& o, int* truncated) {
+  std::vector<OiSample> samples;
+  std::mt19937_64 gen(o.seed * 0x9E3779B97F4A7C15ULL + 7);
+  const double start = (static_cast<double>(gen() >> 11) / 9007199254740992.0) * o.sample_spacing_px;
+  double next = start, travelled = 0;
+  const auto& curves = boundary.curves();
+  for (size_t c = 0; c < curves.size(); ++c) {
+    const auto& pts = curves[c].points;
+    const size_t nseg = curves[c].closed ? pts.size() : pts.size() - 1;
+    int order = 0;
+    for (size_t i = 0; i < nseg && pts.size() > 1; ++i) {
+      const cv::Point2d a = pts[i], b = pts[(i + 1) % pts.size()];
+      const double len = cv::norm(b - a);
+      while (next <= travelled + len) {
+        const cv::Point2d p = len > 0 ? a + (b - a) * ((next - travelled) / len) : a;
+        next += o.sample_spacing_px;
+        const std::optional<ThicknessMeasurement> m = intercept_at(boundary, g, o, p);
+        if (!m) {
+          ++*truncated;
+          continue;
+        }
+        OiSample s;
+        s.m = *m;
+        s.m.segment = static_cast<int>(c);
+        s.curve = static_cast<int>(c);
+        s.order = order++;
+        samples.push_back(s);
+      }
+      travelled += len;
+    }
+  }
+  return samples;
+}
+
+// ---- Skeleton ----------------------------------------------------------------------
+
+struct SkelClass {
+  std::vector<cv::Point> ends, junctions;
+  cv::Mat branch_labels;
+  int num_branches = 0;
+};
+
+// End points, junctions, and the branches between junctions (labelled from 1).
+SkelClass classify_skeleton(const cv::Mat& sk) {
+  SkelClass sc;
+  cv::Mat branches = sk.clone();
+  std::vector<cv::Point> pts;
+  cv::findNonZero(sk, pts);
+  for (const auto& p : pts) {
+    const Nbh n = neighbourhood(sk, p.x, p.y);
+    if (n.count <= 1 || n.transitions == 1) sc.ends.push_back(p);
+    if (n.transitions >= 3) {
+      sc.junctions.push_back(p);
+      branches.at<uint8_t>(p) = 0;
+    }
+  }
+  sc.num_branches = cv::connectedComponents(branches, sc.branch_labels, 8, CV_32S) - 1;
+  return sc;
+}
+
+// Spur pruning: end branches shorter than spur_length_factor x their width (at most
+// three rounds). Updates skel and sc.
+void prune_spurs(cv::Mat& skel, SkelClass& sc, const cv::Mat& edt, const ThicknessOptions& o) {
+  const int W = skel.cols, H = skel.rows;
   for (int round = 0; round < 3 && o.spur_length_factor > 0; ++round) {
     std::vector<int> size(sc.num_branches + 1, 0);
     std::vector<double> width(sc.num_branches + 1, 0);
@@ -344,147 +367,165 @@ ThicknessResult measure_thickness(const cv::Mat& mask_in, const ThicknessOptions
       }
     if (!pruned) break;
     skel = skeletonize(skel);  // re-thin the leftovers of removed spurs at junctions
-    sc = classify(skel);
+    sc = classify_skeleton(skel);
   }
-  result.skeleton_length_px = 0;
-  {
-    std::vector<cv::Point> pts;
-    cv::findNonZero(skel, pts);
-    for (const auto& p : pts) {
-      // Half of the links to 8-neighbours; diagonal links only when no 4-path exists.
-      double len = 0;
-      auto on = [&](int x, int y) { return x >= 0 && y >= 0 && x < W && y < H && skel.at<uint8_t>(y, x); };
-      for (int dy = -1; dy <= 1; ++dy)
-        for (int dx = -1; dx <= 1; ++dx) {
-          if (!dx && !dy) continue;
-          if (!on(p.x + dx, p.y + dy)) continue;
-          if (dx && dy) {
-            if (on(p.x + dx, p.y) || on(p.x, p.y + dy)) continue;
-            len += std::sqrt(2.0);
-          } else {
-            len += 1.0;
-          }
-        }
-      result.skeleton_length_px += 0.5 * len;
-    }
-    if (pts.size() == 1) result.skeleton_length_px = 1;
-  }
-  // Tangential exclusion against the local median along the same boundary curve.
-  {
-    std::vector<double> all;
-    for (const auto& s : samples) all.push_back(s.m.width_px);
-    const double global_median = median_of(all);
-    const int window = std::max(o.local_window,
-                                static_cast<int>(std::ceil(8.0 * (std::isfinite(global_median) ? global_median : 0) /
-                                                           o.sample_spacing_px)));
-    // Samples near a membrane end (skeleton end point) measure the end cap.
-    const double end_radius = (std::isfinite(global_median) ? global_median : 0.0) + 2.0;
-    for (auto& smp : samples)
-      for (const auto& e : sc.ends)
-        if (cv::norm(smp.m.position - cv::Point2d(e.x, e.y)) < end_radius) {
-          smp.m.excluded = true;
-          smp.m.reason = "end";
-          break;
-        }
-    size_t i0 = 0;
-    while (i0 < samples.size()) {
-      size_t i1 = i0;
-      while (i1 < samples.size() && samples[i1].curve == samples[i0].curve) ++i1;
-      const bool closed = boundary.curves()[samples[i0].curve].closed;
-      const int n = static_cast<int>(i1 - i0);
-      for (int k = 0; k < n; ++k) {
-        std::vector<double> local;
-        for (int j = k - window; j <= k + window; ++j) {
-          int jj = j;
-          if (closed) jj = ((j % n) + n) % n;
-          else if (j < 0 || j >= n) continue;
-          local.push_back(samples[i0 + jj].m.width_px);
-          if (closed && 2 * window + 1 >= n && j - (k - window) + 1 >= n) break;
-        }
-        const double med = median_of(local);
-        if (!samples[i0 + k].m.excluded && samples[i0 + k].m.width_px > o.tangential_factor * med) {
-          samples[i0 + k].m.excluded = true;
-          samples[i0 + k].m.reason = "tangential";
-        } else if (!samples[i0 + k].m.excluded && samples[i0 + k].m.width_px < o.short_factor * med) {
-          // A chord across a bump or notch of the outline, not across the membrane.
-          samples[i0 + k].m.excluded = true;
-          samples[i0 + k].m.reason = "short";
+}
+
+// Skeleton length in px: half of the links to 8-neighbours; diagonal links only when
+// no 4-path exists. A single pixel counts 1.
+double skeleton_length(const cv::Mat& skel) {
+  const int W = skel.cols, H = skel.rows;
+  double total = 0;
+  std::vector<cv::Point> pts;
+  cv::findNonZero(skel, pts);
+  auto on = [&](int x, int y) { return x >= 0 && y >= 0 && x < W && y < H && skel.at<uint8_t>(y, x); };
+  for (const auto& p : pts) {
+    double len = 0;
+    for (int dy = -1; dy <= 1; ++dy)
+      for (int dx = -1; dx <= 1; ++dx) {
+        if (!dx && !dy) continue;
+        if (!on(p.x + dx, p.y + dy)) continue;
+        if (dx && dy) {
+          if (on(p.x + dx, p.y) || on(p.x, p.y + dy)) continue;
+          len += std::sqrt(2.0);
+        } else {
+          len += 1.0;
         }
       }
-      i0 = i1;
-    }
-    std::vector<double> kept;
-    int excluded = 0;
-    for (const auto& s : samples) {
-      if (s.m.excluded) ++excluded;
-      else kept.push_back(s.m.width_px);
-      result.measurements.push_back(s.m);
-    }
-    result.oi = width_stats(kept);
-    result.oi.n_excluded = excluded;
-    result.oi.n_truncated = truncated;
-    result.oi_stereological_harmonic_px = result.oi.harmonic_mean * 8.0 / (3.0 * kPi);
-    result.oi_stereological_arithmetic_px = result.oi.mean * kPi / 4.0;
+    total += 0.5 * len;
   }
+  if (pts.size() == 1) total = 1;
+  return total;
+}
 
-  // Width at every skeleton point of every branch.
-  struct DirectPoint {
-    ThicknessMeasurement m;
-    cv::Point pixel;
-  };
+// ---- Orthogonal-intercept exclusions and statistics --------------------------------
+
+// Samples near a membrane end (skeleton end point) measure the end cap.
+void exclude_intercepts_at_ends(std::vector<OiSample>& samples, const std::vector<cv::Point>& ends,
+                                double end_radius) {
+  for (auto& smp : samples)
+    for (const auto& e : ends)
+      if (cv::norm(smp.m.position - cv::Point2d(e.x, e.y)) < end_radius) {
+        smp.m.excluded = true;
+        smp.m.reason = "end";
+        break;
+      }
+}
+
+// Tangential (too long) and short chords against the local median along the same
+// boundary curve (samples [i0, i1) of one curve, `window` samples either side).
+void exclude_intercepts_by_local_median(std::vector<OiSample>& samples, size_t i0, size_t i1, bool closed,
+                                        int window, const ThicknessOptions& o) {
+  const int n = static_cast<int>(i1 - i0);
+  for (int k = 0; k < n; ++k) {
+    std::vector<double> local;
+    for (int j = k - window; j <= k + window; ++j) {
+      int jj = j;
+      if (closed) jj = ((j % n) + n) % n;
+      else if (j < 0 || j >= n) continue;
+      local.push_back(samples[i0 + jj].m.width_px);
+      if (closed && 2 * window + 1 >= n && j - (k - window) + 1 >= n) break;
+    }
+    const double med = median_of(local);
+    ThicknessMeasurement& m = samples[i0 + k].m;
+    if (!m.excluded && m.width_px > o.tangential_factor * med) {
+      m.excluded = true;
+      m.reason = "tangential";
+    } else if (!m.excluded && m.width_px < o.short_factor * med) {
+      // A chord across a bump or notch of the outline, not across the membrane.
+      m.excluded = true;
+      m.reason = "short";
+    }
+  }
+}
+
+// Exclusions, then the orthogonal-intercept statistics into result (measurements
+// appended in sample order).
+void summarise_intercepts(std::vector<OiSample>& samples, int truncated, const detail::Boundary& boundary,
+                          const SkelClass& sc, const ThicknessOptions& o, ThicknessResult& result) {
+  std::vector<double> all;
+  for (const auto& s : samples) all.push_back(s.m.width_px);
+  const double global_median = median_of(all);
+  const int window = std::max(o.local_window,
+                              static_cast<int>(std::ceil(8.0 * (std::isfinite(global_median) ? global_median : 0) /
+                                                         o.sample_spacing_px)));
+  exclude_intercepts_at_ends(samples, sc.ends, (std::isfinite(global_median) ? global_median : 0.0) + 2.0);
+  size_t i0 = 0;
+  while (i0 < samples.size()) {
+    size_t i1 = i0;
+    while (i1 < samples.size() && samples[i1].curve == samples[i0].curve) ++i1;
+    exclude_intercepts_by_local_median(samples, i0, i1, boundary.curves()[samples[i0].curve].closed, window, o);
+    i0 = i1;
+  }
+  std::vector<double> kept;
+  int excluded = 0;
+  for (const auto& s : samples) {
+    if (s.m.excluded) ++excluded;
+    else kept.push_back(s.m.width_px);
+    result.measurements.push_back(s.m);
+  }
+  result.oi = width_stats(kept);
+  result.oi.n_excluded = excluded;
+  result.oi.n_truncated = truncated;
+  result.oi_stereological_harmonic_px = result.oi.harmonic_mean * 8.0 / (3.0 * kPi);
+  result.oi_stereological_arithmetic_px = result.oi.mean * kPi / 4.0;
+}
+
+// ---- Direct (medial-axis) estimator ------------------------------------------------
+
+struct DirectPoint {
+  ThicknessMeasurement m;
+  cv::Point pixel;
+};
+
+// The local normal of branch l at (x, y): PCA of same-branch pixels within 3 px.
+cv::Point2d branch_normal(const cv::Mat& branch_labels, int x, int y, int l) {
+  const int W = branch_labels.cols, H = branch_labels.rows;
+  double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0, cnt = 0;
+  for (int dy = -3; dy <= 3; ++dy)
+    for (int dx = -3; dx <= 3; ++dx) {
+      const int xx = x + dx, yy = y + dy;
+      if (xx < 0 || yy < 0 || xx >= W || yy >= H || branch_labels.at<int>(yy, xx) != l) continue;
+      sx += dx;
+      sy += dy;
+      sxx += dx * dx;
+      syy += dy * dy;
+      sxy += dx * dy;
+      cnt += 1;
+    }
+  cv::Point2d normal(1, 0);
+  if (cnt >= 2) {
+    const double mx = sx / cnt, my = sy / cnt;
+    const double cxx = sxx / cnt - mx * mx, cyy = syy / cnt - my * my, cxy = sxy / cnt - mx * my;
+    const double theta = 0.5 * std::atan2(2 * cxy, cxx - cyy);  // tangent angle
+    normal = cv::Point2d(-std::sin(theta), std::cos(theta));
+  }
+  return normal;
+}
+
+// Width at every skeleton point of every branch: the largest inscribed circle whose
+// centre lies within 1.5 px of the point along the normal. Counts in *truncated the
+// circles that reach the image edge.
+std::vector<DirectPoint> direct_widths(const detail::Boundary& boundary, const SkelClass& sc, const cv::Mat& edt,
+                                       int* truncated) {
+  const int W = edt.cols, H = edt.rows;
   std::vector<DirectPoint> direct;
-  int direct_truncated = 0;
   for (int y = 0; y < H; ++y)
     for (int x = 0; x < W; ++x) {
       const int l = sc.branch_labels.at<int>(y, x);
       if (l <= 0) continue;
-      // Local tangent by PCA of same-branch pixels within 3 px.
-      double sx = 0, sy = 0, sxx = 0, syy = 0, sxy = 0, cnt = 0;
-      for (int dy = -3; dy <= 3; ++dy)
-        for (int dx = -3; dx <= 3; ++dx) {
-          const int xx = x + dx, yy = y + dy;
-          if (xx < 0 || yy < 0 || xx >= W || yy >= H || sc.branch_labels.at<int>(yy, xx) != l) continue;
-          sx += dx;
-          sy += dy;
-          sxx += dx * dx;
-          syy += dy * dy;
-          sxy += dx * dy;
-          cnt += 1;
-        }
-      cv::Point2d normal(1, 0);
-      if (cnt >= 2) {
-        const double mx = sx / cnt, my = sy / cnt;
-        const double cxx = sxx / cnt - mx * mx, cyy = syy / cnt - my * my, cxy = sxy / cnt - mx * my;
-        const double theta = 0.5 * std::atan2(2 * cxy, cxx - cyy);  // tangent angle
-        normal = cv::Point2d(-std::sin(theta), std::cos(theta));
-      }
+      const cv::Point2d normal = branch_normal(sc.branch_labels, x, y, l);
       const cv::Point2d p0(x, y);
       const double reach = edt.at<float>(y, x) + 4.0;
-      auto dist = [&](double s) { return boundary.nearest(p0 + normal * s, reach + std::abs(s)); };
-      double lo = -1.5, hi = 1.5;
-      const double gr = 0.6180339887498949;
-      double x1 = hi - gr * (hi - lo), x2 = lo + gr * (hi - lo), f1 = dist(x1), f2 = dist(x2);
-      for (int it = 0; it < 16; ++it) {
-        if (f1 > f2) {
-          hi = x2;
-          x2 = x1;
-          f2 = f1;
-          x1 = hi - gr * (hi - lo);
-          f1 = dist(x1);
-        } else {
-          lo = x1;
-          x1 = x2;
-          f1 = f2;
-          x2 = lo + gr * (hi - lo);
-          f2 = dist(x2);
-        }
-      }
-      const double s_best = f1 > f2 ? x1 : x2, radius = std::max(f1, f2);
+      // Maximise the distance to the boundary: minimise its negative.
+      auto neg_dist = [&](double s) { return -boundary.nearest(p0 + normal * s, reach + std::abs(s)); };
+      const GoldenMin best = golden_section_min(neg_dist, -1.5, 1.5, /*iterations=*/16);
+      const double s_best = best.x, radius = -best.f;
       if (!std::isfinite(radius)) continue;
       // The inscribed circle reaches the image edge: the membrane is cut there.
       const cv::Point2d q = p0 + normal * s_best;
       if (std::min({q.x, q.y, W - 1 - q.x, H - 1 - q.y}) < radius + 1.0) {
-        ++direct_truncated;
+        ++*truncated;
         continue;
       }
       DirectPoint dp;
@@ -497,10 +538,11 @@ ThicknessResult measure_thickness(const cv::Mat& mask_in, const ThicknessOptions
       dp.m.segment = l;
       direct.push_back(dp);
     }
-  // Exclusions: ends, junctions, then wide outliers against the local median.
-  std::vector<double> widths_all;
-  for (const auto& d : direct) widths_all.push_back(d.m.width_px);
-  const double global_median = median_of(widths_all);
+  return direct;
+}
+
+// Points whose circle reaches a skeleton end or a junction.
+void exclude_direct_at_ends_and_junctions(std::vector<DirectPoint>& direct, const SkelClass& sc) {
   for (auto& d : direct) {
     const double w = d.m.width_px;
     for (const auto& e : sc.ends)
@@ -517,29 +559,33 @@ ThicknessResult measure_thickness(const cv::Mat& mask_in, const ThicknessOptions
         break;
       }
   }
-  {
-    const double radius = std::max(static_cast<double>(o.local_window),
-                                   8.0 * (std::isfinite(global_median) ? global_median : 0.0));
-    // Bucket by branch for the local median.
-    std::vector<std::vector<size_t>> by_branch(sc.num_branches + 1);
-    for (size_t i = 0; i < direct.size(); ++i) by_branch[direct[i].m.segment].push_back(i);
-    std::vector<char> wide(direct.size(), 0);
-    for (const auto& ids : by_branch)
-      for (size_t i : ids) {
-        if (direct[i].m.excluded) continue;
-        std::vector<double> local;
-        for (size_t j : ids)
-          if (!direct[j].m.excluded && cv::norm(direct[j].pixel - direct[i].pixel) <= radius)
-            local.push_back(direct[j].m.width_px);
-        if (direct[i].m.width_px > o.tangential_factor * median_of(local)) wide[i] = 1;
-      }
-    for (size_t i = 0; i < direct.size(); ++i)
-      if (wide[i]) {
-        direct[i].m.excluded = true;
-        direct[i].m.reason = "tangential";
-      }
-  }
-  // Statistics, per segment and overall.
+}
+
+// Wide outliers against the median of the same branch's points within `radius` px.
+void exclude_direct_by_local_median(std::vector<DirectPoint>& direct, int num_branches, double radius,
+                                    double tangential_factor) {
+  std::vector<std::vector<size_t>> by_branch(num_branches + 1);
+  for (size_t i = 0; i < direct.size(); ++i) by_branch[direct[i].m.segment].push_back(i);
+  std::vector<char> wide(direct.size(), 0);
+  for (const auto& ids : by_branch)
+    for (size_t i : ids) {
+      if (direct[i].m.excluded) continue;
+      std::vector<double> local;
+      for (size_t j : ids)
+        if (!direct[j].m.excluded && cv::norm(direct[j].pixel - direct[i].pixel) <= radius)
+          local.push_back(direct[j].m.width_px);
+      if (direct[i].m.width_px > tangential_factor * median_of(local)) wide[i] = 1;
+    }
+  for (size_t i = 0; i < direct.size(); ++i)
+    if (wide[i]) {
+      direct[i].m.excluded = true;
+      direct[i].m.reason = "tangential";
+    }
+}
+
+// Direct-estimator statistics, per segment and overall, into result (measurements
+// appended in raster order).
+void summarise_direct(const std::vector<DirectPoint>& direct, int truncated, ThicknessResult& result) {
   std::vector<double> kept;
   int excluded = 0;
   std::map<int, std::vector<double>> per_segment;
@@ -556,7 +602,7 @@ ThicknessResult measure_thickness(const cv::Mat& mask_in, const ThicknessOptions
   }
   result.direct = width_stats(kept);
   result.direct.n_excluded = excluded;
-  result.direct.n_truncated = direct_truncated;
+  result.direct.n_truncated = truncated;
   for (const auto& [id, count] : per_segment_pixels) {
     SegmentWidth sw;
     sw.id = id;
@@ -568,10 +614,72 @@ ThicknessResult measure_thickness(const cv::Mat& mask_in, const ThicknessOptions
       sw.mean_px = ws.mean;
       sw.median_px = ws.median;
     } else {
-      sw.mean_px = sw.median_px = nan;
+      sw.mean_px = sw.median_px = std::numeric_limits<double>::quiet_NaN();
     }
     result.segments.push_back(sw);
   }
+}
+
+// ---- The two estimators -----------------------------------------------------------
+
+// Orthogonal intercepts: sampled along the boundary, excluded at membrane ends and
+// against the local median; fills result.oi and appends the measurements.
+void estimate_orthogonal_intercepts(const detail::Boundary& boundary, const MaskGeometry& g, const SkelClass& sc,
+                                    const ThicknessOptions& o, ThicknessResult& result) {
+  int truncated = 0;
+  std::vector<OiSample> samples = sample_intercepts(boundary, g, o, &truncated);
+  summarise_intercepts(samples, truncated, boundary, sc, o, result);
+}
+
+// Direct (medial-axis) widths: excluded at ends, junctions, then wide outliers against
+// the local median; fills result.direct and result.segments, appends the measurements.
+void estimate_direct(const detail::Boundary& boundary, const SkelClass& sc, const cv::Mat& edt,
+                     const ThicknessOptions& o, ThicknessResult& result) {
+  int truncated = 0;
+  std::vector<DirectPoint> direct = direct_widths(boundary, sc, edt, &truncated);
+  std::vector<double> widths_all;
+  for (const auto& d : direct) widths_all.push_back(d.m.width_px);
+  const double global_median = median_of(widths_all);
+  exclude_direct_at_ends_and_junctions(direct, sc);
+  exclude_direct_by_local_median(direct, sc.num_branches,
+                                 std::max(static_cast<double>(o.local_window),
+                                          8.0 * (std::isfinite(global_median) ? global_median : 0.0)),
+                                 o.tangential_factor);
+  summarise_direct(direct, truncated, result);
+}
+
+}  // namespace
+
+ThicknessResult measure_thickness(const cv::Mat& mask_in, const ThicknessOptions& o) {
+  check_thickness_inputs(mask_in, o);
+  MaskGeometry g;
+  g.mask = mask_in != 0;
+  g.W = g.mask.cols;
+  g.H = g.mask.rows;
+  ThicknessResult result;
+  result.nm_per_pixel = o.nm_per_pixel;
+  result.mask_area_px = cv::countNonZero(g.mask);
+  NEPHRO_CHECK(result.mask_area_px > 0, "thickness: the mask is empty (no foreground pixel)");
+  NEPHRO_CHECK(result.mask_area_px < static_cast<double>(g.W) * g.H,
+               "thickness: the mask has no background pixel (it covers the whole ", g.W, "x", g.H,
+               " image, so no membrane edge can be measured)");
+
+  cv::Mat field;
+  g.mask.convertTo(field, CV_32F, 1.0 / 255.0);
+  if (o.smoothing_sigma_px > 0)
+    cv::GaussianBlur(field, field, cv::Size(0, 0), o.smoothing_sigma_px, o.smoothing_sigma_px, cv::BORDER_REPLICATE);
+  const detail::Boundary boundary(field, 0.5, 4.0);
+  g.max_chord = o.max_chord_px > 0 ? o.max_chord_px : 0.5 * std::hypot(g.W, g.H);
+
+  cv::Mat skel = skeletonize(g.mask);
+  cv::Mat edt;
+  cv::distanceTransform(g.mask, edt, cv::DIST_L2, cv::DIST_MASK_PRECISE);
+  SkelClass sc = classify_skeleton(skel);
+  prune_spurs(skel, sc, edt, o);
+  result.skeleton_length_px = skeleton_length(skel);
+
+  estimate_orthogonal_intercepts(boundary, g, sc, o, result);
+  estimate_direct(boundary, sc, edt, o, result);
   return result;
 }
 

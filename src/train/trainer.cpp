@@ -15,7 +15,7 @@
 #include <sstream>
 #include <unordered_set>
 
-#include "models/glomsam/internal.h"
+#include "models/glomsam/trainer_access.h"
 #include "models/unet/unet.h"
 #include "nephroseg/checkpoint/pth.h"
 #include "nephroseg/checkpoint/state_dict.h"
@@ -450,6 +450,288 @@ SegmentationMetrics evaluate(models::glomsam::GlomSamImpl& m, const PatchSet& se
   return acc.result();
 }
 
+// ---- train_glomsam steps ------------------------------------------------------------
+
+// What the steps of one GlomSAM training run share.
+struct GlomSamRun {
+  const GlomSamTrainOptions& o;
+  Communicator& comm;
+  models::glomsam::GlomSamImpl& mod;
+  const std::vector<at::Tensor>& params;
+  torch::optim::AdamW& opt;
+  const GlomSamLossOptions& loss;  // o.loss with the ablations applied
+  std::string last_path, best_path;
+  bool main_rank() const { return comm.is_main(); }
+  int64_t world() const { return comm.world_size(); }
+};
+
+// Where training goes on: the next epoch and the epochs without val Dice gain.
+struct RunProgress {
+  int64_t start_epoch = 1;
+  int64_t bad_epochs = 0;
+};
+
+void check_glomsam_options(const GlomSamTrainOptions& o) {
+  NEPHRO_CHECK(!o.out_dir.empty(), "train: --out is required");
+  NEPHRO_CHECK(o.epochs > 0 && o.batch_size > 0, "train: epochs and batch size must be positive");
+  check_optimizer_options("train", o.lr, o.weight_decay);
+  o.config.validate();
+  NEPHRO_CHECK(!o.distributed.enabled || o.loss.boundary == BoundaryConvention::kPerImage,
+               "--distributed: the glomsam_broadcast Boundary DoU convention pairs every two images of a batch "
+               "and cannot be split across ranks; use --boundary per_image");
+}
+
+Data load_glomsam_data(const GlomSamTrainOptions& o, bool main_rank) {
+  PatchOptions po;
+  po.model_size = o.config.sam.img_size;
+  po.patch_size = o.patch_size;
+  po.stride = o.stride;
+  Data data = load_data(o.images_dir, o.masks_dir, o.val_images_dir, o.val_masks_dir, o.split, o.seed, po,
+                        o.out_dir, main_rank);
+  NEPHRO_CHECK(data.train.size() > 0, "train: no training patches");
+  return data;
+}
+
+// The model to train: random (seeded) with the initial SAM / ResNet / UNet weights,
+// or --init-checkpoint.
+std::shared_ptr<glomsam::GlomSamModel> initial_model(const GlomSamTrainOptions& o) {
+  auto model = glomsam::GlomSamModel::create(o.config, o.seed);
+  if (!o.init_checkpoint.empty()) return glomsam::GlomSamModel::load(o.init_checkpoint, o.config);
+  model->load_initial_weights(o.sam_checkpoint, o.resnet_checkpoint, o.unet_checkpoint);
+  return model;
+}
+
+// --resume: the weights, the optimiser state, the history and the early-stopping
+// state of last.pth.
+RunProgress restore_last(GlomSamRun& run, TrainSummary& summary) {
+  const std::string& last_path = run.last_path;
+  NEPHRO_CHECK(fs::exists(last_path), "--resume: no checkpoint ", last_path);
+  Value root = checkpoint::load_pickle_file(last_path);
+  checkpoint::StateDict sd = checkpoint::state_dict_from_value(root, last_path);
+  checkpoint::bind_state_dict(run.mod, sd, last_path, {{}, {}, /*share_storage=*/false});
+  const Value* ov = root.find("optimizer");
+  NEPHRO_CHECK(ov, last_path, ": no 'optimizer' entry");
+  restore_optimizer(run.opt, run.params, *ov, last_path);
+  RunProgress p;
+  p.start_epoch = static_cast<int64_t>(num(root.find("epoch"))) + 1;
+  summary.history = history_from(root.find("history"));
+  summary.best_epoch = static_cast<int64_t>(num(root.find("best_epoch")));
+  summary.best_val_dice = root.find("best_val_dice") ? num(root.find("best_val_dice")) : -1.0;
+  p.bad_epochs = static_cast<int64_t>(num(root.find("bad_epochs")));
+  summary.early_stopped = num(root.find("early_stopped")) != 0.0;
+  if (run.main_rank()) log_info("resuming from ", last_path, " at epoch ", p.start_epoch);
+  return p;
+}
+
+// Same plan everywhere, then rank 0's weights everywhere (initial weights are already
+// identical for one seed and one last.pth; the broadcast makes it so by construction).
+void align_ranks(GlomSamRun& run, int64_t start_epoch, int64_t n) {
+  const GlomSamTrainOptions& o = run.o;
+  check_same_plan(run.comm, {{"start epoch", start_epoch}, {"training patches", n}, {"batch size", o.batch_size},
+                             {"epochs", o.epochs}, {"seed", static_cast<int64_t>(o.seed)},
+                             {"max batches", o.max_batches_per_epoch}});
+  broadcast_state(run.mod, run.comm);
+  if (run.main_rank())
+    log_info("data-parallel: ", run.world(), " ranks x batch ", o.batch_size, " = global batch ",
+             run.world() * o.batch_size);
+}
+
+// Sums of the training loss terms (total, BCE, Dice, Boundary DoU) over an epoch's steps.
+struct EpochLosses {
+  double sums[4] = {0, 0, 0, 0};
+  int64_t batches = 0, images_seen = 0;
+};
+
+// One optimiser step on this rank's share of the global batch [s, e) of `order`.
+void train_step(GlomSamRun& run, const PatchSet& train, const std::vector<int64_t>& order, int64_t s, int64_t e,
+                std::mt19937_64& rng, EpochLosses& acc) {
+  const GlomSamTrainOptions& o = run.o;
+  const StepShare part = step_share(s, e, o.batch_size, run.comm.rank());
+  // Jitter for the whole global batch, drawn in order, so that every rank (and one
+  // process with the global batch) consumes the generator alike.
+  std::vector<Jitter> jitter;
+  if (!o.auto_box) jitter = draw_jitters(e - s, o.box_jitter, rng);
+  at::Tensor idx = at::tensor(std::vector<int64_t>(order.begin() + part.begin, order.begin() + part.end), at::kLong);
+  at::Tensor images = to_input(train.images.index_select(0, idx));
+  at::Tensor masks = train.masks.index_select(0, idx).to(at::kLong);
+  at::Tensor boxes = o.auto_box ? at::Tensor() : boxes_with(masks, jitter.data() + (part.begin - s));
+  run.opt.zero_grad();
+  at::Tensor logits = run.mod.forward(images, boxes);
+  if (run.world() == 1) {
+    GlomSamLossTerms loss = glomsam_loss(logits, masks, run.loss);
+    loss.total.backward();
+    run.opt.step();
+    acc.sums[0] += loss.total.item<double>();
+    acc.sums[1] += loss.bce.item<double>();
+    acc.sums[2] += loss.dice.item<double>();
+    acc.sums[3] += loss.bdou.item<double>();
+  } else {
+    const double share = part.idle ? 0.0 : static_cast<double>(part.end - part.begin) / static_cast<double>(e - s);
+    ShardedLossTerms loss = sharded_glomsam_loss(logits, masks, run.loss, share, run.comm);
+    loss.local.backward();
+    sync_step(run.params, run.mod, run.comm, share);
+    run.opt.step();
+    acc.sums[0] += loss.total;
+    acc.sums[1] += loss.bce;
+    acc.sums[2] += loss.dice;
+    acc.sums[3] += loss.bdou;
+  }
+}
+
+// The training steps of one epoch (learning rate of the schedule, epoch order from
+// the seed, at most max_batches_per_epoch steps).
+EpochLosses train_epoch(GlomSamRun& run, const PatchSet& train, int64_t epoch) {
+  const GlomSamTrainOptions& o = run.o;
+  const double lr = lr_at(o, epoch);
+  for (auto& group : run.opt.param_groups()) {
+    static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+  }
+  run.mod.train();
+  if (o.freeze_batchnorm) freeze_batchnorm(run.mod);
+  std::mt19937_64 rng = epoch_rng(o.seed, epoch, 1);
+  const int64_t n = static_cast<int64_t>(train.size());
+  const auto order = permutation(n, rng);  // the same on every rank
+  const int64_t global_batch = o.batch_size * run.world();
+  EpochLosses acc;
+  for (int64_t s = 0; s < n; s += global_batch) {
+    if (o.max_batches_per_epoch > 0 && acc.batches >= o.max_batches_per_epoch) break;
+    const int64_t e = std::min(n, s + global_batch);
+    train_step(run, train, order, s, e, rng, acc);
+    ++acc.batches;
+    acc.images_seen += e - s;
+  }
+  return acc;
+}
+
+// Rank 0's early-stopping decision and best epoch, broadcast after each epoch.
+void broadcast_status(Communicator& comm, TrainSummary& summary, bool main_rank) {
+  if (main_rank) {
+    at::Tensor status = at::tensor({summary.early_stopped ? 1.0 : 0.0, static_cast<double>(summary.best_epoch),
+                                    summary.best_val_dice}, at::kDouble);
+    comm.broadcast({status});
+    return;
+  }
+  at::Tensor status = at::zeros({3}, at::kDouble);
+  comm.broadcast({status});
+  summary.early_stopped = status[0].item<double>() != 0.0;
+  summary.best_epoch = static_cast<int64_t>(status[1].item<double>());
+  summary.best_val_dice = status[2].item<double>();
+}
+
+// Best epoch and early stopping after the validation of epoch r.
+void update_best(EpochRecord& r, TrainSummary& summary, RunProgress& progress, int64_t patience) {
+  if (r.val.dice > summary.best_val_dice) {
+    summary.best_val_dice = r.val.dice;
+    summary.best_epoch = r.epoch;
+    r.best = true;
+    progress.bad_epochs = 0;
+  } else {
+    ++progress.bad_epochs;
+  }
+  summary.history.push_back(r);
+  if (patience > 0 && progress.bad_epochs >= patience) summary.early_stopped = true;
+}
+
+// best.pth (when r is the best epoch so far) and last.pth (always).
+void save_checkpoints(GlomSamRun& run, const EpochRecord& r, const TrainSummary& summary,
+                      const RunProgress& progress) {
+  const GlomSamTrainOptions& o = run.o;
+  const checkpoint::StateDict sd = models::glomsam::reference_state_dict(run.mod);
+  if (r.best) {
+    checkpoint::save_pickle_file(run.best_path,
+                                 checkpoint::make_dict({{"model", checkpoint::make_state_dict_value(sd)},
+                                                        {"epoch", checkpoint::make_int(r.epoch)},
+                                                        {"val_dice", checkpoint::make_float(r.val.dice)},
+                                                        {"config", checkpoint::make_string(o.config.to_json())}}));
+  }
+  Value early;
+  early.kind = Value::Kind::kBool;
+  early.b = summary.early_stopped;
+  checkpoint::save_pickle_file(
+      run.last_path,
+      checkpoint::make_dict({{"model", checkpoint::make_state_dict_value(sd)},
+                             {"optimizer", optimizer_value(run.opt, run.params, lr_at(o, r.epoch), o.weight_decay)},
+                             {"epoch", checkpoint::make_int(r.epoch)},
+                             {"best_epoch", checkpoint::make_int(summary.best_epoch)},
+                             {"best_val_dice", checkpoint::make_float(summary.best_val_dice)},
+                             {"bad_epochs", checkpoint::make_int(progress.bad_epochs)},
+                             {"early_stopped", early},
+                             {"seed", checkpoint::make_int(static_cast<int64_t>(o.seed))},
+                             {"history", history_value(summary.history)},
+                             {"config", checkpoint::make_string(o.config.to_json())}}));
+}
+
+// The plots of the history so far: log.csv and curves.png.
+void write_progress_plots(const std::string& out_dir, const std::vector<EpochRecord>& history) {
+  write_file_atomically(out_dir + "/log.csv", csv_of(history));
+  write_curve(out_dir + "/curves.png", history);
+}
+
+// One epoch: training steps, then on rank 0 validation, checkpoints, plots and the
+// log; the other ranks receive rank 0's decision. Calls o.on_epoch on rank 0.
+void run_epoch(GlomSamRun& run, const Data& data, int64_t epoch, TrainSummary& summary, RunProgress& progress) {
+  const GlomSamTrainOptions& o = run.o;
+  const auto t0 = Clock::now();
+  const double comm_before = run.comm.collective_seconds();
+  const EpochLosses acc = train_epoch(run, data.train, epoch);
+  const double train_seconds = seconds_since(t0);
+  const double comm_seconds = run.comm.collective_seconds() - comm_before;
+  summary.steps += acc.batches;
+  summary.train_seconds += train_seconds;
+  summary.collective_seconds += comm_seconds;
+  EpochRecord r;
+  r.epoch = epoch;
+  r.train_loss = acc.sums[0] / static_cast<double>(acc.batches);
+  r.train_bce = acc.sums[1] / static_cast<double>(acc.batches);
+  r.train_dice = acc.sums[2] / static_cast<double>(acc.batches);
+  r.train_bdou = acc.sums[3] / static_cast<double>(acc.batches);
+  r.images_per_second = static_cast<double>(acc.images_seen) / std::max(train_seconds, 1e-9);
+  if (!run.main_rank()) {
+    // Rank 0 validates and writes; its decision arrives with the broadcast.
+    broadcast_status(run.comm, summary, /*main_rank=*/false);
+    r.seconds = seconds_since(t0);
+    summary.history.push_back(r);
+    return;
+  }
+  r.val = evaluate(run.mod, data.val, o.batch_size, o.auto_box, o.box_jitter, o.seed, run.loss,
+                   o.config.mask_threshold, &r.val_loss);
+  r.seconds = seconds_since(t0);
+  update_best(r, summary, progress, o.patience);
+  save_checkpoints(run, r, summary, progress);
+  write_progress_plots(o.out_dir, summary.history);
+  log_info("epoch ", epoch, "/", o.epochs, " loss ", r.train_loss, " val loss ", r.val_loss, " val Dice ",
+           r.val.dice, " IoU ", r.val.iou, " (", r.seconds, " s, ", r.images_per_second, " img/s)",
+           r.best ? " best" : "");
+  if (run.world() > 1) {
+    log_info("data-parallel: ", acc.batches, " steps in ", train_seconds, " s (",
+             acc.batches / std::max(train_seconds, 1e-9), " steps/s), collectives ", comm_seconds, " s (",
+             100.0 * comm_seconds / std::max(train_seconds, 1e-9), "% of training)");
+    broadcast_status(run.comm, summary, /*main_rank=*/true);
+  }
+  if (o.on_epoch) o.on_epoch(r);
+}
+
+// After the last epoch, on rank 0: the plots again when no epoch ran now, and the
+// best checkpoint on the test split.
+void finish_training(GlomSamRun& run, const Data& data, int64_t start_epoch, TrainSummary& summary) {
+  const GlomSamTrainOptions& o = run.o;
+  // A run killed after the last epoch's last.pth but before these two files resumes
+  // with no epoch left to train: write them again from the history (the same bytes
+  // when they are already complete).
+  if ((start_epoch > o.epochs || summary.early_stopped) && !summary.history.empty())
+    write_progress_plots(o.out_dir, summary.history);
+  if (summary.early_stopped) log_info("early stopping: no val Dice gain for ", o.patience, " epochs");
+  if (data.test.size() > 0 && fs::exists(run.best_path)) {
+    checkpoint::bind_state_dict(run.mod, checkpoint::load_state_dict(run.best_path), run.best_path,
+                                {{}, {}, /*share_storage=*/false});
+    double test_loss = 0;
+    summary.test = evaluate(run.mod, data.test, o.batch_size, o.auto_box, o.box_jitter, o.seed + 1, run.loss,
+                            o.config.mask_threshold, &test_loss);
+    log_info("test (best epoch ", summary.best_epoch, "): Dice ", summary.test.dice, " IoU ", summary.test.iou,
+             " recall ", summary.test.recall, " accuracy ", summary.test.accuracy_percent, "%");
+  }
+}
+
 }  // namespace
 
 int64_t checkpoint_epoch(const std::string& path) {
@@ -460,229 +742,40 @@ int64_t checkpoint_epoch(const std::string& path) {
 }
 
 TrainSummary train_glomsam(const GlomSamTrainOptions& o) {
-  NEPHRO_CHECK(!o.out_dir.empty(), "train: --out is required");
-  NEPHRO_CHECK(o.epochs > 0 && o.batch_size > 0, "train: epochs and batch size must be positive");
-  check_optimizer_options("train", o.lr, o.weight_decay);
-  o.config.validate();
-  NEPHRO_CHECK(!o.distributed.enabled || o.loss.boundary == BoundaryConvention::kPerImage,
-               "--distributed: the glomsam_broadcast Boundary DoU convention pairs every two images of a batch "
-               "and cannot be split across ranks; use --boundary per_image");
+  check_glomsam_options(o);
   // Rendezvous first: a missing peer fails before any data is read.
   const std::shared_ptr<Communicator> comm = Communicator::connect(o.distributed);
-  const int64_t world = comm->world_size();
   const bool main_rank = comm->is_main();
-  const std::string last_path = o.out_dir + "/last.pth";
-  const std::string best_path = o.out_dir + "/best.pth";
-  PatchOptions po;
-  po.model_size = o.config.sam.img_size;
-  po.patch_size = o.patch_size;
-  po.stride = o.stride;
-  Data data = load_data(o.images_dir, o.masks_dir, o.val_images_dir, o.val_masks_dir, o.split, o.seed, po,
-                        o.out_dir, main_rank);
-  NEPHRO_CHECK(data.train.size() > 0, "train: no training patches");
-
-  auto model = glomsam::GlomSamModel::create(o.config, o.seed);
-  auto mod = glomsam::internal::module_ptr(*model);
-  if (!o.init_checkpoint.empty()) {
-    model = glomsam::GlomSamModel::load(o.init_checkpoint, o.config);
-    mod = glomsam::internal::module_ptr(*model);
-  } else {
-    model->load_initial_weights(o.sam_checkpoint, o.resnet_checkpoint, o.unet_checkpoint);
-  }
+  const Data data = load_glomsam_data(o, main_rank);
+  const std::shared_ptr<glomsam::GlomSamModel> model = initial_model(o);
+  const std::shared_ptr<models::glomsam::GlomSamImpl> mod = glomsam::trainer_access::module_of(*model);
   NEPHRO_CHECK(o.lr_schedule == "constant" || o.lr_schedule == "cosine",
                "train: lr schedule must be constant or cosine, got '", o.lr_schedule, "'");
   mod->freeze(o.freeze_unet, /*freeze_vit=*/!o.train_vit);
   const std::vector<at::Tensor> params = mod->unique_parameters();
   torch::optim::AdamW opt(params, torch::optim::AdamWOptions(o.lr).weight_decay(o.weight_decay));
-  if (o.resume) NEPHRO_CHECK(fs::exists(last_path), "--resume: no checkpoint ", last_path);
-  write_split(o.out_dir, data, main_rank);
-  const double threshold = o.config.mask_threshold;
   // Ablation no_boundary_loss (recorded in the config the checkpoints store).
   GlomSamLossOptions loss_options = o.loss;
   if (!o.config.boundary_loss) loss_options.bdou_weight = 0.0;
+  GlomSamRun run{o, *comm, *mod, params, opt, loss_options, o.out_dir + "/last.pth", o.out_dir + "/best.pth"};
+  if (o.resume) NEPHRO_CHECK(fs::exists(run.last_path), "--resume: no checkpoint ", run.last_path);
+  write_split(o.out_dir, data, main_rank);
 
   TrainSummary summary;
-  summary.best_checkpoint = best_path;
-  summary.last_checkpoint = last_path;
+  summary.best_checkpoint = run.best_path;
+  summary.last_checkpoint = run.last_path;
   summary.rank = comm->rank();
-  summary.world_size = world;
-  int64_t start_epoch = 1;
-  int64_t bad_epochs = 0;
-  if (o.resume) {
-    NEPHRO_CHECK(fs::exists(last_path), "--resume: no checkpoint ", last_path);
-    Value root = checkpoint::load_pickle_file(last_path);
-    checkpoint::StateDict sd = checkpoint::state_dict_from_value(root, last_path);
-    checkpoint::bind_state_dict(*mod, sd, last_path, {{}, {}, /*share_storage=*/false});
-    const Value* ov = root.find("optimizer");
-    NEPHRO_CHECK(ov, last_path, ": no 'optimizer' entry");
-    restore_optimizer(opt, params, *ov, last_path);
-    start_epoch = static_cast<int64_t>(num(root.find("epoch"))) + 1;
-    summary.history = history_from(root.find("history"));
-    summary.best_epoch = static_cast<int64_t>(num(root.find("best_epoch")));
-    summary.best_val_dice = root.find("best_val_dice") ? num(root.find("best_val_dice")) : -1.0;
-    bad_epochs = static_cast<int64_t>(num(root.find("bad_epochs")));
-    summary.early_stopped = num(root.find("early_stopped")) != 0.0;
-    if (main_rank) log_info("resuming from ", last_path, " at epoch ", start_epoch);
-  }
-
-  const int64_t n = static_cast<int64_t>(data.train.size());
-  if (world > 1) {
-    // Same plan everywhere, then rank 0's weights everywhere (initial weights are already
-    // identical for one seed and one last.pth; the broadcast makes it so by construction).
-    check_same_plan(*comm, {{"start epoch", start_epoch}, {"training patches", n}, {"batch size", o.batch_size},
-                            {"epochs", o.epochs}, {"seed", static_cast<int64_t>(o.seed)},
-                            {"max batches", o.max_batches_per_epoch}});
-    broadcast_state(*mod, *comm);
-    if (main_rank) log_info("data-parallel: ", world, " ranks x batch ", o.batch_size, " = global batch ", world * o.batch_size);
-  }
-  const int64_t global_batch = o.batch_size * world;
-  for (int64_t epoch = start_epoch; epoch <= o.epochs && !summary.early_stopped; ++epoch) {
-    const auto t0 = Clock::now();
-    const double lr = lr_at(o, epoch);
-    for (auto& group : opt.param_groups()) {
-      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
-    }
-    mod->train();
-    if (o.freeze_batchnorm) freeze_batchnorm(*mod);
-    std::mt19937_64 rng = epoch_rng(o.seed, epoch, 1);
-    const auto order = permutation(n, rng);  // the same on every rank
-    double sums[4] = {0, 0, 0, 0};
-    int64_t batches = 0, images_seen = 0;
-    const double comm_before = comm->collective_seconds();
-    for (int64_t s = 0; s < n; s += global_batch) {
-      if (o.max_batches_per_epoch > 0 && batches >= o.max_batches_per_epoch) break;
-      const int64_t e = std::min(n, s + global_batch);
-      const StepShare part = step_share(s, e, o.batch_size, comm->rank());
-      // Jitter for the whole global batch, drawn in order, so that every rank (and one
-      // process with the global batch) consumes the generator alike.
-      std::vector<Jitter> jitter;
-      if (!o.auto_box) jitter = draw_jitters(e - s, o.box_jitter, rng);
-      at::Tensor idx =
-          at::tensor(std::vector<int64_t>(order.begin() + part.begin, order.begin() + part.end), at::kLong);
-      at::Tensor images = to_input(data.train.images.index_select(0, idx));
-      at::Tensor masks = data.train.masks.index_select(0, idx).to(at::kLong);
-      at::Tensor boxes = o.auto_box ? at::Tensor() : boxes_with(masks, jitter.data() + (part.begin - s));
-      opt.zero_grad();
-      at::Tensor logits = mod->forward(images, boxes);
-      if (world == 1) {
-        GlomSamLossTerms loss = glomsam_loss(logits, masks, loss_options);
-        loss.total.backward();
-        opt.step();
-        sums[0] += loss.total.item<double>();
-        sums[1] += loss.bce.item<double>();
-        sums[2] += loss.dice.item<double>();
-        sums[3] += loss.bdou.item<double>();
-      } else {
-        const double share =
-            part.idle ? 0.0 : static_cast<double>(part.end - part.begin) / static_cast<double>(e - s);
-        ShardedLossTerms loss = sharded_glomsam_loss(logits, masks, loss_options, share, *comm);
-        loss.local.backward();
-        sync_step(params, *mod, *comm, share);
-        opt.step();
-        sums[0] += loss.total;
-        sums[1] += loss.bce;
-        sums[2] += loss.dice;
-        sums[3] += loss.bdou;
-      }
-      ++batches;
-      images_seen += e - s;
-    }
-    const double train_seconds = seconds_since(t0);
-    const double comm_seconds = comm->collective_seconds() - comm_before;
-    summary.steps += batches;
-    summary.train_seconds += train_seconds;
-    summary.collective_seconds += comm_seconds;
-    EpochRecord r;
-    r.epoch = epoch;
-    r.train_loss = sums[0] / static_cast<double>(batches);
-    r.train_bce = sums[1] / static_cast<double>(batches);
-    r.train_dice = sums[2] / static_cast<double>(batches);
-    r.train_bdou = sums[3] / static_cast<double>(batches);
-    r.images_per_second = static_cast<double>(images_seen) / std::max(train_seconds, 1e-9);
-    if (!main_rank) {
-      // Rank 0 validates and writes; its decision arrives with the broadcast.
-      at::Tensor status = at::zeros({3}, at::kDouble);
-      comm->broadcast({status});
-      summary.early_stopped = status[0].item<double>() != 0.0;
-      summary.best_epoch = static_cast<int64_t>(status[1].item<double>());
-      summary.best_val_dice = status[2].item<double>();
-      r.seconds = seconds_since(t0);
-      summary.history.push_back(r);
-      continue;
-    }
-    r.val = evaluate(*mod, data.val, o.batch_size, o.auto_box, o.box_jitter, o.seed, loss_options, threshold,
-                     &r.val_loss);
-    r.seconds = seconds_since(t0);
-    if (r.val.dice > summary.best_val_dice) {
-      summary.best_val_dice = r.val.dice;
-      summary.best_epoch = epoch;
-      r.best = true;
-      bad_epochs = 0;
-    } else {
-      ++bad_epochs;
-    }
-    summary.history.push_back(r);
-    if (o.patience > 0 && bad_epochs >= o.patience) summary.early_stopped = true;
-
-    const checkpoint::StateDict sd = models::glomsam::reference_state_dict(*mod);
-    if (r.best) {
-      checkpoint::save_pickle_file(best_path,
-                                   checkpoint::make_dict({{"model", checkpoint::make_state_dict_value(sd)},
-                                                          {"epoch", checkpoint::make_int(epoch)},
-                                                          {"val_dice", checkpoint::make_float(r.val.dice)},
-                                                          {"config", checkpoint::make_string(o.config.to_json())}}));
-    }
-    Value early;
-    early.kind = Value::Kind::kBool;
-    early.b = summary.early_stopped;
-    checkpoint::save_pickle_file(
-        last_path,
-        checkpoint::make_dict({{"model", checkpoint::make_state_dict_value(sd)},
-                               {"optimizer", optimizer_value(opt, params, lr_at(o, epoch), o.weight_decay)},
-                               {"epoch", checkpoint::make_int(epoch)},
-                               {"best_epoch", checkpoint::make_int(summary.best_epoch)},
-                               {"best_val_dice", checkpoint::make_float(summary.best_val_dice)},
-                               {"bad_epochs", checkpoint::make_int(bad_epochs)},
-                               {"early_stopped", early},
-                               {"seed", checkpoint::make_int(static_cast<int64_t>(o.seed))},
-                               {"history", history_value(summary.history)},
-                               {"config", checkpoint::make_string(o.config.to_json())}}));
-    write_file_atomically(o.out_dir + "/log.csv", csv_of(summary.history));
-    write_curve(o.out_dir + "/curves.png", summary.history);
-    log_info("epoch ", epoch, "/", o.epochs, " loss ", r.train_loss, " val loss ", r.val_loss, " val Dice ",
-             r.val.dice, " IoU ", r.val.iou, " (", r.seconds, " s, ", r.images_per_second, " img/s)",
-             r.best ? " best" : "");
-    if (world > 1) {
-      log_info("data-parallel: ", batches, " steps in ", train_seconds, " s (", batches / std::max(train_seconds, 1e-9),
-               " steps/s), collectives ", comm_seconds, " s (", 100.0 * comm_seconds / std::max(train_seconds, 1e-9),
-               "% of training)");
-      at::Tensor status = at::tensor({summary.early_stopped ? 1.0 : 0.0, static_cast<double>(summary.best_epoch),
-                                      summary.best_val_dice}, at::kDouble);
-      comm->broadcast({status});
-    }
-    if (o.on_epoch) o.on_epoch(r);
-  }
+  summary.world_size = comm->world_size();
+  RunProgress progress;
+  if (o.resume) progress = restore_last(run, summary);
+  if (run.world() > 1) align_ranks(run, progress.start_epoch, static_cast<int64_t>(data.train.size()));
+  for (int64_t epoch = progress.start_epoch; epoch <= o.epochs && !summary.early_stopped; ++epoch)
+    run_epoch(run, data, epoch, summary, progress);
   if (!main_rank) {
     comm->barrier();  // rank 0 evaluates the test split
     return summary;
   }
-  // A run killed after the last epoch's last.pth but before these two files resumes
-  // with no epoch left to train: write them again from the history (the same bytes
-  // when they are already complete).
-  if ((start_epoch > o.epochs || summary.early_stopped) && !summary.history.empty()) {
-    write_file_atomically(o.out_dir + "/log.csv", csv_of(summary.history));
-    write_curve(o.out_dir + "/curves.png", summary.history);
-  }
-  if (summary.early_stopped) log_info("early stopping: no val Dice gain for ", o.patience, " epochs");
-  if (data.test.size() > 0 && fs::exists(best_path)) {
-    checkpoint::bind_state_dict(*mod, checkpoint::load_state_dict(best_path), best_path,
-                                {{}, {}, /*share_storage=*/false});
-    double test_loss = 0;
-    summary.test = evaluate(*mod, data.test, o.batch_size, o.auto_box, o.box_jitter, o.seed + 1, loss_options,
-                            threshold, &test_loss);
-    log_info("test (best epoch ", summary.best_epoch, "): Dice ", summary.test.dice, " IoU ", summary.test.iou,
-             " recall ", summary.test.recall, " accuracy ", summary.test.accuracy_percent, "%");
-  }
+  finish_training(run, data, progress.start_epoch, summary);
   comm->barrier();
   return summary;
 }

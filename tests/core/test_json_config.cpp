@@ -22,14 +22,7 @@ const EnumNames<Colour>& colour_names() {
   return t;
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using nephroseg::test::error_of;  // tests/support/golden.h
 
 TEST(JsonConfig, ReadsTypedFieldsAndKeepsDefaults) {
   const nlohmann::json j = nlohmann::json::parse(

@@ -6,6 +6,7 @@
 
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/shard.h"
+#include "support/golden.h"
 
 using namespace nephroseg;
 
@@ -17,14 +18,7 @@ const char* fake_getenv(const char* name) {
   return it == g_env.end() ? nullptr : it->second.c_str();
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using nephroseg::test::error_of;  // tests/support/golden.h
 
 }  // namespace
 

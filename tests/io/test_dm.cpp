@@ -74,14 +74,7 @@ std::string write_file(const std::string& dir, const std::string& name, const st
   return path;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using nephroseg::test::error_of;  // tests/support/golden.h
 
 }  // namespace
 

@@ -1,15 +1,18 @@
 """The GIL is released during model calls: two Python threads predicting at once on one
-encoded image give the results of one after the other; and repeated calls do not leak
-(RSS flat over 1,000 predict calls). Needs no ../shared."""
+encoded image give the results of one after the other; another Python thread runs
+during one encode(); and repeated calls do not leak (RSS flat over 1,000 predict
+calls). Needs no ../shared."""
+import ctypes
 import gc
 import os
 import threading
 import time
 
 import numpy as np
+import pytest
 
 import nephroseg
-from conftest import make_image
+from conftest import SAM_TINY, make_image
 
 
 def test_two_threads_on_one_embedding(random_sam):
@@ -40,26 +43,64 @@ def test_two_threads_on_one_embedding(random_sam):
             np.testing.assert_array_equal(r, expected[k])
 
 
-def test_gil_released_during_encode(random_sam):
-    """While one thread runs C++ model calls, another Python thread keeps running."""
-    img = make_image(160, 160)
-    stop = threading.Event()
-    ticks = [0]
+# The tiny SAM at 512 px: one encode lasts long enough (tens of ms or more) for a
+# spinning thread to be scheduled many times while it runs.
+SAM_SLOW = dict(SAM_TINY, img_size=512)
+
+
+@pytest.fixture(scope="module")
+def slow_sam():
+    return nephroseg.Sam.random(config=SAM_SLOW, seed=3)
+
+
+def ticks_during(call):
+    """Runs call() on this thread while another Python thread spins (one tick per loop,
+    each loop needs the GIL). Returns the ticks the spinner made while call() ran, as
+    fractions (0..1) of the call's duration. Ticks near 0 or 1 can happen even when call()
+    holds the GIL (between the flag and the C call); ticks in the middle cannot."""
+    inside, stop, running = threading.Event(), threading.Event(), threading.Event()
+    seen = []
 
     def spin():
+        running.set()
         while not stop.is_set():
-            ticks[0] += 1
+            if inside.is_set():
+                seen.append(time.perf_counter())
             time.sleep(0)
 
     t = threading.Thread(target=spin)
     t.start()
-    before = ticks[0]
-    for _ in range(5):
-        random_sam.encode(img)
-    progressed = ticks[0] - before
+    running.wait()
+    start = time.perf_counter()
+    inside.set()
+    call()
+    inside.clear()
+    end = time.perf_counter()
     stop.set()
     t.join()
-    assert progressed > 0
+    return [(s - start) / (end - start) for s in seen]
+
+
+def test_gil_released_during_encode(slow_sam):
+    """While one encode() runs in C++, another Python thread keeps running."""
+    img = make_image(512, 512)
+    slow_sam.encode(img)  # warm-up (allocations, first-call set-up)
+    ticks = ticks_during(lambda: slow_sam.encode(img))
+    middle = [f for f in ticks if 0.25 <= f <= 0.75]
+    assert len(ticks) >= 10 and middle, (
+        f"{len(ticks)} ticks of another thread during one encode(), {len(middle)} in its middle half: "
+        "encode() holds the GIL")
+
+
+def test_tick_counter_tells_a_call_that_holds_the_gil():
+    """The check above fails for a C call that keeps the GIL: the same 150 ms usleep()
+    through ctypes.PyDLL (keeps the GIL) gets no tick in its middle half, through
+    ctypes.CDLL (releases it) many."""
+    holding, releasing = ctypes.PyDLL(None), ctypes.CDLL(None)
+    held = [f for f in ticks_during(lambda: holding.usleep(150_000)) if 0.25 <= f <= 0.75]
+    released = [f for f in ticks_during(lambda: releasing.usleep(150_000)) if 0.25 <= f <= 0.75]
+    assert not held, f"{len(held)} ticks in the middle of a call that holds the GIL: the counter is broken"
+    assert len(released) >= 10, f"only {len(released)} ticks in the middle of a call that releases the GIL"
 
 
 def rss_bytes():

@@ -133,26 +133,19 @@ TEST(SlideModels, SamWithTheDetectorsBoxEqualsSamWithThatBox) {
 }
 
 TEST(SlideModels, BadSegmenterSpecsAreClearErrors) {
-  auto error_of = [](const slide::SegmenterSpec& s) -> std::string {
-    try {
-      slide::make_segmenter(s);
-    } catch (const nephroseg::Error& e) {
-      return e.what();
-    }
-    return "";
-  };
+  auto spec_error = [](const slide::SegmenterSpec& s) { return t::error_of([&] { slide::make_segmenter(s); }); };
   slide::SegmenterSpec s;
   s.name = "glomsam";
-  EXPECT_NE(error_of(s).find("--segmenter glomsam needs --checkpoint"), std::string::npos) << error_of(s);
+  EXPECT_NE(spec_error(s).find("--segmenter glomsam needs --checkpoint"), std::string::npos) << spec_error(s);
   s.checkpoint = "/nonexistent/x.pth";
-  EXPECT_NE(error_of(s).find("does not exist"), std::string::npos) << error_of(s);
+  EXPECT_NE(spec_error(s).find("does not exist"), std::string::npos) << spec_error(s);
   s.name = "classical";
-  EXPECT_NE(error_of(s).find("takes no --checkpoint"), std::string::npos) << error_of(s);
+  EXPECT_NE(spec_error(s).find("takes no --checkpoint"), std::string::npos) << spec_error(s);
   s.name = "unet";
-  EXPECT_NE(error_of(s).find("unknown segmenter 'unet'"), std::string::npos) << error_of(s);
+  EXPECT_NE(spec_error(s).find("unknown segmenter 'unet'"), std::string::npos) << spec_error(s);
   NEPHRO_REQUIRE_SHARED("golden/models/sam_tiny.pth");
   s.name = "medsam";
   s.checkpoint = t::shared_path("golden/models/sam_tiny.pth");
   s.config = t::shared_path("golden/models/sam_tiny.json");
-  EXPECT_NE(error_of(s).find("is not a MedSAM config"), std::string::npos) << error_of(s);
+  EXPECT_NE(spec_error(s).find("is not a MedSAM config"), std::string::npos) << spec_error(s);
 }

@@ -53,14 +53,7 @@ DistributedOptions enabled() {
   return o;
 }
 
-std::string error_of(const std::function<void()>& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using nephroseg::test::error_of;  // tests/support/golden.h
 
 TEST(DistributedEnv, RankAndRendezvousFromTheEnvironment) {
   // torchrun style, TCP.

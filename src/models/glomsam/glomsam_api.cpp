@@ -9,6 +9,7 @@
 
 #include "core/module_init.h"
 #include "models/glomsam/internal.h"
+#include "models/glomsam/trainer_access.h"
 #include "nephroseg/checkpoint/pth.h"
 #include "nephroseg/checkpoint/state_dict.h"
 #include "nephroseg/core/error.h"
@@ -196,6 +197,10 @@ PredictResult GlomSamModel::predict(const cv::Mat& rgb, const PredictOptions& op
   result.mask = result.logits.gt(impl_->config.mask_threshold).to(at::kByte);
   result.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   return result;
+}
+
+std::shared_ptr<models::glomsam::GlomSamImpl> trainer_access::module_of(const GlomSamModel& model) {
+  return internal::module_ptr(model);
 }
 
 }  // namespace nephroseg::glomsam

@@ -1,5 +1,6 @@
 // src/models/glomsam/internal.h (internal): the typed torch module behind a
-// GlomSamModel, for the trainer, tests and benchmarks. Reach it through the
+// GlomSamModel, for tests and benchmarks (the trainer has the narrower
+// models/glomsam/trainer_access.h). Reach it through the
 // nephroseg_internal CMake target (the train area has src/ on its own path); it is
 // not part of the public include/ API.
 //

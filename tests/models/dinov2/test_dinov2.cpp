@@ -136,15 +136,7 @@ Dinov2Config tiny_config() {
   return c;
 }
 
-template <typename F>
-std::string error_of(F&& f) {
-  try {
-    f();
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using nephroseg::test::error_of;  // tests/support/golden.h
 
 TEST(Dinov2Errors, BadImageSizesAndChannels) {
   auto model = Dinov2Model::random(tiny_config());

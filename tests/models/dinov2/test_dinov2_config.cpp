@@ -26,14 +26,7 @@ Dinov2Config small_config() {
   return c;
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const nephroseg::Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using nephroseg::test::error_of;  // tests/support/golden.h
 
 TEST(Dinov2ConfigJson, RoundTripKeepsEveryField) {
   Dinov2Config c = small_config();

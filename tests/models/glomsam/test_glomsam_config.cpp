@@ -17,14 +17,7 @@
 namespace nephroseg::glomsam {
 namespace {
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const nephroseg::Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using nephroseg::test::error_of;  // tests/support/golden.h
 
 TEST(GlomSamConfigJson, UnknownTokenOrderIsAnErrorNamingTheField) {
   // Before, any unknown token_order silently meant "reference".

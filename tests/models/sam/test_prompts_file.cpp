@@ -5,17 +5,14 @@
 
 #include "nephroseg/core/error.h"
 #include "nephroseg/sam/prompts_file.h"
+#include "support/golden.h"
 
 using namespace nephroseg;
 
 namespace {
-std::string error_of(const std::string& text) {
-  try {
-    sam::parse_prompts_json(text, "/nonexistent", "p.json");
-  } catch (const Error& e) {
-    return e.what();
-  }
-  return "no error";
+// The error of parsing `text` ("" when it parses).
+std::string parse_error(const std::string& text) {
+  return test::error_of([&] { sam::parse_prompts_json(text, "/nonexistent", "p.json"); });
 }
 }  // namespace
 
@@ -38,13 +35,13 @@ TEST(SamPromptsFile, ParsesPointsBoxesAndMultimask) {
 }
 
 TEST(SamPromptsFile, BadEntriesNameTheEntryAndField) {
-  EXPECT_NE(error_of("[1, 2]").find("must map image file names"), std::string::npos);
-  EXPECT_NE(error_of("{not json").find("is not valid JSON"), std::string::npos);
-  EXPECT_NE(error_of(R"({"a": {"boxes": [1, 2, 3, 4]}})").find("entry 'a': unknown field 'boxes'"), std::string::npos);
-  EXPECT_NE(error_of(R"({"a": {"box": [5, 5, 1, 1]}})").find("needs X1 > X0"), std::string::npos);
-  EXPECT_NE(error_of(R"({"a": {"points": [[1, 2, 7]]}})").find("label 7"), std::string::npos);
-  EXPECT_NE(error_of(R"({"a": {"multimask": "yes"}})").find("field 'multimask' has the wrong type"),
+  EXPECT_NE(parse_error("[1, 2]").find("must map image file names"), std::string::npos);
+  EXPECT_NE(parse_error("{not json").find("is not valid JSON"), std::string::npos);
+  EXPECT_NE(parse_error(R"({"a": {"boxes": [1, 2, 3, 4]}})").find("entry 'a': unknown field 'boxes'"), std::string::npos);
+  EXPECT_NE(parse_error(R"({"a": {"box": [5, 5, 1, 1]}})").find("needs X1 > X0"), std::string::npos);
+  EXPECT_NE(parse_error(R"({"a": {"points": [[1, 2, 7]]}})").find("label 7"), std::string::npos);
+  EXPECT_NE(parse_error(R"({"a": {"multimask": "yes"}})").find("field 'multimask' has the wrong type"),
             std::string::npos);
-  EXPECT_NE(error_of(R"({"a": {"mask_input": "none.npy"}})").find("does not exist"), std::string::npos);
-  EXPECT_NE(error_of(R"({"a": 3})").find("entry 'a' must be an object"), std::string::npos);
+  EXPECT_NE(parse_error(R"({"a": {"mask_input": "none.npy"}})").find("does not exist"), std::string::npos);
+  EXPECT_NE(parse_error(R"({"a": 3})").find("entry 'a' must be an object"), std::string::npos);
 }

@@ -38,14 +38,7 @@ SamConfig tiny_config() {
   return c;
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const nephroseg::Error& e) {
-    return e.what();
-  }
-  return "";
-}
+using nephroseg::test::error_of;  // tests/support/golden.h
 
 class SamKeys : public ::testing::TestWithParam<std::string> {};
 

@@ -32,14 +32,7 @@ SamConfig small_config() {
   return c;
 }
 
-std::string error_of(const std::function<void()>& fn) {
-  try {
-    fn();
-  } catch (const nephroseg::Error& e) {
-    return e.what();
-  }
-  return "<no error>";
-}
+using nephroseg::test::error_of;  // tests/support/golden.h
 
 TEST(SamConfigJson, RoundTripKeepsEveryField) {
   SamConfig c = small_config();
