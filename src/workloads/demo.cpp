@@ -275,7 +275,8 @@ DemoResult run_demo(const DemoOptions& o, const EventSink& events) {
     say(Event::Kind::kItemFinished,
         detail::concat(t.name, ": Dice ", io::format_fixed(t.dice, 3), ", thickness true ",
                        io::format_fixed(t.true_thickness_nm, 0), " nm, measured ",
-                       io::format_fixed(t.measured_direct_nm, 0), " nm (", io::format_fixed(t.seconds, 1), " s)"));
+                       io::format_fixed(t.measured_direct_nm, 0), " nm (", io::format_fixed(t.seconds, 1),
+                       " s)"));
     result.targets.push_back(t);
   };
   const GbmSegBatchResult br = run_gbmseg_batch(batch, on_event);

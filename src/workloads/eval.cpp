@@ -115,13 +115,9 @@ EvalRun run_eval_batch(const EvalBatchOptions& o, const EventSink& events) {
   EvalRun run = eval::evaluate_folders(o.pred_dir, o.truth_dir, o.options, o.shard);
   for (size_t i = 0; i < run.items.size(); ++i) {
     const EvalItem& it = run.items[i];
-    Event e;
-    e.kind = Event::Kind::kItemFinished;
-    e.index = i;
-    e.total = run.items.size();
-    e.item = it.name;
+    Event e = item_event(Event::Kind::kItemFinished, i, run.items.size(), it.name,
+                         it.ok ? "" : it.name + ": " + it.status);
     e.status = it.ok ? ItemStatus::kOk : ItemStatus::kFailed;
-    e.message = it.ok ? "" : it.name + ": " + it.status;
     e.detail = &it;
     emit(events, e);
   }

@@ -180,12 +180,9 @@ GlomSamPredictResult run_glomsam_predict(const GlomSamPredictOptions& o, const E
                 "",
                 {{"objects", item.objects}, {"foreground_px", item.foreground_px}}});
     result.items.push_back(item);
-    Event e;
-    e.kind = Event::Kind::kItemFinished;
-    e.index = n;
-    e.total = todo.size();
-    e.item = io::file_stem(path);
-    e.message = path + ": " + std::to_string(item.objects) + " object(s), " + format(item.seconds) + " s";
+    Event e =
+        item_event(Event::Kind::kItemFinished, n, todo.size(), io::file_stem(path),
+                   path + ": " + std::to_string(item.objects) + " object(s), " + format(item.seconds) + " s");
     e.detail = static_cast<const GlomSamPredictItem*>(&result.items.back());
     emit(events, e);
   }

@@ -5,8 +5,8 @@
 #include <opencv2/core.hpp>
 
 #include <cmath>
-#include <cstdlib>
 #include <cstdio>
+#include <cstdlib>
 #include <filesystem>
 #include <limits>
 #include <map>
@@ -138,12 +138,13 @@ namespace {
 std::string result_line(const std::string& name, const ThicknessResult& r, const ReferenceRange& range) {
   const double k = r.nm_per_pixel, value = reference_value_nm(r, range);
   char line[300];
-  std::snprintf(line, sizeof line,
-                "%s: OI harmonic mean %.1f nm (x8/3pi: %.1f nm; n=%d, excluded %d) | direct mean %.1f nm, median "
-                "%.1f nm (n=%d) | %s vs '%s'",
-                name.c_str(), r.oi.harmonic_mean * k, r.oi_stereological_harmonic_px * k, r.oi.n, r.oi.n_excluded,
-                r.direct.mean * k, r.direct.median * k, r.direct.n, classify_thickness(value, range).c_str(),
-                range.id.c_str());
+  std::snprintf(
+      line, sizeof line,
+      "%s: OI harmonic mean %.1f nm (x8/3pi: %.1f nm; n=%d, excluded %d) | direct mean %.1f nm, median "
+      "%.1f nm (n=%d) | %s vs '%s'",
+      name.c_str(), r.oi.harmonic_mean * k, r.oi_stereological_harmonic_px * k, r.oi.n, r.oi.n_excluded,
+      r.direct.mean * k, r.direct.median * k, r.direct.n, classify_thickness(value, range).c_str(),
+      range.id.c_str());
   return line;
 }
 
@@ -167,8 +168,7 @@ MeasureBatchResult run_measure_batch(const MeasureBatchOptions& o, const EventSi
   for (size_t i = 0; i < all_pairs.size(); ++i) {
     if (!o.shard.owns(i)) continue;
     const auto& [m, img] = all_pairs[i];
-    calibrations.push_back(
-        resolve_pixel_size(img.empty() ? m : img, explicit_nm, warn));
+    calibrations.push_back(resolve_pixel_size(img.empty() ? m : img, explicit_nm, warn));
     cv::Mat mask = io::read_mask(m, o.mask_read);
     NEPHRO_CHECK(cv::countNonZero(mask) > 0, "mask '", m, "' is empty (no foreground pixel)");
     cv::Mat image;
@@ -187,12 +187,8 @@ MeasureBatchResult run_measure_batch(const MeasureBatchOptions& o, const EventSi
     options.nm_per_pixel = calibrations[i].nm_per_pixel;
     result.results.push_back(measure_thickness(masks[i], options));
     result.calibration_sources.push_back(calibrations[i].source);
-    Event e;
-    e.kind = Event::Kind::kItemFinished;
-    e.index = i;
-    e.total = masks.size();
-    e.item = result.names[i];
-    e.message = result_line(result.names[i], result.results.back(), o.range);
+    Event e = item_event(Event::Kind::kItemFinished, i, masks.size(), result.names[i],
+                         result_line(result.names[i], result.results.back(), o.range));
     e.detail = static_cast<const ThicknessResult*>(&result.results.back());
     emit(events, e);
   }

@@ -22,16 +22,17 @@ struct Say {
 
 MergeResult merge_gbmseg(const std::string& out, const Say& say) {
   const GbmSegMergeResult r = merge_gbmseg_shards(out);
-  say(Event::Kind::kInfo, detail::concat("merge: ", r.shards, " shard(s), ", r.inputs, " input(s): ", r.segmented,
-                                         " segmented, ", r.skipped, " skipped, ", r.failed, " failed -> ",
-                                         r.summary_csv));
+  say(Event::Kind::kInfo,
+      detail::concat("merge: ", r.shards, " shard(s), ", r.inputs, " input(s): ", r.segmented, " segmented, ",
+                     r.skipped, " skipped, ", r.failed, " failed -> ", r.summary_csv));
   if (r.means)
     say(Event::Kind::kInfo, detail::concat("merge: mean Dice ", io::format_fixed(r.means->dice, 4), " over ",
                                            r.means->n, " image(s)"));
   for (const auto& f : r.failed_names) say(Event::Kind::kWarning, "failed: " + f);
   if (r.failed > 0)
-    say(Event::Kind::kError, detail::concat(r.failed, " of ", r.inputs,
-                                            " input(s) failed (rerun the batch to retry them, then merge again)"));
+    say(Event::Kind::kError,
+        detail::concat(r.failed, " of ", r.inputs,
+                       " input(s) failed (rerun the batch to retry them, then merge again)"));
   return {"gbmseg", r.shards, r.inputs, r.failed};
 }
 
@@ -44,9 +45,9 @@ MergeResult merge_measure(const std::string& out, const Say& say) {
 
 MergeResult merge_eval(const std::string& out, const Say& say) {
   const eval::EvalRun run = merge_eval_shards(out);
-  say(Event::Kind::kInfo, detail::concat("merge: ", run.items.size(), " image(s), ", run.num_ok(),
-                                         " evaluated; Dice mean ", io::format_fixed(run.summary.at("dice").mean, 4),
-                                         " -> ", out, "/report.html"));
+  say(Event::Kind::kInfo,
+      detail::concat("merge: ", run.items.size(), " image(s), ", run.num_ok(), " evaluated; Dice mean ",
+                     io::format_fixed(run.summary.at("dice").mean, 4), " -> ", out, "/report.html"));
   for (const auto& it : run.items)
     if (!it.ok) say(Event::Kind::kWarning, it.name + ": " + it.status);
   return {"eval", 0, run.items.size(), 0};
@@ -59,9 +60,9 @@ MergeResult merge_records(const std::string& out, const std::string& command, co
     ok += it.status == ItemStatus::kOk;
     skipped += it.status == ItemStatus::kSkipped;
   }
-  say(Event::Kind::kInfo, detail::concat("merge: ", command, ", ", m.shards, " shard(s), ", m.items.size(),
-                                         " input(s): ", ok, " done, ", skipped, " done by an earlier run -> ", out,
-                                         "/run.json"));
+  say(Event::Kind::kInfo,
+      detail::concat("merge: ", command, ", ", m.shards, " shard(s), ", m.items.size(), " input(s): ", ok,
+                     " done, ", skipped, " done by an earlier run -> ", out, "/run.json"));
   const auto failed = m.failed();
   for (const auto& f : failed) say(Event::Kind::kWarning, "failed: " + f);
   return {command, m.shards, m.items.size(), static_cast<int>(failed.size())};

@@ -17,8 +17,9 @@ namespace fs = std::filesystem;
 
 int write_phantom_set(const PhantomSetOptions& o, const EventSink& events) {
   NEPHRO_CHECK(o.count >= 1 && o.count <= 10000, "--count must be in [1, 10000]");
-  NEPHRO_CHECK(!o.prefix.empty() && o.prefix.find('/') == std::string::npos && o.prefix != "." && o.prefix != "..",
-               "--prefix '", o.prefix, "' must be a plain file name prefix (no folder)");
+  NEPHRO_CHECK(
+      !o.prefix.empty() && o.prefix.find('/') == std::string::npos && o.prefix != "." && o.prefix != "..",
+      "--prefix '", o.prefix, "' must be a plain file name prefix (no folder)");
   const std::string shape = measure::phantom_shape_name(o.phantom.shape);
   std::vector<io::CsvRow> rows;
   nlohmann::json items = nlohmann::json::array();
@@ -42,18 +43,20 @@ int write_phantom_set(const PhantomSetOptions& o, const EventSink& events) {
                      {"contacts", ph.contact_points.size()}});
   }
   io::write_csv((fs::path(o.out_dir) / "truth.csv").string(),
-                {"name", "seed", "true_thickness_px", "nm_per_pixel", "true_thickness_nm", "shape", "membranes",
-                 "contacts"},
+                {"name", "seed", "true_thickness_px", "nm_per_pixel", "true_thickness_nm", "shape",
+                 "membranes", "contacts"},
                 rows);
   const nlohmann::json doc = {
       {"definition",
-       "membrane = all points within t/2 of a smooth centre curve; the perpendicular width is t; the mask marks "
+       "membrane = all points within t/2 of a smooth centre curve; the perpendicular width is t; the mask "
+       "marks "
        "pixels whose centre lies inside; sections are perpendicular, so no 3-D obliquity correction applies"},
       {"phantoms", items}};
   write_file_atomically((fs::path(o.out_dir) / "truth.json").string(), doc.dump(2) + "\n");
   Event e;
   e.kind = Event::Kind::kInfo;
-  e.message = detail::concat("wrote ", o.count, " phantom(s) to ", o.out_dir, " (images/, masks/, truth.csv, truth.json)");
+  e.message = detail::concat("wrote ", o.count, " phantom(s) to ", o.out_dir,
+                             " (images/, masks/, truth.csv, truth.json)");
   emit(events, e);
   return o.count;
 }

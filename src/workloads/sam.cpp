@@ -242,13 +242,8 @@ SamBatchResult run_sam_batch(const SamBatchOptions& o, const EventSink& events) 
                 {{"best_index", r.best_index()}, {"best_iou", r.iou[r.best_index()].item<float>()}}});
     ++result.segmented;
     result.out_dirs.push_back(dir);
-    Event e;
-    e.kind = Event::Kind::kItemFinished;
-    e.index = n;
-    e.total = todo.size();
-    e.item = io::file_stem(path);
-    e.message = progress_line(n, todo.size(), path, emb, r, dir);
-    emit(events, e);
+    emit(events, item_event(Event::Kind::kItemFinished, n, todo.size(), io::file_stem(path),
+                            progress_line(n, todo.size(), path, emb, r, dir)));
   }
   // The batch record (one image alone keeps its folder as before: result.json only).
   if (with_record) result.run_json = record.write(o.out_dir, /*complete=*/true);

@@ -93,21 +93,14 @@ SlideBatchResult run_slide_batch(const SlideBatchOptions& options, const EventSi
     slide::SlideRunOptions run = o.run;
     run.progress = [&](int done, int total) {
       if (o.run.progress) o.run.progress(done, total);
-      Event e;
-      e.kind = Event::Kind::kProgress;
-      e.index = static_cast<size_t>(done);
-      e.total = static_cast<size_t>(total);
-      e.item = name;
-      emit(events, e);
+      emit(events, item_event(Event::Kind::kProgress, static_cast<size_t>(done), static_cast<size_t>(total),
+                              name, ""));
     };
     result.slides.push_back(slide::run_slide(path, out, *seg, run));
     const slide::SlideRunResult& r = result.slides.back();
     record.add({i, name, ItemStatus::kOk, "", {{"objects", r.objects.size()}, {"tiles", r.tiles_total}}});
-    Event e;
-    e.kind = Event::Kind::kItemFinished;
-    e.index = result.slides.size() - 1;
-    e.item = name;
-    e.message = summary_line(name, r, out);
+    Event e = item_event(Event::Kind::kItemFinished, result.slides.size() - 1, slides.size(), name,
+                         summary_line(name, r, out));
     e.detail = &r;
     emit(events, e);
   }

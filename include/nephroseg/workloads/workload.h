@@ -62,6 +62,17 @@ struct ModelPrecision {
   Precision requested = Precision::kFp32;
 };
 
+/// An event about one item (kind, position, name, its line).
+inline Event item_event(Event::Kind kind, size_t index, size_t total, std::string item, std::string message) {
+  Event e;
+  e.kind = kind;
+  e.index = index;
+  e.total = total;
+  e.item = std::move(item);
+  e.message = std::move(message);
+  return e;
+}
+
 /// Calls `sink` when it is set.
 inline void emit(const EventSink& sink, const Event& event) {
   if (sink) sink(event);
