@@ -1,8 +1,10 @@
 // python/gbmseg.cpp: nephroseg.GbmSeg (one reference, many targets, every prompt stage
 // returned) and nephroseg.gbmseg_batch (the library batch runner behind `nephroseg gbmseg`).
 #include <set>
+#include <type_traits>
 
 #include "common.h"
+#include "nephroseg/gbmseg/prompt_stages.h"
 #include "nephroseg/workloads/gbmseg.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/dinov2/dinov2.h"
@@ -110,42 +112,16 @@ py::array indices_to_numpy(const gbmseg::PatchIndices& idx) {
 // The stages under the names of <name>.prompts.json's "stages" (gbmseg/prompts_json.h).
 py::dict prompts_to_dict(const gbmseg::PromptResult& p) {
   py::dict d;
-  d["size"] = p.size;
-  d["grid"] = p.grid;
-  d["patch_size"] = p.patch_size;
-  d["ref_fg_idx"] = indices_to_numpy(p.patch_sets.fg);
-  d["ref_bg_idx"] = indices_to_numpy(p.patch_sets.bg);
-  d["fwd_fg_argmin"] = indices_to_numpy(p.fg.forward);
-  d["fwd_fg_argmax"] = indices_to_numpy(p.fg.farthest);
-  d["fwd_bg_argmin"] = indices_to_numpy(p.bg.forward);
-  d["fwd_fg_pts"] = points_to_numpy(p.fwd_fg_pts);
-  d["fwd_bg_pts"] = points_to_numpy(p.fwd_bg_pts);
-  d["bwd_fg_back"] = indices_to_numpy(p.fg.back);
-  d["bwd_bg_back"] = indices_to_numpy(p.bg.back);
-  d["bwd_fg_kept"] = indices_to_numpy(p.fg.kept);
-  d["bwd_bg_kept"] = indices_to_numpy(p.bg.kept);
-  d["bwd_pos_pts"] = points_to_numpy(p.bwd_pos_pts);
-  d["bwd_neg_pts"] = points_to_numpy(p.bwd_neg_pts);
-  d["hard_h1_fg"] = indices_to_numpy(p.fg.hard_h1);
-  d["hard_h1_pts"] = points_to_numpy(p.hard_h1_pts);
-  d["hard_h1_threshold"] = p.fg.h1_threshold;
-  d["hard_h2_fg"] = indices_to_numpy(p.fg.hard_h2);
-  d["hard_h2_pts"] = points_to_numpy(p.hard_h2_pts);
-  d["pts_pos_initial"] = points_to_numpy(p.pos_initial);
-  d["pts_neg_initial"] = points_to_numpy(p.neg_initial);
-  d["pts_hard_initial"] = points_to_numpy(p.hard_initial);
-  d["ape_in_pos"] = points_to_numpy(p.ape.in_pos);
-  d["ape_in_neg"] = points_to_numpy(p.ape.in_neg);
-  d["ape_in_hard"] = points_to_numpy(p.ape.in_hard);
-  d["ape_hard_sparse"] = points_to_numpy(p.ape.hard_sparse);
-  d["ape_neg_exclusive"] = points_to_numpy(p.ape.neg_exclusive);
-  d["ape_pos_sparse"] = points_to_numpy(p.ape.pos_sparse);
-  d["ape_neg_sparse"] = points_to_numpy(p.ape.neg_sparse);
-  d["final_pos"] = points_to_numpy(p.ape.final_pos);
-  d["final_neg"] = points_to_numpy(p.ape.final_neg);
-  d["pos_fallback_used"] = p.ape.pos_fallback_used;
-  d["neg_fallback_used"] = p.ape.neg_fallback_used;
-  d["warnings"] = p.warnings;
+  gbmseg::for_each_prompt_stage(p, [&d](const char* name, const auto& value) {
+    using T = std::decay_t<decltype(value)>;
+    if constexpr (std::is_same_v<T, gbmseg::Points>) {
+      d[name] = points_to_numpy(value);
+    } else if constexpr (std::is_same_v<T, gbmseg::PatchIndices>) {
+      d[name] = indices_to_numpy(value);
+    } else {
+      d[name] = value;
+    }
+  });
   return d;
 }
 
@@ -363,10 +339,7 @@ void bind_gbmseg(py::module_& m) {
         // CLI's --precision); run.json and prompts.json name it with the backends.
         const Precision resolved = precision_arg(precision, force_precision);
         b.shard = shard_arg(shard);
-        using Mode = workloads::GbmSegMeasureOptions::Mode;
-        NEPHRO_CHECK(measure_mode == "auto" || measure_mode == "on" || measure_mode == "off",
-                     "gbmseg_batch: measure must be 'auto', 'on' or 'off' (got '", measure_mode, "')");
-        b.measure.mode = measure_mode == "on" ? Mode::kOn : measure_mode == "off" ? Mode::kOff : Mode::kAuto;
+        b.measure.mode = workloads::gbmseg_measure_mode_names().parse(measure_mode, "gbmseg_batch: measure");
         b.measure.nm_per_pixel = nm_per_pixel;
         if (!thickness_range.empty()) b.measure.range = measure::find_reference_range(thickness_range);
         if (!more_references.empty()) {
@@ -447,7 +420,7 @@ void bind_gbmseg(py::module_& m) {
       py::arg("ground_truth") = "", py::arg("preset") = "", py::arg("ablation") = "", py::arg("options") = py::none(),
       py::arg("mask_resize") = "nearest", py::arg("resize_to_original") = true, py::arg("largest_contour") = false,
       py::arg("overwrite") = false, py::arg("progress") = py::none(),
-      py::arg("more_references") = std::vector<std::pair<std::string, std::string>>{}, py::arg("measure") = "auto",
+      py::arg("more_references") = std::vector<std::pair<std::string, std::string>>{}, py::arg("measure") = workloads::gbmseg_measure_mode_names().name(workloads::GbmSegMeasureOptions{}.mode),
       py::arg("nm_per_pixel") = workloads::GbmSegMeasureOptions{}.nm_per_pixel, py::arg("thickness_range") = "",
       py::arg("shard") = "", py::arg("precision") = "fp32", py::arg("force_precision") = false,
       "GBMSeg on a folder (or one image), exactly as `nephroseg gbmseg`: writes <name>.png,\n"

@@ -12,6 +12,7 @@
 namespace nephroseg::python {
 
 void bind_measure(py::module_& m) {
+  const measure::ThicknessOptions d;  // the keyword defaults are the library's
   m.def(
       "measure_thickness",
       [](const py::handle& mask, double nm_per_pixel, double sample_spacing_px, uint64_t seed,
@@ -65,10 +66,11 @@ void bind_measure(py::module_& m) {
         d["measurements"] = ms;
         return d;
       },
-      py::arg("mask"), py::arg("nm_per_pixel"), py::kw_only(), py::arg("sample_spacing_px") = 4.0,
-      py::arg("seed") = 0, py::arg("smoothing_sigma_px") = 1.0, py::arg("max_angle_deg") = 60.0,
-      py::arg("max_chord_px") = 0.0, py::arg("tangential_factor") = 1.5, py::arg("local_window") = 12,
-      py::arg("border_margin_px") = 2.0, py::arg("spur_length_factor") = 1.0, py::arg("reference") = "",
+      py::arg("mask"), py::arg("nm_per_pixel"), py::kw_only(), py::arg("sample_spacing_px") = d.sample_spacing_px,
+      py::arg("seed") = d.seed, py::arg("smoothing_sigma_px") = d.smoothing_sigma_px,
+      py::arg("max_angle_deg") = d.max_angle_deg, py::arg("max_chord_px") = d.max_chord_px,
+      py::arg("tangential_factor") = d.tangential_factor, py::arg("local_window") = d.local_window,
+      py::arg("border_margin_px") = d.border_margin_px, py::arg("spur_length_factor") = d.spur_length_factor, py::arg("reference") = "",
       py::arg("name") = "mask",
       "GBM thickness of a HxW bool/uint8 membrane mask (non-zero = membrane). Returns the dict\n"
       "`nephroseg measure` writes as <name>_summary.json (orthogonal-intercept and direct\n"

@@ -41,9 +41,9 @@ BatchRecord::BatchRecord(std::string command, Shard shard, size_t inputs_total, 
       extra_(nlohmann::json::object()) {}
 
 const EnumNames<ItemStatus>& item_status_names() {
-  static const EnumNames<ItemStatus> names("item status", {{ItemStatus::kOk, "ok"},
-                                                           {ItemStatus::kSkipped, "skipped"},
-                                                           {ItemStatus::kFailed, "failed"}});
+  static const EnumNames<ItemStatus> names("item status", {{ItemStatus::kOk, "ok", {}},
+                                                           {ItemStatus::kSkipped, "skipped", {}},
+                                                           {ItemStatus::kFailed, "failed", {}}});
   return names;
 }
 

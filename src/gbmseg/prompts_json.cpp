@@ -1,8 +1,12 @@
 // JSON views of PromptResult / PromptOptions.
 #include "nephroseg/gbmseg/prompts_json.h"
 
+#include <type_traits>
+
 #include <nlohmann/json.hpp>
 #include <opencv2/core.hpp>
+
+#include "nephroseg/gbmseg/prompt_stages.h"
 
 namespace nephroseg::gbmseg {
 
@@ -24,42 +28,13 @@ nlohmann::json cv_points_json(const std::vector<cv::Point2f>& pts, double sx = 1
 
 nlohmann::json prompt_result_to_json(const PromptResult& r) {
   nlohmann::json j;
-  j["size"] = r.size;
-  j["grid"] = r.grid;
-  j["patch_size"] = r.patch_size;
-  j["ref_fg_idx"] = r.patch_sets.fg;
-  j["ref_bg_idx"] = r.patch_sets.bg;
-  j["fwd_fg_argmin"] = r.fg.forward;
-  j["fwd_fg_argmax"] = r.fg.farthest;
-  j["fwd_bg_argmin"] = r.bg.forward;
-  j["fwd_fg_pts"] = points_json(r.fwd_fg_pts);
-  j["fwd_bg_pts"] = points_json(r.fwd_bg_pts);
-  j["bwd_fg_back"] = r.fg.back;
-  j["bwd_bg_back"] = r.bg.back;
-  j["bwd_fg_kept"] = r.fg.kept;
-  j["bwd_bg_kept"] = r.bg.kept;
-  j["bwd_pos_pts"] = points_json(r.bwd_pos_pts);
-  j["bwd_neg_pts"] = points_json(r.bwd_neg_pts);
-  j["hard_h1_fg"] = r.fg.hard_h1;
-  j["hard_h1_pts"] = points_json(r.hard_h1_pts);
-  j["hard_h1_threshold"] = r.fg.h1_threshold;
-  j["hard_h2_fg"] = r.fg.hard_h2;
-  j["hard_h2_pts"] = points_json(r.hard_h2_pts);
-  j["pts_pos_initial"] = points_json(r.pos_initial);
-  j["pts_neg_initial"] = points_json(r.neg_initial);
-  j["pts_hard_initial"] = points_json(r.hard_initial);
-  j["ape_in_pos"] = points_json(r.ape.in_pos);
-  j["ape_in_neg"] = points_json(r.ape.in_neg);
-  j["ape_in_hard"] = points_json(r.ape.in_hard);
-  j["ape_hard_sparse"] = points_json(r.ape.hard_sparse);
-  j["ape_neg_exclusive"] = points_json(r.ape.neg_exclusive);
-  j["ape_pos_sparse"] = points_json(r.ape.pos_sparse);
-  j["ape_neg_sparse"] = points_json(r.ape.neg_sparse);
-  j["final_pos"] = points_json(r.ape.final_pos);
-  j["final_neg"] = points_json(r.ape.final_neg);
-  j["pos_fallback_used"] = r.ape.pos_fallback_used;
-  j["neg_fallback_used"] = r.ape.neg_fallback_used;
-  j["warnings"] = r.warnings;
+  for_each_prompt_stage(r, [&j](const char* name, const auto& value) {
+    if constexpr (std::is_same_v<std::decay_t<decltype(value)>, Points>) {
+      j[name] = points_json(value);
+    } else {
+      j[name] = value;
+    }
+  });
   return j;
 }
 

@@ -469,16 +469,42 @@ std::optional<GbmSegMeans> write_gbmseg_summary(const std::string& path,
   return out;
 }
 
-GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const EventSink& events) {
-  GbmSegBatchResult result;
-  const Reporter rep{events, result};
+const EnumNames<GbmSegMeasureOptions::Mode>& gbmseg_measure_mode_names() {
+  using Mode = GbmSegMeasureOptions::Mode;
+  static const EnumNames<Mode> names("measure mode",
+                                     {{Mode::kAuto, "auto", {}}, {Mode::kOn, "on", {}}, {Mode::kOff, "off", {}}});
+  return names;
+}
 
-  // --- everything cheap is checked before a model is loaded or a file written ----------
-  const gbmseg::PromptOptions& prompts = o.prompts;
+namespace {
+
+// What the steps of one batch share.
+struct Batch {
+  Batch(const GbmSegBatchOptions& options, const Reporter& reporter, GbmSegBatchResult& out)
+      : o(options), rep(reporter), result(out) {}
+  const GbmSegBatchOptions& o;
+  const Reporter& rep;
+  GbmSegBatchResult& result;
+  std::vector<ReferenceFiles> refs;
+  std::vector<io::InputItem> all_targets, targets;  // the whole run, this shard's
+  std::vector<size_t> global_index;                 // of each of this shard's targets in all_targets
+  std::vector<measure::PixelSize> pixel_sizes;      // per target of this shard
+  std::vector<size_t> todo;                         // targets left to segment
+  nlohmann::json run;                               // run.json as it grows
+  std::optional<gbmseg::GbmSegPipeline> pipe;
+  gbmseg::SegmentRecordContext context;
+
+  bool measures(size_t i) const { return result.measured && pixel_sizes[i].known(); }
+};
+
+// Everything cheap is checked before a model is loaded or a file written.
+void check_working_size(const gbmseg::PromptOptions& prompts) {
   NEPHRO_CHECK(prompts.patch_size > 0 && prompts.size > 0 && prompts.size % prompts.patch_size == 0,
                "working size ", prompts.size, " must be a positive multiple of the patch size ",
                prompts.patch_size);
-  const std::vector<ReferenceFiles> refs = list_references(o);
+}
+
+void check_backends(const GbmSegBatchOptions& o) {
   if (!o.features_backend) {
     NEPHRO_CHECK(known(gbmseg::feature_extractor_kinds(), o.features.kind), "features backend '",
                  o.features.kind,
@@ -491,36 +517,42 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const EventSink&
                  "' is not available in this build (known: ", join(gbmseg::point_segmenter_kinds()), ")");
     check_model_spec(o.segmenter, "sam", "segmenter backend");
   }
-  const std::vector<io::InputItem> all_targets = collect_targets(o, rep);
-  std::vector<io::InputItem> targets;
-  std::vector<size_t> global_index;  // position of each of this shard's targets in all_targets
-  for (size_t i = 0; i < all_targets.size(); ++i) {
-    if (!o.shard.owns(i)) continue;
-    targets.push_back(all_targets[i]);
-    global_index.push_back(i);
-  }
-  result.inputs_total = all_targets.size();
+}
 
-  // Thickness: which targets have a pixel size (checked before anything is loaded).
-  using MeasureMode = GbmSegMeasureOptions::Mode;
-  const double explicit_nm = measure::parse_nm_per_pixel_option(o.measure.nm_per_pixel);
-  std::vector<measure::PixelSize> pixel_sizes(targets.size());
-  if (o.measure.mode != MeasureMode::kOff) {
-    const auto warn = [&rep](const std::string& w) { rep.warn(w); };
-    for (size_t i = 0; i < targets.size(); ++i)
-      pixel_sizes[i] = o.measure.mode == MeasureMode::kOn
-                           ? measure::resolve_pixel_size(targets[i].path, explicit_nm, warn)
-                           : measure::find_pixel_size(targets[i].path, explicit_nm, warn);
-    // kAuto: the thickness columns depend on the whole run (every shard writes the same).
-    result.measured = o.measure.mode == MeasureMode::kOn || explicit_nm > 0;
-    for (size_t i = 0; i < all_targets.size() && !result.measured; ++i) {
-      try {
-        result.measured = measure::find_pixel_size(all_targets[i].path, 0).known();
-      } catch (const Error&) {
-        // an unreadable target fails on its own below
-      }
+// The targets of the whole run and this shard's share of them.
+void plan_targets(Batch& b) {
+  b.all_targets = collect_targets(b.o, b.rep);
+  for (size_t i = 0; i < b.all_targets.size(); ++i) {
+    if (!b.o.shard.owns(i)) continue;
+    b.targets.push_back(b.all_targets[i]);
+    b.global_index.push_back(i);
+  }
+  b.result.inputs_total = b.all_targets.size();
+}
+
+// Thickness: which targets have a pixel size (checked before anything is loaded).
+void resolve_pixel_sizes(Batch& b) {
+  using Mode = GbmSegMeasureOptions::Mode;
+  const GbmSegMeasureOptions& m = b.o.measure;
+  const double explicit_nm = measure::parse_nm_per_pixel_option(m.nm_per_pixel);
+  b.pixel_sizes.assign(b.targets.size(), {});
+  if (m.mode == Mode::kOff) return;
+  const auto warn = [&b](const std::string& w) { b.rep.warn(w); };
+  for (size_t i = 0; i < b.targets.size(); ++i)
+    b.pixel_sizes[i] = m.mode == Mode::kOn ? measure::resolve_pixel_size(b.targets[i].path, explicit_nm, warn)
+                                           : measure::find_pixel_size(b.targets[i].path, explicit_nm, warn);
+  // kAuto: the thickness columns depend on the whole run (every shard writes the same).
+  b.result.measured = m.mode == Mode::kOn || explicit_nm > 0;
+  for (size_t i = 0; i < b.all_targets.size() && !b.result.measured; ++i) {
+    try {
+      b.result.measured = measure::find_pixel_size(b.all_targets[i].path, 0).known();
+    } catch (const Error&) {
+      // an unreadable target fails on its own below
     }
   }
+}
+
+void prepare_out_dir(const GbmSegBatchOptions& o, const Reporter& rep) {
   NEPHRO_CHECK(!o.out_dir.empty(), "no output folder given");
   NEPHRO_CHECK(!fs::exists(o.out_dir) || fs::is_directory(o.out_dir), "output folder '", o.out_dir,
                "' exists and is not a folder");
@@ -529,193 +561,238 @@ GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const EventSink&
   if (const size_t n = remove_stale_temporaries(o.out_dir))
     rep.warn(
         detail::concat("removed ", n, " temporary file(s) left in '", o.out_dir, "' by an interrupted run"));
+}
 
-  result.with_ground_truth =
-      !o.ground_truth.empty() ||
-      std::any_of(all_targets.begin(), all_targets.end(), [](const auto& t) { return !t.partner.empty(); });
-  std::vector<size_t> todo;
-  for (const auto& t : targets) {
+// One record per target: finished ones (all files there) are skipped unless overwrite.
+void plan_records(Batch& b) {
+  b.result.with_ground_truth =
+      !b.o.ground_truth.empty() || std::any_of(b.all_targets.begin(), b.all_targets.end(),
+                                               [](const auto& t) { return !t.partner.empty(); });
+  for (size_t i = 0; i < b.targets.size(); ++i) {
+    const io::InputItem& t = b.targets[i];
     GbmSegTargetRecord rec;
     rec.name = t.name;
     rec.path = t.path;
     rec.ground_truth = t.partner;
-    const bool measure_this = result.measured && pixel_sizes[result.targets.size()].known();
-    if (outputs_exist(o, t.name, measure_this) && !o.overwrite) {
+    if (outputs_exist(b.o, t.name, b.measures(i)) && !b.o.overwrite) {
       rec.status = ItemStatus::kSkipped;
       rec.message = "outputs exist (use --overwrite to redo)";
     } else {
-      todo.push_back(result.targets.size());
+      b.todo.push_back(i);
     }
-    result.targets.push_back(std::move(rec));
+    b.result.targets.push_back(std::move(rec));
   }
+}
 
-  // --- models and reference (only when something is left to do) -----------------------
+// What run.json says whether or not a model runs.
+nlohmann::json run_record_header(const Batch& b) {
+  const GbmSegBatchOptions& o = b.o;
   nlohmann::json run;
   run["command"] = "gbmseg";  // the record names its command, as every batch record does
-  run["reference"] = {{"image", refs.front().image}, {"mask", refs.front().mask}};
-  if (refs.size() > 1) {
+  run["reference"] = {{"image", b.refs.front().image}, {"mask", b.refs.front().mask}};
+  if (b.refs.size() > 1) {
     nlohmann::json all = nlohmann::json::array();
-    for (const auto& r : refs) all.push_back({{"image", r.image}, {"mask", r.mask}});
+    for (const auto& r : b.refs) all.push_back({{"image", r.image}, {"mask", r.mask}});
     run["references"] = all;
   }
-  run["measure"] = {{"mode", o.measure.mode == MeasureMode::kOn    ? "on"
-                             : o.measure.mode == MeasureMode::kOff ? "off"
-                                                                   : "auto"},
+  run["measure"] = {{"mode", gbmseg_measure_mode_names().name(o.measure.mode)},
                     {"nm_per_pixel", o.measure.nm_per_pixel},
-                    {"thickness_columns", result.measured},
+                    {"thickness_columns", b.result.measured},
                     {"reference_range", o.measure.range.id}};
   run["preset"] = gbmseg::prompt_preset_names().name(o.preset);
   run["ablation"] =
       o.ablation ? nlohmann::json(gbmseg::ablation_row_names().name(*o.ablation)) : nlohmann::json();
-  std::optional<gbmseg::GbmSegPipeline> pipe;
-  gbmseg::SegmentRecordContext context;
-  if (!todo.empty()) {
-    const auto t0 = Clock::now();
-    auto fx = o.features_backend ? o.features_backend : gbmseg::make_feature_extractor(o.features);
-    auto sg = o.segmenter_backend ? o.segmenter_backend : gbmseg::make_point_segmenter(o.segmenter);
-    result.model_load_s = seconds_since(t0);
-    result.features_name = fx->name();
-    result.segmenter_name = sg->name();
-    pipe.emplace(fx, sg, prompts, o.pipeline);
-    if (!o.shard.whole() && !o.features_backend) {
-      result.reference_from_cache = set_reference_cached(*pipe, o, refs, rep);
-    } else {
-      set_references(*pipe, refs, rep);
-    }
-    result.references = pipe->reference_count();
-    result.reference_features_s = pipe->reference_seconds();
-    run["backends"] = {{"features", result.features_name}, {"segmenter", result.segmenter_name}};
-    run["reference_features_s"] = result.reference_features_s;
-    run["model_load_s"] = result.model_load_s;
-    context.reference_image = refs.front().image;
-    context.reference_mask = refs.front().mask;
-    context.features_name = result.features_name;
-    context.segmenter_name = result.segmenter_name;
-    context.preset = o.preset;
-    context.ablation = o.ablation;
-    GbmSegEventDetail d;
-    d.to_segment = todo.size();
-    d.pipeline = &*pipe;
-    rep.emit(Event::Kind::kModelsReady, models_ready_line(*pipe, todo.size(), targets.size()), &d, 0,
-             targets.size());
-  }
+  return run;
+}
 
-  // --- targets -------------------------------------------------------------------------
-  for (size_t i = 0; i < result.targets.size(); ++i) {
-    GbmSegTargetRecord& rec = result.targets[i];
-    GbmSegEventDetail d;
-    d.to_segment = todo.size();
-    d.record = &rec;
-    d.pipeline = pipe ? &*pipe : nullptr;
-    if (rec.status == ItemStatus::kSkipped) {
-      reread_skipped(o, rec, result.measured && pixel_sizes[i].known(), rep);
-      ++result.skipped;
-      rep.emit(Event::Kind::kItemFinished, target_line(rec, i, targets.size()), &d, i, targets.size());
-      continue;
-    }
-    rep.emit(Event::Kind::kItemStarted, "", &d, i, targets.size());
-    cv::Mat rgb;
-    gbmseg::SegmentResult r;
-    bool ok = false;
-    try {
-      const cv::Mat raw = io::read_image_raw(rec.path);
-      rgb = io::to_rgb8(raw);
-      r = pipe->segment(rgb);
-      context.target_path = rec.path;
-      context.target_name = rec.name;
-      nlohmann::json record =
-          gbmseg::segment_record_to_json(context, r, pipe->options(), pipe->pipeline_options());
-      record["input"] = input_record(rec.path, raw);
-      if (refs.size() > 1) record["references"] = run["references"];
-      const cv::Mat overlay = gbmseg_prompt_overlay(rgb, r, !o.pipeline.resize_to_original);
-      cv::Mat picture;
-      if (result.measured && pixel_sizes[i].known()) {
-        // Measured at the target's own size (the calibration's pixels).
-        const cv::Mat full = o.pipeline.resize_to_original
-                                 ? r.mask
-                                 : gbmseg::resize_mask(r.mask, r.original_width, r.original_height,
-                                                       gbmseg::MaskResize::kNearest);
-        measure::ThicknessResult tr;
-        rec.thickness =
-            measure_gbmseg_mask(full, pixel_sizes[i].nm_per_pixel, pixel_sizes[i].source, o.measure, &tr);
-        record["thickness"] = gbmseg_thickness_to_json(*rec.thickness, o.measure.range);
-        record["thickness"]["calibration"] = {
-            {"file_source", io::calibration_source_names().name(pixel_sizes[i].in_file.source)},
-            {"file_unit", pixel_sizes[i].in_file.unit},
-            {"magnification",
-             record_number(pixel_sizes[i].in_file.magnification > 0 ? pixel_sizes[i].in_file.magnification
-                                                                    : NAN)}};
-        if (rec.thickness->note.empty()) {
-          cv::Mat left = overlay;  // at S x S when the mask is kept at the working size
-          if (left.size() != full.size()) cv::resize(overlay, left, full.size(), 0, 0, cv::INTER_LINEAR);
-          picture = thickness_picture(left, rgb, full, tr, o.measure.range);
-          record["thickness"]["map"] = rec.name + ".thickness.png";
-        }
-      }
-      // The mask goes last: a target counts as done when all three files exist.
-      write_file_atomically(out_path(o, rec.name, ".prompts.json"), record.dump(1) + "\n");
-      io::write_png(out_path(o, rec.name, ".overlay.png"), overlay);
-      if (!picture.empty()) io::write_png(out_path(o, rec.name, ".thickness.png"), picture);
-      io::write_mask_png(out_path(o, rec.name, ".png"), r.mask);
-      rec.status = ItemStatus::kOk;
-      rec.width = r.original_width;
-      rec.height = r.original_height;
-      rec.n_pos = static_cast<int>(r.prompts.ape.final_pos.size());
-      rec.n_neg = static_cast<int>(r.prompts.ape.final_neg.size());
-      rec.n_warnings = static_cast<int>(r.prompts.warnings.size());
-      rec.message = r.prompts.warnings.empty() ? "" : r.prompts.warnings.front();
-      rec.t_features = r.timings.features;
-      rec.t_prompts = r.timings.prompts;
-      rec.t_segment = r.timings.segment;
-      rec.t_total = r.timings.total;
-      add_metrics(rec, r.mask, r.mask_working, rep);
-      ok = true;
-      ++result.segmented;
-    } catch (const std::exception& ex) {
-      ++result.failed;
-      rec.status = ItemStatus::kFailed;
-      rec.message = ex.what();
-      rec.metrics.reset();
-      rec.thickness.reset();
-      rec.truth_mask.release();
-      rec.compared_mask.release();
-    }
-    d.result = ok ? &r : nullptr;
-    d.image = ok ? &rgb : nullptr;
-    rep.emit(Event::Kind::kItemFinished, target_line(rec, i, targets.size()), &d, i, targets.size());
-    if (!ok)
-      rep.emit(Event::Kind::kError, detail::concat("target '", rec.path, "': ", rec.message), &d, i,
-               targets.size());
+// The backends and the reference (only when something is left to do).
+void load_models(Batch& b) {
+  const GbmSegBatchOptions& o = b.o;
+  GbmSegBatchResult& result = b.result;
+  const auto t0 = Clock::now();
+  auto fx = o.features_backend ? o.features_backend : gbmseg::make_feature_extractor(o.features);
+  auto sg = o.segmenter_backend ? o.segmenter_backend : gbmseg::make_point_segmenter(o.segmenter);
+  result.model_load_s = seconds_since(t0);
+  result.features_name = fx->name();
+  result.segmenter_name = sg->name();
+  b.pipe.emplace(fx, sg, o.prompts, o.pipeline);
+  if (!o.shard.whole() && !o.features_backend) {
+    result.reference_from_cache = set_reference_cached(*b.pipe, o, b.refs, b.rep);
+  } else {
+    set_references(*b.pipe, b.refs, b.rep);
   }
+  result.references = b.pipe->reference_count();
+  result.reference_features_s = b.pipe->reference_seconds();
+  b.run["backends"] = {{"features", result.features_name}, {"segmenter", result.segmenter_name}};
+  b.run["reference_features_s"] = result.reference_features_s;
+  b.run["model_load_s"] = result.model_load_s;
+  b.context.reference_image = b.refs.front().image;
+  b.context.reference_mask = b.refs.front().mask;
+  b.context.features_name = result.features_name;
+  b.context.segmenter_name = result.segmenter_name;
+  b.context.preset = o.preset;
+  b.context.ablation = o.ablation;
+  GbmSegEventDetail d;
+  d.to_segment = b.todo.size();
+  d.pipeline = &*b.pipe;
+  b.rep.emit(Event::Kind::kModelsReady, models_ready_line(*b.pipe, b.todo.size(), b.targets.size()), &d, 0,
+             b.targets.size());
+}
 
+// Measures target i's mask into rec and record["thickness"]; returns the thickness
+// picture (empty when nothing was measured).
+cv::Mat measure_target(const Batch& b, size_t i, const cv::Mat& rgb, const gbmseg::SegmentResult& r,
+                       const cv::Mat& overlay, GbmSegTargetRecord& rec, nlohmann::json& record) {
+  const measure::PixelSize& px = b.pixel_sizes[i];
+  const GbmSegBatchOptions& o = b.o;
+  // Measured at the target's own size (the calibration's pixels).
+  const cv::Mat full =
+      o.pipeline.resize_to_original
+          ? r.mask
+          : gbmseg::resize_mask(r.mask, r.original_width, r.original_height, gbmseg::MaskResize::kNearest);
+  measure::ThicknessResult tr;
+  rec.thickness = measure_gbmseg_mask(full, px.nm_per_pixel, px.source, o.measure, &tr);
+  record["thickness"] = gbmseg_thickness_to_json(*rec.thickness, o.measure.range);
+  record["thickness"]["calibration"] = {
+      {"file_source", io::calibration_source_names().name(px.in_file.source)},
+      {"file_unit", px.in_file.unit},
+      {"magnification", record_number(px.in_file.magnification > 0 ? px.in_file.magnification : NAN)}};
+  if (!rec.thickness->note.empty()) return {};
+  cv::Mat left = overlay;  // at S x S when the mask is kept at the working size
+  if (left.size() != full.size()) cv::resize(overlay, left, full.size(), 0, 0, cv::INTER_LINEAR);
+  record["thickness"]["map"] = rec.name + ".thickness.png";
+  return thickness_picture(left, rgb, full, tr, o.measure.range);
+}
+
+// The numbers of a segmented target's summary row.
+void fill_record(GbmSegTargetRecord& rec, const gbmseg::SegmentResult& r) {
+  rec.status = ItemStatus::kOk;
+  rec.width = r.original_width;
+  rec.height = r.original_height;
+  rec.n_pos = static_cast<int>(r.prompts.ape.final_pos.size());
+  rec.n_neg = static_cast<int>(r.prompts.ape.final_neg.size());
+  rec.n_warnings = static_cast<int>(r.prompts.warnings.size());
+  rec.message = r.prompts.warnings.empty() ? "" : r.prompts.warnings.front();
+  rec.t_features = r.timings.features;
+  rec.t_prompts = r.timings.prompts;
+  rec.t_segment = r.timings.segment;
+  rec.t_total = r.timings.total;
+}
+
+// Segments target i and writes its files (the mask last: a target counts as done when
+// all its files exist). Throws on failure; *rgb and *r receive the image and result.
+void segment_target(Batch& b, size_t i, cv::Mat* rgb, gbmseg::SegmentResult* r) {
+  GbmSegTargetRecord& rec = b.result.targets[i];
+  const GbmSegBatchOptions& o = b.o;
+  const cv::Mat raw = io::read_image_raw(rec.path);
+  *rgb = io::to_rgb8(raw);
+  *r = b.pipe->segment(*rgb);
+  b.context.target_path = rec.path;
+  b.context.target_name = rec.name;
+  nlohmann::json record =
+      gbmseg::segment_record_to_json(b.context, *r, b.pipe->options(), b.pipe->pipeline_options());
+  record["input"] = input_record(rec.path, raw);
+  if (b.refs.size() > 1) record["references"] = b.run["references"];
+  const cv::Mat overlay = gbmseg_prompt_overlay(*rgb, *r, !o.pipeline.resize_to_original);
+  const cv::Mat picture = b.measures(i) ? measure_target(b, i, *rgb, *r, overlay, rec, record) : cv::Mat();
+  write_file_atomically(out_path(o, rec.name, ".prompts.json"), record.dump(1) + "\n");
+  io::write_png(out_path(o, rec.name, ".overlay.png"), overlay);
+  if (!picture.empty()) io::write_png(out_path(o, rec.name, ".thickness.png"), picture);
+  io::write_mask_png(out_path(o, rec.name, ".png"), r->mask);
+  fill_record(rec, *r);
+  add_metrics(rec, r->mask, r->mask_working, b.rep);
+}
+
+// One target: skipped (its row re-read), segmented, or failed (recorded); its events.
+void process_target(Batch& b, size_t i) {
+  GbmSegBatchResult& result = b.result;
+  GbmSegTargetRecord& rec = result.targets[i];
+  const size_t n = b.targets.size();
+  GbmSegEventDetail d;
+  d.to_segment = b.todo.size();
+  d.record = &rec;
+  d.pipeline = b.pipe ? &*b.pipe : nullptr;
+  if (rec.status == ItemStatus::kSkipped) {
+    reread_skipped(b.o, rec, b.measures(i), b.rep);
+    ++result.skipped;
+    b.rep.emit(Event::Kind::kItemFinished, target_line(rec, i, n), &d, i, n);
+    return;
+  }
+  b.rep.emit(Event::Kind::kItemStarted, "", &d, i, n);
+  cv::Mat rgb;
+  gbmseg::SegmentResult r;
+  bool ok = false;
+  try {
+    segment_target(b, i, &rgb, &r);
+    ok = true;
+    ++result.segmented;
+  } catch (const std::exception& ex) {
+    ++result.failed;
+    rec.status = ItemStatus::kFailed;
+    rec.message = ex.what();
+    rec.metrics.reset();
+    rec.thickness.reset();
+    rec.truth_mask.release();
+    rec.compared_mask.release();
+  }
+  d.result = ok ? &r : nullptr;
+  d.image = ok ? &rgb : nullptr;
+  b.rep.emit(Event::Kind::kItemFinished, target_line(rec, i, n), &d, i, n);
+  if (!ok)
+    b.rep.emit(Event::Kind::kError, detail::concat("target '", rec.path, "': ", rec.message), &d, i, n);
+}
+
+// summary.csv, report.html and run.json (run.shard-K-of-N.json).
+void write_run_files(Batch& b) {
+  const GbmSegBatchOptions& o = b.o;
+  GbmSegBatchResult& result = b.result;
   result.summary_csv = (fs::path(o.out_dir) / ("summary" + o.shard.suffix() + ".csv")).string();
   result.means =
       write_gbmseg_summary(result.summary_csv, result.targets, result.with_ground_truth, result.measured);
   if (result.measured && o.shard.whole())
     result.report_html = write_gbmseg_report(o.out_dir, result.targets, o.measure.range);
-  if (pipe || !o.shard.whole()) {
-    run["options"] = gbmseg::prompt_options_to_json(pipe ? pipe->options() : o.prompts);
-    run["targets"] = targets.size();
-    run["segmented"] = result.segmented;
-    run["failed"] = result.failed;
-    if (!o.shard.whole()) {
-      // What merge_gbmseg_shards checks and combines.
-      run["shard"] = {{"index", o.shard.index}, {"count", o.shard.count}};
-      run["inputs_total"] = all_targets.size();
-      run["with_ground_truth"] = result.with_ground_truth;
-      run["skipped"] = result.skipped;
-      run["reference_features_from_cache"] = result.reference_from_cache;
-      nlohmann::json items = nlohmann::json::array();
-      for (size_t i = 0; i < targets.size(); ++i)
-        items.push_back({{"index", global_index[i]},
-                         {"name", targets[i].name},
-                         {"status", item_status_names().name(result.targets[i].status)}});
-      run["items"] = items;
-      run["complete"] = true;
-    }
-    result.run_json = (fs::path(o.out_dir) / ("run" + o.shard.suffix() + ".json")).string();
-    write_file_atomically(result.run_json, run.dump(1) + "\n");
+  if (!b.pipe && o.shard.whole()) return;
+  nlohmann::json& run = b.run;
+  run["options"] = gbmseg::prompt_options_to_json(b.pipe ? b.pipe->options() : o.prompts);
+  run["targets"] = b.targets.size();
+  run["segmented"] = result.segmented;
+  run["failed"] = result.failed;
+  if (!o.shard.whole()) {
+    // What merge_gbmseg_shards checks and combines.
+    run["shard"] = {{"index", o.shard.index}, {"count", o.shard.count}};
+    run["inputs_total"] = b.all_targets.size();
+    run["with_ground_truth"] = result.with_ground_truth;
+    run["skipped"] = result.skipped;
+    run["reference_features_from_cache"] = result.reference_from_cache;
+    nlohmann::json items = nlohmann::json::array();
+    for (size_t i = 0; i < b.targets.size(); ++i)
+      items.push_back({{"index", b.global_index[i]},
+                       {"name", b.targets[i].name},
+                       {"status", item_status_names().name(result.targets[i].status)}});
+    run["items"] = items;
+    run["complete"] = true;
   }
+  result.run_json = (fs::path(o.out_dir) / ("run" + o.shard.suffix() + ".json")).string();
+  write_file_atomically(result.run_json, run.dump(1) + "\n");
+}
+
+}  // namespace
+
+GbmSegBatchResult run_gbmseg_batch(const GbmSegBatchOptions& o, const EventSink& events) {
+  GbmSegBatchResult result;
+  const Reporter rep{events, result};
+  Batch b{o, rep, result};
+  check_working_size(o.prompts);
+  b.refs = list_references(o);
+  check_backends(o);
+  plan_targets(b);
+  resolve_pixel_sizes(b);
+  prepare_out_dir(o, rep);
+  plan_records(b);
+  b.run = run_record_header(b);
+  if (!b.todo.empty()) load_models(b);
+  for (size_t i = 0; i < result.targets.size(); ++i) process_target(b, i);
+  write_run_files(b);
   report_summary(o, result, rep);
   return result;
 }

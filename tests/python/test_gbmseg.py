@@ -156,6 +156,6 @@ def test_batch_measures_and_pools_references(data, tmp_path):
         assert th["direct_median_nm"] > 0
         assert (tmp_path / "m" / f"{rec['name']}.thickness.png").is_file()
     assert pathlib.Path(res["report_html"]).is_file()
-    with pytest.raises(ValueError, match="measure must be"):
+    with pytest.raises(ValueError, match="unknown measure mode .yes. .expected one of: auto, on, off."):
         nephroseg.gbmseg_batch(ref, ref_mask, targets, str(tmp_path / "y"), features="classical",
                                segmenter="classical", measure="yes")

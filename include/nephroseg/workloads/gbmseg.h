@@ -81,6 +81,7 @@
 #include <vector>
 
 #include "nephroseg/core/batch_record.h"
+#include "nephroseg/core/enum_names.h"
 #include "nephroseg/core/shard.h"
 #include "nephroseg/eval/metrics.h"
 #include "nephroseg/gbmseg/model_backends.h"
@@ -101,11 +102,15 @@ struct ReferenceFiles {
 /// Thickness in a GBMSeg run (see the header comment).
 struct GbmSegMeasureOptions {
   enum class Mode { kAuto, kOn, kOff };
-  Mode mode = Mode::kAuto;
+  Mode mode = Mode::kAuto;  ///< spelt by gbmseg_measure_mode_names(): auto | on | off
   std::string nm_per_pixel = "auto";  ///< "auto" = each target file's calibration, or a number
   measure::ReferenceRange range = measure::find_reference_range(measure::default_reference_id());
   measure::ThicknessOptions thickness;  ///< nm_per_pixel is set per target
 };
+
+/// "auto" | "on" | "off": the one spelling of GbmSegMeasureOptions::Mode (run.json,
+/// Python's measure=; the CLI's --measure / --no-measure flags set on / off).
+const EnumNames<GbmSegMeasureOptions::Mode>& gbmseg_measure_mode_names();
 
 struct GbmSegBatchOptions {
   std::string reference_image;  ///< any image (or a folder); read as RGB
