@@ -508,8 +508,10 @@ std::string render_protocol_html(const ProtocolRun& run, const ProtocolOptions& 
   return h.str();
 }
 
-ProtocolRun evaluate_protocol(const ProtocolOptions& o) {
-  // 1. Check every input and load every model before anything is written.
+namespace {
+
+// Step 1a: the options themselves (names, ranges), before any file is read.
+void check_protocol_options(const ProtocolOptions& o) {
   NEPHRO_CHECK(!o.out_dir.empty(), "glomsam eval: an output folder is required");
   NEPHRO_CHECK(!o.sets.empty(), "glomsam eval: no image set (--set NAME=DIR or --images DIR)");
   NEPHRO_CHECK(!o.truths.empty(), "glomsam eval: no truth folder (--truth LEVEL=DIR)");
@@ -528,45 +530,48 @@ ProtocolRun evaluate_protocol(const ProtocolOptions& o) {
     NEPHRO_CHECK(names.insert(t.name).second, "--truth: the level '", t.name, "' is given twice");
     NEPHRO_CHECK(fs::is_directory(t.dir), "--truth ", t.name, "=", t.dir, ": not a folder");
   }
-  std::vector<SetPlan> plans;
-  for (const auto& s : o.sets) {
-    NEPHRO_CHECK(fs::is_directory(s.dir), "--set ", s.name, "=", s.dir, ": not a folder");
-    SetPlan p;
-    p.images = io::list_image_files(s.dir);
-    NEPHRO_CHECK(!p.images.empty(), "--set ", s.name, "=", s.dir, ": holds no images");
-    std::sort(p.images.begin(), p.images.end());
-    std::set<std::string> stems;
-    for (const auto& img : p.images)
-      NEPHRO_CHECK(stems.insert(io::file_stem(img)).second, "--set ", s.name, ": two images named '",
-                   io::file_stem(img), "'");
-    for (const auto& t : o.truths) {
-      const std::string dir = truth_folder(t, s.name);
-      std::map<std::string, std::string> by_stem;
-      for (const auto& f : io::list_image_files(dir)) by_stem.emplace(io::file_stem(f), f);
-      std::vector<std::string> paths, missing;
-      for (const auto& img : p.images) {
-        auto it = by_stem.find(io::file_stem(img));
-        if (it == by_stem.end()) {
-          missing.push_back(fs::path(img).filename().string());
-        } else {
-          paths.push_back(it->second);
-        }
+}
+
+// Step 1b: a set's images (sorted, unique stems) and each level's mask for each image.
+SetPlan plan_set(const ProtocolOptions& o, const NamedFolder& s) {
+  NEPHRO_CHECK(fs::is_directory(s.dir), "--set ", s.name, "=", s.dir, ": not a folder");
+  SetPlan p;
+  p.images = io::list_image_files(s.dir);
+  NEPHRO_CHECK(!p.images.empty(), "--set ", s.name, "=", s.dir, ": holds no images");
+  std::sort(p.images.begin(), p.images.end());
+  std::set<std::string> stems;
+  for (const auto& img : p.images)
+    NEPHRO_CHECK(stems.insert(io::file_stem(img)).second, "--set ", s.name, ": two images named '",
+                 io::file_stem(img), "'");
+  for (const auto& t : o.truths) {
+    const std::string dir = truth_folder(t, s.name);
+    std::map<std::string, std::string> by_stem;
+    for (const auto& f : io::list_image_files(dir)) by_stem.emplace(io::file_stem(f), f);
+    std::vector<std::string> paths, missing;
+    for (const auto& img : p.images) {
+      auto it = by_stem.find(io::file_stem(img));
+      if (it == by_stem.end()) {
+        missing.push_back(fs::path(img).filename().string());
+      } else {
+        paths.push_back(it->second);
       }
-      if (!missing.empty()) {
-        std::string list;
-        for (size_t i = 0; i < missing.size() && i < 5; ++i) list += (i ? ", " : "") + missing[i];
-        if (missing.size() > 5) list += ", ...";
-        throw Error(detail::concat("--truth ", t.name, "=", t.dir, ": no mask for ", missing.size(),
-                                   " of the ", p.images.size(), " images of set '", s.name, "' in ", dir,
-                                   " (", list, ")"));
-      }
-      p.truth_paths.push_back(paths);
     }
-    plans.push_back(std::move(p));
+    if (!missing.empty()) {
+      std::string list;
+      for (size_t i = 0; i < missing.size() && i < 5; ++i) list += (i ? ", " : "") + missing[i];
+      if (missing.size() > 5) list += ", ...";
+      throw Error(detail::concat("--truth ", t.name, "=", t.dir, ": no mask for ", missing.size(), " of the ",
+                                 p.images.size(), " images of set '", s.name, "' in ", dir, " (", list, ")"));
+    }
+    p.truth_paths.push_back(paths);
   }
+  return p;
+}
+
+// Step 1c: every model loaded (before anything is written), with unique labels.
+std::vector<Loaded> load_models(const ProtocolOptions& o, ProtocolRun& run) {
   std::vector<Loaded> models;
-  ProtocolRun run;
-  names.clear();
+  std::set<std::string> names;
   for (const auto& spec : o.models) {
     models.push_back(load_model(spec));
     const std::string& label = models.back().spec.label;
@@ -576,66 +581,58 @@ ProtocolRun evaluate_protocol(const ProtocolOptions& o) {
     run.kinds.push_back(spec.kind);
     run.model_notes.push_back(models.back().note);
   }
-  for (const auto& s : o.sets) run.sets.push_back(s.name);
-  for (const auto& t : o.truths) run.levels.push_back(t.name);
+  return models;
+}
 
-  // 2. Predict and score; masks go to a staging folder renamed into place at the end.
-  fs::create_directories(o.out_dir);
-  remove_stale_temporaries(o.out_dir);
-  const fs::path staging = fs::path(o.out_dir) / (".tmp-" + std::to_string(::getpid()) + "-masks");
-  const fs::path final_masks = fs::path(o.out_dir) / "masks";
-  fs::remove_all(staging);
-  try {
-    for (size_t si = 0; si < o.sets.size(); ++si) {
-      const std::string& set = o.sets[si].name;
-      const SetPlan& plan = plans[si];
-      for (size_t ii = 0; ii < plan.images.size(); ++ii) {
-        const std::string& path = plan.images[ii];
-        const std::string stem = io::file_stem(path);
-        if (o.on_image) o.on_image(set, stem, ii, plan.images.size());
-        const cv::Mat rgb = io::read_image_rgb(path);
-        ImageCache cache;
-        for (size_t li = 0; li < o.truths.size(); ++li) {
-          const std::string& level = o.truths[li].name;
-          const std::string& tpath = plan.truth_paths[li][ii];
-          const cv::Mat truth = io::read_mask(tpath, o.truth_mask);
-          NEPHRO_CHECK(truth.rows == rgb.rows && truth.cols == rgb.cols, "--truth ", level, ": ", tpath,
-                       " is ", truth.cols, "x", truth.rows, " but its image ", path, " is ", rgb.cols, "x",
-                       rgb.rows);
-          const std::vector<Box> boxes =
-              protocol_boxes(truth, o.jitter, o.seed, set, level, stem, o.per_instance);
-          for (size_t mi = 0; mi < models.size(); ++mi) {
-            const Loaded& m = models[mi];
-            const cv::Mat pred = predict(m, mi, rgb, boxes, cache);
-            ProtocolRecord r;
-            r.set = set;
-            r.level = level;
-            r.model = m.spec.label;
-            r.kind = m.spec.kind;
-            r.image = stem;
-            r.metrics = eval::compute_metrics(pred, truth);
-            if (m.spec.kind != ModelKind::kUNet) r.boxes = boxes;
-            const InstanceCounts ic = match_instances(pred, truth, o.instance_iou);
-            r.truth_instances = ic.truth;
-            r.pred_instances = ic.predicted;
-            r.matched_instances = ic.matched;
-            const fs::path rel = fs::path("masks") / r.model / set / level / (stem + ".png");
-            r.mask_path = rel.string();
-            const fs::path dst = staging / r.model / set / level / (stem + ".png");
-            fs::create_directories(dst.parent_path());
-            io::write_mask_png(dst.string(), pred);
-            run.records.push_back(std::move(r));
-          }
+// Step 2: every (set, image, level, model): predict, score, and stage the mask.
+void predict_and_score(const ProtocolOptions& o, const std::vector<SetPlan>& plans,
+                       const std::vector<Loaded>& models, const fs::path& staging, ProtocolRun& run) {
+  for (size_t si = 0; si < o.sets.size(); ++si) {
+    const std::string& set = o.sets[si].name;
+    const SetPlan& plan = plans[si];
+    for (size_t ii = 0; ii < plan.images.size(); ++ii) {
+      const std::string& path = plan.images[ii];
+      const std::string stem = io::file_stem(path);
+      if (o.on_image) o.on_image(set, stem, ii, plan.images.size());
+      const cv::Mat rgb = io::read_image_rgb(path);
+      ImageCache cache;
+      for (size_t li = 0; li < o.truths.size(); ++li) {
+        const std::string& level = o.truths[li].name;
+        const std::string& tpath = plan.truth_paths[li][ii];
+        const cv::Mat truth = io::read_mask(tpath, o.truth_mask);
+        NEPHRO_CHECK(truth.rows == rgb.rows && truth.cols == rgb.cols, "--truth ", level, ": ", tpath, " is ",
+                     truth.cols, "x", truth.rows, " but its image ", path, " is ", rgb.cols, "x", rgb.rows);
+        const std::vector<Box> boxes =
+            protocol_boxes(truth, o.jitter, o.seed, set, level, stem, o.per_instance);
+        for (size_t mi = 0; mi < models.size(); ++mi) {
+          const Loaded& m = models[mi];
+          const cv::Mat pred = predict(m, mi, rgb, boxes, cache);
+          ProtocolRecord r;
+          r.set = set;
+          r.level = level;
+          r.model = m.spec.label;
+          r.kind = m.spec.kind;
+          r.image = stem;
+          r.metrics = eval::compute_metrics(pred, truth);
+          if (m.spec.kind != ModelKind::kUNet) r.boxes = boxes;
+          const InstanceCounts ic = match_instances(pred, truth, o.instance_iou);
+          r.truth_instances = ic.truth;
+          r.pred_instances = ic.predicted;
+          r.matched_instances = ic.matched;
+          const fs::path rel = fs::path("masks") / r.model / set / level / (stem + ".png");
+          r.mask_path = rel.string();
+          const fs::path dst = staging / r.model / set / level / (stem + ".png");
+          fs::create_directories(dst.parent_path());
+          io::write_mask_png(dst.string(), pred);
+          run.records.push_back(std::move(r));
         }
       }
     }
-  } catch (...) {
-    std::error_code ec;
-    fs::remove_all(staging, ec);
-    throw;
   }
+}
 
-  // 3. Summaries.
+// Step 3: the summaries of each (set, level, model).
+void summarize_groups(ProtocolRun& run) {
   for (const auto& set : run.sets)
     for (const auto& level : run.levels)
       for (const auto& model : run.models) {
@@ -656,6 +653,124 @@ ProtocolRun evaluate_protocol(const ProtocolOptions& o) {
         g.instance_recall = ratio(g.matched_instances, g.truth_instances);
         run.groups.push_back(std::move(g));
       }
+}
+
+// Step 4a: per_image.csv rows and summary.json's "images".
+void image_rows(const ProtocolRun& run, std::vector<io::CsvRow>& rows, nlohmann::json& records) {
+  for (const auto& r : run.records) {
+    io::CsvRow row{r.set, r.level, r.model, model_kind_names().name(r.kind), r.image};
+    nlohmann::json j = {{"set", r.set},
+                        {"level", r.level},
+                        {"model", r.model},
+                        {"kind", model_kind_names().name(r.kind)},
+                        {"image", r.image}};
+    for (const auto& m : protocol_metrics()) {
+      row.push_back(io::format_number(eval::metric_value(r.metrics, m)));
+      j[m] = jnum(eval::metric_value(r.metrics, m));
+    }
+    std::string boxes;
+    nlohmann::json jb = nlohmann::json::array();
+    for (const Box& b : r.boxes) {
+      if (!boxes.empty()) boxes += ";";
+      boxes += io::format_number(b[0]) + " " + io::format_number(b[1]) + " " + io::format_number(b[2]) + " " +
+               io::format_number(b[3]);
+      jb.push_back({b[0], b[1], b[2], b[3]});
+    }
+    row.insert(row.end(), {boxes, std::to_string(r.truth_instances), std::to_string(r.pred_instances),
+                           std::to_string(r.matched_instances), r.mask_path});
+    j["boxes"] = jb;
+    j["truth_instances"] = r.truth_instances;
+    j["pred_instances"] = r.pred_instances;
+    j["matched_instances"] = r.matched_instances;
+    j["tp"] = r.metrics.tp;
+    j["fp"] = r.metrics.fp;
+    j["fn"] = r.metrics.fn;
+    j["tn"] = r.metrics.tn;
+    j["mask"] = r.mask_path;
+    rows.push_back(std::move(row));
+    records.push_back(std::move(j));
+  }
+}
+
+// Step 4b: summary.csv and instances.csv rows and summary.json's "groups".
+void group_rows(const ProtocolOptions& o, const ProtocolRun& run, std::vector<io::CsvRow>& sum_rows,
+                std::vector<io::CsvRow>& inst_rows, nlohmann::json& groups) {
+  for (const auto& g : run.groups) {
+    nlohmann::json j = {{"set", g.set}, {"level", g.level}, {"model", g.model}};
+    for (const auto& m : protocol_metrics()) {
+      const auto& s = g.summary.at(m);
+      sum_rows.push_back({g.set, g.level, g.model, m, std::to_string(s.n), io::format_number(s.mean),
+                          io::format_number(s.sd), io::format_number(s.median), io::format_number(s.q25),
+                          io::format_number(s.q75), io::format_number(s.min), io::format_number(s.max)});
+      j[m] = {{"n", s.n},           {"mean", jnum(s.mean)}, {"sd", jnum(s.sd)},   {"median", jnum(s.median)},
+              {"q25", jnum(s.q25)}, {"q75", jnum(s.q75)},   {"min", jnum(s.min)}, {"max", jnum(s.max)}};
+    }
+    inst_rows.push_back({g.set, g.level, g.model, std::to_string(g.truth_instances),
+                         std::to_string(g.pred_instances), std::to_string(g.matched_instances),
+                         io::format_number(g.instance_precision), io::format_number(g.instance_recall)});
+    j["instances"] = {{"truth", g.truth_instances},        {"predicted", g.pred_instances},
+                      {"matched", g.matched_instances},    {"precision", jnum(g.instance_precision)},
+                      {"recall", jnum(g.instance_recall)}, {"iou_threshold", o.instance_iou}};
+    groups.push_back(std::move(j));
+  }
+}
+
+// Step 4c: summary.json.
+nlohmann::json summary_document(const ProtocolOptions& o, const ProtocolRun& run,
+                                const std::vector<Loaded>& models, const nlohmann::json& jrecords,
+                                const nlohmann::json& jgroups) {
+  nlohmann::json jmodels = nlohmann::json::array();
+  for (size_t i = 0; i < models.size(); ++i)
+    jmodels.push_back({{"label", run.models[i]},
+                       {"kind", model_kind_names().name(run.kinds[i])},
+                       {"checkpoint", models[i].spec.checkpoint},
+                       {"config", models[i].spec.config},
+                       {"details", run.model_notes[i]}});
+  nlohmann::json jsets = nlohmann::json::array(), jtruths = nlohmann::json::array();
+  for (const auto& s : o.sets) jsets.push_back({{"name", s.name}, {"dir", s.dir}});
+  for (const auto& t : o.truths) jtruths.push_back({{"name", t.name}, {"dir", t.dir}});
+  return {{"title", o.title},
+          {"protocol",
+           {{"sets", jsets},
+            {"truths", jtruths},
+            {"jitter", o.jitter},
+            {"seed", o.seed},
+            {"per_instance", o.per_instance},
+            {"instance_iou", o.instance_iou},
+            {"metrics", protocol_metrics()},
+            {"averaging", "per-image values; mean and sample SD over the images of a (set, level, model)"}}},
+          {"models", jmodels},
+          {"groups", jgroups},
+          {"images", jrecords}};
+}
+
+}  // namespace
+
+ProtocolRun evaluate_protocol(const ProtocolOptions& o) {
+  // 1. Check every input and load every model before anything is written.
+  check_protocol_options(o);
+  std::vector<SetPlan> plans;
+  for (const auto& s : o.sets) plans.push_back(plan_set(o, s));
+  ProtocolRun run;
+  const std::vector<Loaded> models = load_models(o, run);
+  for (const auto& s : o.sets) run.sets.push_back(s.name);
+  for (const auto& t : o.truths) run.levels.push_back(t.name);
+
+  // 2. Predict and score; masks go to a staging folder renamed into place at the end.
+  fs::create_directories(o.out_dir);
+  remove_stale_temporaries(o.out_dir);
+  const fs::path staging = fs::path(o.out_dir) / (".tmp-" + std::to_string(::getpid()) + "-masks");
+  const fs::path final_masks = fs::path(o.out_dir) / "masks";
+  fs::remove_all(staging);
+  try {
+    predict_and_score(o, plans, models, staging, run);
+  } catch (...) {
+    std::error_code ec;
+    fs::remove_all(staging, ec);
+    throw;
+  }
+  // 3. Summaries.
+  summarize_groups(run);
 
   // 4. Report files (contents first, then atomic writes), then the masks folder.
   auto out = [&](const std::string& f) { return (fs::path(o.out_dir) / f).string(); };
@@ -664,86 +779,11 @@ ProtocolRun evaluate_protocol(const ProtocolOptions& o) {
     for (const auto& m : protocol_metrics()) per_header.push_back(m);
     for (const char* c : {"boxes", "truth_instances", "pred_instances", "matched_instances", "mask"})
       per_header.push_back(c);
-    std::vector<io::CsvRow> per_rows;
-    nlohmann::json jrecords = nlohmann::json::array();
-    for (const auto& r : run.records) {
-      io::CsvRow row{r.set, r.level, r.model, model_kind_names().name(r.kind), r.image};
-      nlohmann::json j = {{"set", r.set},
-                          {"level", r.level},
-                          {"model", r.model},
-                          {"kind", model_kind_names().name(r.kind)},
-                          {"image", r.image}};
-      for (const auto& m : protocol_metrics()) {
-        row.push_back(io::format_number(eval::metric_value(r.metrics, m)));
-        j[m] = jnum(eval::metric_value(r.metrics, m));
-      }
-      std::string boxes;
-      nlohmann::json jb = nlohmann::json::array();
-      for (const Box& b : r.boxes) {
-        if (!boxes.empty()) boxes += ";";
-        boxes += io::format_number(b[0]) + " " + io::format_number(b[1]) + " " + io::format_number(b[2]) +
-                 " " + io::format_number(b[3]);
-        jb.push_back({b[0], b[1], b[2], b[3]});
-      }
-      row.insert(row.end(), {boxes, std::to_string(r.truth_instances), std::to_string(r.pred_instances),
-                             std::to_string(r.matched_instances), r.mask_path});
-      j["boxes"] = jb;
-      j["truth_instances"] = r.truth_instances;
-      j["pred_instances"] = r.pred_instances;
-      j["matched_instances"] = r.matched_instances;
-      j["tp"] = r.metrics.tp;
-      j["fp"] = r.metrics.fp;
-      j["fn"] = r.metrics.fn;
-      j["tn"] = r.metrics.tn;
-      j["mask"] = r.mask_path;
-      per_rows.push_back(std::move(row));
-      jrecords.push_back(std::move(j));
-    }
-    std::vector<io::CsvRow> sum_rows, inst_rows;
-    nlohmann::json jgroups = nlohmann::json::array();
-    for (const auto& g : run.groups) {
-      nlohmann::json j = {{"set", g.set}, {"level", g.level}, {"model", g.model}};
-      for (const auto& m : protocol_metrics()) {
-        const auto& s = g.summary.at(m);
-        sum_rows.push_back({g.set, g.level, g.model, m, std::to_string(s.n), io::format_number(s.mean),
-                            io::format_number(s.sd), io::format_number(s.median), io::format_number(s.q25),
-                            io::format_number(s.q75), io::format_number(s.min), io::format_number(s.max)});
-        j[m] = {
-            {"n", s.n},           {"mean", jnum(s.mean)}, {"sd", jnum(s.sd)},   {"median", jnum(s.median)},
-            {"q25", jnum(s.q25)}, {"q75", jnum(s.q75)},   {"min", jnum(s.min)}, {"max", jnum(s.max)}};
-      }
-      inst_rows.push_back({g.set, g.level, g.model, std::to_string(g.truth_instances),
-                           std::to_string(g.pred_instances), std::to_string(g.matched_instances),
-                           io::format_number(g.instance_precision), io::format_number(g.instance_recall)});
-      j["instances"] = {{"truth", g.truth_instances},        {"predicted", g.pred_instances},
-                        {"matched", g.matched_instances},    {"precision", jnum(g.instance_precision)},
-                        {"recall", jnum(g.instance_recall)}, {"iou_threshold", o.instance_iou}};
-      jgroups.push_back(std::move(j));
-    }
-    nlohmann::json jmodels = nlohmann::json::array();
-    for (size_t i = 0; i < models.size(); ++i)
-      jmodels.push_back({{"label", run.models[i]},
-                         {"kind", model_kind_names().name(run.kinds[i])},
-                         {"checkpoint", models[i].spec.checkpoint},
-                         {"config", models[i].spec.config},
-                         {"details", run.model_notes[i]}});
-    nlohmann::json jsets = nlohmann::json::array(), jtruths = nlohmann::json::array();
-    for (const auto& s : o.sets) jsets.push_back({{"name", s.name}, {"dir", s.dir}});
-    for (const auto& t : o.truths) jtruths.push_back({{"name", t.name}, {"dir", t.dir}});
-    const nlohmann::json doc = {
-        {"title", o.title},
-        {"protocol",
-         {{"sets", jsets},
-          {"truths", jtruths},
-          {"jitter", o.jitter},
-          {"seed", o.seed},
-          {"per_instance", o.per_instance},
-          {"instance_iou", o.instance_iou},
-          {"metrics", protocol_metrics()},
-          {"averaging", "per-image values; mean and sample SD over the images of a (set, level, model)"}}},
-        {"models", jmodels},
-        {"groups", jgroups},
-        {"images", jrecords}};
+    std::vector<io::CsvRow> per_rows, sum_rows, inst_rows;
+    nlohmann::json jrecords = nlohmann::json::array(), jgroups = nlohmann::json::array();
+    image_rows(run, per_rows, jrecords);
+    group_rows(o, run, sum_rows, inst_rows, jgroups);
+    const nlohmann::json doc = summary_document(o, run, models, jrecords, jgroups);
     const std::string html = render_protocol_html(run, o);
     std::vector<std::pair<std::string, cv::Mat>> plots;
     for (const auto& set : run.sets)
