@@ -322,6 +322,7 @@ void bind_gbmseg(py::module_& m) {
           "[N, 2], S x S pixels) and labels (int32 [N]) given to the segmenter, prompts (every\n"
           "stage: patch indices and int32 [K, 2] points, warnings), timings (seconds).");
 
+  const workloads::GbmSegBatchOptions batch_defaults;  // the keyword defaults are the workload's
   m.def(
       "gbmseg_batch",
       [](const std::string& reference_image, const std::string& reference_mask, const std::string& targets,
@@ -414,14 +415,17 @@ void bind_gbmseg(py::module_& m) {
         return d;
       },
       py::arg("reference_image"), py::arg("reference_mask"), py::arg("targets"), py::arg("out_dir"), py::kw_only(),
-      py::arg("features") = "dinov2", py::arg("segmenter") = "sam", py::arg("dinov2_checkpoint") = "",
-      py::arg("dinov2_type") = "vitg14", py::arg("dinov2_config") = "", py::arg("sam_checkpoint") = "",
-      py::arg("sam_type") = "vit_l", py::arg("sam_config") = "",
+      py::arg("features") = batch_defaults.features.kind, py::arg("segmenter") = batch_defaults.segmenter.kind,
+      py::arg("dinov2_checkpoint") = "", py::arg("dinov2_type") = batch_defaults.features.model_type,
+      py::arg("dinov2_config") = "", py::arg("sam_checkpoint") = "",
+      py::arg("sam_type") = batch_defaults.segmenter.model_type, py::arg("sam_config") = "",
       py::arg("ground_truth") = "", py::arg("preset") = "", py::arg("ablation") = "", py::arg("options") = py::none(),
-      py::arg("mask_resize") = "nearest", py::arg("resize_to_original") = true, py::arg("largest_contour") = false,
+      py::arg("mask_resize") = gbmseg::mask_resize_names().name(batch_defaults.pipeline.mask_resize),
+      py::arg("resize_to_original") = batch_defaults.pipeline.resize_to_original,
+      py::arg("largest_contour") = batch_defaults.pipeline.largest_contour,
       py::arg("overwrite") = false, py::arg("progress") = py::none(),
-      py::arg("more_references") = std::vector<std::pair<std::string, std::string>>{}, py::arg("measure") = workloads::gbmseg_measure_mode_names().name(workloads::GbmSegMeasureOptions{}.mode),
-      py::arg("nm_per_pixel") = workloads::GbmSegMeasureOptions{}.nm_per_pixel, py::arg("thickness_range") = "",
+      py::arg("more_references") = std::vector<std::pair<std::string, std::string>>{}, py::arg("measure") = workloads::gbmseg_measure_mode_names().name(batch_defaults.measure.mode),
+      py::arg("nm_per_pixel") = batch_defaults.measure.nm_per_pixel, py::arg("thickness_range") = "",
       py::arg("shard") = "", py::arg("precision") = "fp32", py::arg("force_precision") = false,
       "GBMSeg on a folder (or one image), exactly as `nephroseg gbmseg`: writes <name>.png,\n"
       "<name>.prompts.json, <name>.overlay.png, summary.csv and run.json (atomically) under\n"

@@ -67,6 +67,9 @@ def cli_help_defaults(cli, *command):
 DEFAULTS = [
     ("gbmseg_batch", "nm_per_pixel", ("gbmseg",), "--nm-per-pixel"),
     ("gbmseg_batch", "mask_resize", ("gbmseg",), "--mask-resize"),
+    ("gbmseg_batch", "dinov2_type", ("gbmseg",), "--dinov2-type"),
+    ("gbmseg_batch", "sam_type", ("gbmseg",), "--sam-type"),
+    ("gbmseg_batch", "features", ("gbmseg",), "--features"),
     ("sam_batch", "model_type", ("sam",), "--model-type"),
     ("glomsam_predict", "threshold", ("glomsam", "predict"), "--threshold"),
     ("glomsam_predict", "overlap", ("glomsam", "predict"), "--overlap"),

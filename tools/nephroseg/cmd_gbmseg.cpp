@@ -17,13 +17,14 @@ namespace {
 
 struct GbmSegParams {
   workloads::GbmSegBatchOptions batch;
-  std::string features = "dinov2", segmenter = "sam";
-  ModelSelection dinov2{"", "vitg14", ""};
-  ModelSelection sam{"", "vit_l", ""};
+  std::string features = batch.features.kind, segmenter = batch.segmenter.kind;
+  ModelSelection dinov2{"", batch.features.model_type, ""};
+  ModelSelection sam{"", batch.segmenter.model_type, ""};
   std::vector<std::string> reference_images, reference_masks;
   gbmseg::PromptOverrides prompts;  // the preset plus what the command line changes
   bool include_last_row_col = false, scale_fallbacks = false, measure = false, no_measure = false;
-  std::string mask_resize = "nearest", thickness_range = measure::default_reference_id(), shard;
+  std::string mask_resize = gbmseg::mask_resize_names().name(batch.pipeline.mask_resize),
+              thickness_range = batch.measure.range.id, shard;
 };
 
 // A model backend named on the command line: a JSON config replaces the preset type.

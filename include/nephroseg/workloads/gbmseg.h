@@ -102,7 +102,7 @@ struct ReferenceFiles {
 /// Thickness in a GBMSeg run (see the header comment).
 struct GbmSegMeasureOptions {
   enum class Mode { kAuto, kOn, kOff };
-  Mode mode = Mode::kAuto;  ///< spelt by gbmseg_measure_mode_names(): auto | on | off
+  Mode mode = Mode::kAuto;            ///< spelt by gbmseg_measure_mode_names(): auto | on | off
   std::string nm_per_pixel = "auto";  ///< "auto" = each target file's calibration, or a number
   measure::ReferenceRange range = measure::find_reference_range(measure::default_reference_id());
   measure::ThicknessOptions thickness;  ///< nm_per_pixel is set per target
@@ -127,8 +127,10 @@ struct GbmSegBatchOptions {
 
   /// Backends built with gbmseg::make_feature_extractor / make_point_segmenter, unless
   /// ready instances are given (those take precedence and the specs are ignored).
-  gbmseg::BackendSpec features{"dinov2", "", "", "", false, 0};
-  gbmseg::BackendSpec segmenter{"sam", "", "", "", false, 0};
+  /// The defaults are the published GBMSeg models: DINOv2 ViT-g/14 and SAM ViT-L (a
+  /// config_json, when given, replaces the model type).
+  gbmseg::BackendSpec features{"dinov2", "", "vitg14", "", false, 0};
+  gbmseg::BackendSpec segmenter{"sam", "", "vit_l", "", false, 0};
   std::shared_ptr<gbmseg::PatchFeatureExtractor> features_backend;
   std::shared_ptr<gbmseg::PointPromptSegmenter> segmenter_backend;
 
