@@ -48,7 +48,7 @@ struct Event {
   /// result, already worded (the CLI prints it as it is).
   std::string message;
   /// Workload-specific detail for front ends that want more than the line (each
-  /// workload's header says what it holds, e.g. `const GbmSegItem*`); may be empty.
+  /// workload's header says what it holds, e.g. `const GbmSegEventDetail*`); may be empty.
   std::any detail;
 };
 
