@@ -1,5 +1,7 @@
 // python/slide.cpp: whole slides through the slide workload (nephroseg/workloads/slide.h),
 // as `nephroseg slide`: run_slide (one slide) and run_slides (a folder, shards).
+#include <filesystem>
+
 #include "common.h"
 #include "nephroseg/workloads/slide.h"
 
@@ -97,11 +99,13 @@ void bind_slide(py::module_& m) {
          const py::object& tile, int halo, const std::string& tissue, const py::object& roi,
          const std::string& object_type, const std::string& precision, bool force_precision,
          const py::object& progress) {
+        std::error_code ec;
+        NEPHRO_CHECK(!std::filesystem::is_directory(slide_path, ec), "run_slide: '", slide_path,
+                     "' is a folder; use run_slides");
         workloads::SlideBatchOptions o =
             slide_options(slide_path, out_dir, segmenter, checkpoint, model_config, mpp, magnification, level, tile,
                           halo, tissue, roi, object_type, precision, force_precision);
         const workloads::SlideBatchResult r = run(o, progress);
-        NEPHRO_CHECK(r.slides.size() == 1, "run_slide: '", slide_path, "' is a folder; use run_slides");
         py::dict d = slide_to_dict(r.slides.front());
         d["tile"] = r.tile;
         return d;

@@ -202,3 +202,10 @@ def test_glomsam_predict_writes_what_the_cli_writes(cli, tmp_path):
     stem = pathlib.Path(image).stem
     np.testing.assert_array_equal(nephroseg.read_mask(str(tmp_path / "py" / f"{stem}_mask.png")),
                                   nephroseg.read_mask(str(tmp_path / "cli" / f"{stem}_mask.png")))
+
+
+def test_run_slide_refuses_a_folder_before_running_anything(tmp_path):
+    (tmp_path / "slides").mkdir()
+    with pytest.raises(ValueError, match="is a folder; use run_slides"):
+        nephroseg.run_slide(str(tmp_path / "slides"), str(tmp_path / "out"))
+    assert not (tmp_path / "out").exists()

@@ -39,7 +39,12 @@ class TileProgress {
     if (global_options().quiet) return;
     const int done = static_cast<int>(e.index), total = static_cast<int>(e.total);
     const auto now = std::chrono::steady_clock::now();
-    if (e.item != name_ || done == 1) start_ = now, first_ = done, last_ = -5, name_ = e.item;
+    if (e.item != name_ || done == 1) {  // a new slide: restart the clock and the 5 % steps
+      start_ = now;
+      first_ = done;
+      last_ = -5;
+      name_ = e.item;
+    }
     const int pct = total ? 100 * done / total : 100;
     const double el = std::chrono::duration<double>(now - start_).count();
     const double eta = done > first_ ? el / (done - first_) * (total - done) : 0.0;
