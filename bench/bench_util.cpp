@@ -12,6 +12,7 @@
 #include "core/linear.h"
 #include "core/module_init.h"
 #include "nephroseg/core/error.h"
+#include "nephroseg/core/threads.h"
 
 namespace nephroseg::bench {
 
@@ -70,9 +71,13 @@ GemmPeaks measure_gemm_peaks(const std::vector<Precision>& precisions, std::ostr
   const double flops = 2.0 * n * n * n;
   const at::Tensor a = at::randn({n, n}), b = at::randn({n, n});
   GemmPeaks peaks;
+  // The fp32 peak depends on the kernels OpenBLAS runs (core/threads.h), so name them.
+  const std::string kernel = openblas_kernel();
+  const std::string sgemm_by = kernel.empty() ? "" : " (OpenBLAS " + kernel + " kernels)";
   auto report = [&](Precision p, double s) {
     out << std::fixed << std::setprecision(3) << gemm_name(p) << " 2048x2048: " << s << " s, peak "
-        << std::setprecision(1) << flops / s / 1e9 << " GFLOP/s" << std::setprecision(3) << std::endl;
+        << std::setprecision(1) << flops / s / 1e9 << " GFLOP/s"
+        << (p == Precision::kFp32 ? sgemm_by : "") << std::setprecision(3) << std::endl;
     return flops / s / 1e9;
   };
   // fp32 always: the reference of every ratio.

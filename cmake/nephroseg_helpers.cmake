@@ -28,7 +28,7 @@ function(nephroseg_add_test name)
   cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS;LABELS_BY_FILTER" ${ARGN})
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE nephroseg_test_support ${ARG_DEPS}
-                        GTest::gtest GTest::gtest_main nephroseg_warnings)
+                        GTest::gtest nephroseg_test_main nephroseg_warnings)
   if(NOT ARG_LABELS)
     set(ARG_LABELS unit)
   endif()

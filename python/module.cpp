@@ -211,6 +211,13 @@ PYBIND11_MODULE(_nephroseg, m) {
         "The intra-op thread count of the C++ library.");
   m.def("active_blas_library", &nephroseg::active_blas_library,
         "Path of the BLAS library in this process ('' when unknown).");
+  m.def("openblas_kernel", &nephroseg::openblas_kernel,
+        "The kernel set OpenBLAS chose for this CPU ('SkylakeX', 'Haswell', 'Prescott', ...),\n"
+        "or '' when OpenBLAS is not the BLAS in this process.");
+  m.def("better_openblas_kernel", &nephroseg::better_openblas_kernel,
+        "The OPENBLAS_CORETYPE value that would replace generic kernels OpenBLAS fell back to on\n"
+        "a CPU model it does not know ('' when its choice stands). OpenBLAS reads it only when\n"
+        "it is loaded: set it before starting Python.");
 
   bind_io(m);
   bind_sam(m);

@@ -23,12 +23,14 @@ from ._nephroseg import (  # noqa: F401
     Sam,
     SamResult,
     active_blas_library,
+    better_openblas_kernel,
     gbmseg_batch,
     get_num_threads,
     glomsam_predict,
     measure_thickness,
     merge_shards,
     metrics,
+    openblas_kernel,
     read_image,
     read_image_raw,
     read_mask,
@@ -50,12 +52,14 @@ __all__ = [
     "Sam",
     "SamResult",
     "active_blas_library",
+    "better_openblas_kernel",
     "gbmseg_batch",
     "get_num_threads",
     "glomsam_predict",
     "measure_thickness",
     "merge_shards",
     "metrics",
+    "openblas_kernel",
     "read_image",
     "read_image_raw",
     "read_mask",
@@ -68,3 +72,16 @@ __all__ = [
     "write_image",
     "write_mask",
 ]
+
+if better_openblas_kernel():
+    import warnings as _warnings
+
+    # OpenBLAS picks its kernels when it is loaded, so a process cannot fix this itself;
+    # the CLI re-runs itself with the variable set (docs/precision.md, "BLAS kernels").
+    _warnings.warn(
+        f"OpenBLAS does not know this CPU model and runs its generic '{openblas_kernel()}' "
+        f"kernels (fp32 matrix products about 4x slower); start Python with "
+        f"OPENBLAS_CORETYPE={better_openblas_kernel()} set",
+        RuntimeWarning,
+        stacklevel=2,
+    )

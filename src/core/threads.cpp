@@ -1,8 +1,13 @@
 #include "nephroseg/core/threads.h"
 
 #include <ATen/Parallel.h>
+#include <dlfcn.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <array>
+#include <cctype>
+#include <cstdlib>
 #include <fstream>
 #include <mutex>
 #include <thread>
@@ -53,7 +58,65 @@ void warn_if_slow_blas() {
                "); install libopenblas0-openmp (about 50x faster): "
                "apt-get install libopenblas0-openmp");
     }
+    const std::string better = better_openblas_kernel();
+    if (!better.empty()) {
+      log_warn("OpenBLAS does not know this CPU model and runs its generic '", openblas_kernel(),
+               "' kernels (fp32 matrix products about 4x slower); start the program with "
+               "OPENBLAS_CORETYPE=", better, " set");
+    }
   });
+}
+
+std::string openblas_kernel() {
+  // openblas_get_corename is OpenBLAS's own export; looked up at run time because the
+  // BLAS behind libblas.so.3 is chosen by the system (update-alternatives), not by us.
+  using CoreName = char* (*)();
+  auto* fn = reinterpret_cast<CoreName>(::dlsym(RTLD_DEFAULT, "openblas_get_corename"));
+  if (fn == nullptr) return "";
+  const char* name = fn();
+  return name == nullptr ? std::string() : std::string(name);
+}
+
+namespace {
+
+std::string lower(std::string s) {
+  for (char& c : s) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
+  return s;
+}
+
+// OpenBLAS 0.3.21's x86-64 kernel sets that use AVX2 (or AVX-512) for sgemm.
+bool is_avx2_class_kernel(const std::string& name) {
+  static const std::array<const char*, 6> kAvx2 = {"haswell", "zen", "skylakex", "cooperlake",
+                                                   "sapphirerapids", "excavator"};
+  const std::string n = lower(name);
+  return std::any_of(kAvx2.begin(), kAvx2.end(), [&](const char* k) { return n == k; });
+}
+
+}  // namespace
+
+std::string better_openblas_kernel() {
+  const std::string current = openblas_kernel();
+  if (current.empty() || is_avx2_class_kernel(current)) return "";
+#if defined(__x86_64__)
+  __builtin_cpu_init();
+  if (__builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
+      __builtin_cpu_supports("avx512dq") && __builtin_cpu_supports("avx512vl")) {
+    return "SkylakeX";
+  }
+  if (__builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma")) return "Haswell";
+#endif
+  return "";
+}
+
+void rerun_with_better_blas_kernel(char** argv) {
+  if (argv == nullptr || argv[0] == nullptr || std::getenv("OPENBLAS_CORETYPE") != nullptr) return;
+  const std::string better = better_openblas_kernel();
+  if (better.empty()) return;
+  if (::setenv("OPENBLAS_CORETYPE", better.c_str(), 1) != 0) return;
+  ::execv("/proc/self/exe", argv);
+  // Only reached when the exec failed: carry on with OpenBLAS's own choice, and leave
+  // the environment as it was so that child processes decide for themselves.
+  ::unsetenv("OPENBLAS_CORETYPE");
 }
 
 }  // namespace nephroseg

@@ -1,5 +1,9 @@
 """numpy dtype / shape / contiguity rules and the mapping of C++ errors to Python
 exceptions (ValueError for bad input, with the library's message). Needs no ../shared."""
+import os
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 
@@ -98,3 +102,28 @@ def test_threads_setting():
     assert nephroseg.set_num_threads(2) == 2 and nephroseg.get_num_threads() == 2
     nephroseg.set_num_threads(old)
     assert nephroseg.get_num_threads() == old
+
+
+def _import_report(env):
+    """Imports nephroseg in a fresh interpreter (OpenBLAS picks its kernels at load time)."""
+    code = ("import warnings, nephroseg\n"
+            "print(nephroseg.openblas_kernel()); print(nephroseg.better_openblas_kernel())")
+    proc = subprocess.run([sys.executable, "-W", "always", "-c", code], env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr
+    kernel, better = (proc.stdout.splitlines() + ["", ""])[:2]
+    return kernel, better, proc.stderr
+
+
+def test_generic_openblas_kernels_are_reported_and_the_named_fix_works():
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_CORETYPE"}
+    kernel, better, stderr = _import_report(env)
+    if not kernel:
+        pytest.skip("OpenBLAS is not the BLAS of this process")
+    if not better:
+        assert "OPENBLAS_CORETYPE" not in stderr
+        pytest.skip(f"OpenBLAS chose '{kernel}' itself, an AVX2-class kernel set: nothing to fix")
+    assert f"generic '{kernel}' kernels" in stderr and f"OPENBLAS_CORETYPE={better}" in stderr
+    fixed_kernel, fixed_better, fixed_stderr = _import_report({**env, "OPENBLAS_CORETYPE": better})
+    assert fixed_kernel.lower() == better.lower() and fixed_better == ""
+    assert "OPENBLAS_CORETYPE" not in fixed_stderr

@@ -37,6 +37,8 @@ bool stderr_is_tty() { return ::isatty(STDERR_FILENO) != 0; }
 int main(int argc, char** argv) {
   using namespace nephroseg;
   using namespace nephroseg::cli;
+  // First of all: OpenBLAS picks its kernels when it is loaded (threads.h).
+  rerun_with_better_blas_kernel(argv);
   // Before anything large is allocated; see memory.h (NEPHROSEG_CPU_CACHE_MB=0 opts out).
   install_cpu_tensor_cache(cpu_tensor_cache_limit_from_env(size_t{2048} << 20));
   CLI::App app{"nephroseg: segment and measure kidney-biopsy images with foundation models"};
