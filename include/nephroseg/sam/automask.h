@@ -1,0 +1,87 @@
+// nephroseg/sam/automask.h: SAM's automatic mask generator (segment-anything's
+// SamAutomaticMaskGenerator): a grid of single-point prompts over the image (and over
+// crops of it), each answered by the decoder in batches, filtered by predicted IoU and
+// stability, de-duplicated by box NMS, small regions and holes cleaned.
+//
+//   auto model = nephroseg::sam::SamModel::load("sam_vit_b_01ec64.pth",
+//                                               nephroseg::sam::SamConfig::vit_b());
+//   nephroseg::sam::AutomaskOptions options;           // segment-anything's defaults
+//   options.points_per_side = 16;
+//   auto masks = nephroseg::sam::generate_masks(*model, rgb, options);
+//   for (const auto& m : masks) use(m.segmentation, m.predicted_iou);
+//
+// Thread-safety: generate_masks is a free function over a const SamModel; calls on one
+// model from several threads are safe.
+//
+// Parity: the masks, scores and boxes equal segment-anything's (dca509f) on the tiny
+// golden SAM (tests/golden/automask/README.md gives the tolerance).
+#pragma once
+
+#include <ATen/core/Tensor.h>
+
+#include <array>
+#include <cstdint>
+#include <functional>
+#include <vector>
+
+#include "nephroseg/core/enum_names.h"
+#include "nephroseg/sam/sam.h"
+
+namespace nephroseg::sam {
+
+/// Which masks each point prompt contributes (samapi's `output_type`, from ksugar's
+/// fork of the generator; segment-anything itself always keeps all three).
+enum class AutomaskOutput {
+  kSingleMask,  // "Single Mask": one mask per point (multimask off)
+  kMultiMask,   // "Multi-mask": the three multimask outputs of each point
+  kMultiMaskAll,  // as spelt by the fork; see automask.cpp for what it changes
+};
+
+/// The one name table of AutomaskOutput, spelt as samapi/QuPath send it.
+const EnumNames<AutomaskOutput>& automask_output_names();
+
+/// Parameters of the generator, with segment-anything's (and samapi's) defaults; the
+/// CLI (`nephroseg sam --auto`), Python (`Sam.generate_masks`) and the server
+/// (`POST /sam/automask/`) bind these fields and nothing else.
+struct AutomaskOptions {
+  int points_per_side = 32;             // grid of points_per_side^2 prompts per crop
+  int points_per_batch = 64;            // prompts per decoder pass (memory, not results)
+  double pred_iou_thresh = 0.88;        // keep masks whose predicted IoU exceeds this
+  double stability_score_thresh = 0.95; // keep masks whose stability exceeds this
+  double stability_score_offset = 1.0;  // logit offset of the stability score
+  double box_nms_thresh = 0.7;          // box IoU of NMS within a crop
+  int crop_n_layers = 0;                // extra crop layers (layer i: 2^i x 2^i crops)
+  double crop_nms_thresh = 0.7;         // box IoU of NMS across crops
+  double crop_overlap_ratio = 512.0 / 1500.0;  // crop overlap, fraction of the side
+  int crop_n_points_downscale_factor = 1;      // layer i: points_per_side / factor^i
+  int min_mask_region_area = 0;         // > 0: remove islands and holes smaller (px)
+  AutomaskOutput output_type = AutomaskOutput::kSingleMask;
+  bool include_image_edge = false;      // samapi's fork: keep masks touching the edge
+  /// Throws nephroseg::Error naming the first field out of range.
+  void validate() const;
+};
+
+/// One generated mask, with segment-anything's record fields.
+struct AutoMask {
+  at::Tensor segmentation;               // [H, W] bool, original image size
+  int64_t area = 0;                      // foreground pixels
+  std::array<double, 4> bbox{};          // XYWH, pixels
+  double predicted_iou = 0.0;
+  std::array<double, 2> point_coords{};  // the prompt (x, y), original pixels
+  double stability_score = 0.0;
+  std::array<double, 4> crop_box{};      // XYWH of the crop it came from
+};
+
+/// Progress callback: (prompt batches done, prompt batches in all).
+using AutomaskProgress = std::function<void(int64_t done, int64_t total)>;
+
+/// Runs the generator on one [H, W, 3] uint8 RGB image. `full_image_embedding`, when
+/// given, must be model.encode(image) and saves the whole-image encoder pass (the
+/// server's embedding cache); crops are always encoded. Masks are in segment-anything's
+/// output order.
+std::vector<AutoMask> generate_masks(const SamModel& model, const at::Tensor& image_rgb_u8,
+                                     const AutomaskOptions& options,
+                                     const ImageEmbedding* full_image_embedding = nullptr,
+                                     const AutomaskProgress& progress = {});
+
+}  // namespace nephroseg::sam
