@@ -59,12 +59,47 @@ double process_start_time(long pid) {
   return static_cast<double>(btime) + static_cast<double>(start_ticks) / static_cast<double>(hz);
 }
 
+const char* file_kind(mode_t mode) {
+  if (S_ISCHR(mode)) return "a character device";
+  if (S_ISBLK(mode)) return "a block device";
+  if (S_ISFIFO(mode)) return "a named pipe";
+  if (S_ISSOCK(mode)) return "a socket";
+  if (S_ISDIR(mode)) return "a folder";
+  return "not a regular file";
+}
+
+// The file the rename will put in place: `path` itself, or, where `path` is a symbolic
+// link to a regular file, the file it leads to (so the link survives). An existing
+// target that is not a regular file is refused: renaming over /dev/null (as root) or a
+// pipe would replace it for every process on the machine, and the user plainly did
+// not mean a stream, since a stream would receive a whole file only at the end.
+fs::path checked_target(const std::string& path) {
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) {
+    struct stat link {};
+    NEPHRO_CHECK(::lstat(path.c_str(), &link) != 0,
+                 "output '", path, "' is a symbolic link that leads nowhere; remove it or choose another path");
+    return fs::path(path);  // a new file
+  }
+  NEPHRO_CHECK(S_ISREG(st.st_mode), "output '", path, "' exists and is ", file_kind(st.st_mode),
+               "; nephroseg writes each output as a new regular file and never replaces a "
+               "device, pipe, socket or folder: choose another path");
+  struct stat link {};
+  if (::lstat(path.c_str(), &link) == 0 && S_ISLNK(link.st_mode)) {
+    std::error_code ec;
+    const fs::path real = fs::canonical(path, ec);
+    NEPHRO_CHECK(!ec, "cannot resolve the symbolic link '", path, "': ", ec.message());
+    return real;
+  }
+  return fs::path(path);
+}
+
 }  // namespace
 
 void write_atomically(const std::string& path,
                       const std::function<void(const std::string& tmp_path)>& write) {
   static std::atomic<int> counter{0};
-  fs::path target(path);
+  const fs::path target = checked_target(path);
   std::error_code ec;
   if (target.has_parent_path()) {
     fs::create_directories(target.parent_path(), ec);
@@ -88,6 +123,13 @@ void write_atomically(const std::string& path,
   if (const int err = sync_path(tmp, /*folder=*/false)) {
     discard();
     NEPHRO_FAIL("cannot write '", path, "': ", std::strerror(err));
+  }
+  // Checked again: the target may have changed while the temporary was written.
+  try {
+    checked_target(target.string());
+  } catch (...) {
+    discard();
+    throw;
   }
   fs::rename(tmp, target, ec);
   if (ec) {

@@ -2,6 +2,7 @@
 // every error path, and stale ones from killed runs removed by
 // remove_stale_temporaries() under the documented rule.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <utime.h>
@@ -146,4 +147,48 @@ TEST(AtomicFile, TemporaryLeftBySigkillIsRemovedAtTheNextStart) {
   ASSERT_EQ(count_temporaries(dir), 1u);
   EXPECT_EQ(remove_stale_temporaries(dir), 1u);
   EXPECT_EQ(count_temporaries(dir), 0u);
+}
+
+// Renaming over an existing device or pipe would replace it (as root, /dev/null for
+// every process on the machine). A FIFO and a folder stand in for devices here: the
+// test must not risk /dev/null itself.
+TEST(AtomicFile, NeverReplacesWhatIsNotARegularFile) {
+  const std::string dir = fresh_dir("special");
+  const std::string fifo = dir + "/pipe.npy";
+  ASSERT_EQ(::mkfifo(fifo.c_str(), 0600), 0);
+  const std::string folder = dir + "/folder.png";
+  fs::create_directories(folder);
+  const std::string link_to_fifo = dir + "/link.npy";
+  fs::create_symlink(fifo, link_to_fifo);
+  for (const std::string& target : {fifo, folder, link_to_fifo}) {
+    try {
+      write_file_atomically(target, "data");
+      ADD_FAILURE() << "no error for " << target;
+    } catch (const Error& e) {
+      const std::string what = e.what();
+      EXPECT_NE(what.find("'" + target + "' exists and is "), std::string::npos) << what;
+      EXPECT_NE(what.find("never replaces a device"), std::string::npos) << what;
+    }
+  }
+  EXPECT_TRUE(fs::is_fifo(fifo));
+  EXPECT_TRUE(fs::is_directory(folder));
+  EXPECT_TRUE(fs::is_symlink(link_to_fifo));
+  EXPECT_EQ(count_temporaries(dir), 0u);
+  fs::remove_all(dir);
+}
+
+// A symbolic link to a regular file keeps being a link: the file it leads to gets the
+// new content. A dangling link is refused rather than replaced.
+TEST(AtomicFile, WritesThroughALinkToARegularFileAndRefusesADanglingOne) {
+  const std::string dir = fresh_dir("links");
+  write_file_atomically(dir + "/real.txt", "old");
+  fs::create_symlink(dir + "/real.txt", dir + "/link.txt");
+  write_file_atomically(dir + "/link.txt", "new");
+  EXPECT_TRUE(fs::is_symlink(dir + "/link.txt"));
+  EXPECT_EQ(read(dir + "/real.txt"), "new");
+  fs::create_symlink(dir + "/missing.txt", dir + "/dangling.txt");
+  EXPECT_THROW(write_file_atomically(dir + "/dangling.txt", "x"), Error);
+  EXPECT_TRUE(fs::is_symlink(dir + "/dangling.txt"));
+  EXPECT_FALSE(fs::exists(dir + "/missing.txt"));
+  fs::remove_all(dir);
 }

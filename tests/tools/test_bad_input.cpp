@@ -12,6 +12,7 @@
 // The inputs are written byte by byte here (PNG, PNM, zip, pickle, npy, JSON, TIFF,
 // DM). Cases whose command needs a tiny model from ../shared/golden skip without it.
 #include <gtest/gtest.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 
 #include <algorithm>
@@ -157,6 +158,10 @@ std::string g_dir;  // fixture folder {D}
 void make_fixtures(const std::string& d) {
   const std::string img = rgb_png(64, 48);
   write(d + "/img.png", img);
+  // Existing outputs that are not regular files (stand-ins for /dev/null, which a
+  // test must not risk): a named pipe and a folder.
+  ::mkfifo((d + "/pipe.npy").c_str(), 0600);
+  fs::create_directories(d + "/outdir.npy");
   write(d + "/mask.png", grey_png(64, 48, [](int, int y) { return y >= 20 && y < 28 ? 255 : 0; }));
   write(d + "/allfg.png", grey_png(64, 48, [](int, int) { return 255; }));
   write(d + "/zero.png", grey_png(64, 48, [](int, int) { return 0; }));
@@ -460,6 +465,10 @@ std::vector<Case> cases() {
        "features --checkpoint {G}/models/sam_tiny.pth --model-config {G}/models/dinov2_tiny.json --image "
        "{D}/img.png --size 56 --out {O}/f.npy",
        1, "holds no DINOv2 cls_token"},
+      {"features_out_pipe", kFeat + "--image {D}/img.png --out {D}/pipe.npy", 1,
+       "output '{D}/pipe.npy' exists and is a named pipe"},
+      {"features_out_folder", kFeat + "--image {D}/img.png --out {D}/outdir.npy", 1,
+       "output '{D}/outdir.npy' exists and is a folder"},
       {"features_type_unknown",
        "features --checkpoint {G}/models/dinov2_tiny.pth --model-type vits99 --image {D}/img.png --out {O}/f.npy", 1,
        "unknown DINOv2 model type"},
@@ -659,7 +668,8 @@ TEST_P(BadInput, FailsCleanly) {
   SCOPED_TRACE("nephroseg " + args + "\nstderr: " + err);
   EXPECT_EQ(code, c.code);
   EXPECT_EQ(first.rfind("error: ", 0), 0u) << first;
-  EXPECT_NE(first.find(c.expect), std::string::npos) << "expected '" << c.expect << "' in: " << first;
+  const std::string expect = replace_all(c.expect, "{D}", g_dir);
+  EXPECT_NE(first.find(expect), std::string::npos) << "expected '" << expect << "' in: " << first;
   EXPECT_LT(seconds, kMaxSeconds);
   std::vector<std::string> left = files_under(out), records = c.records;
   std::sort(left.begin(), left.end());
