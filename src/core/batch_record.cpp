@@ -8,7 +8,7 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
-#include <regex>
+#include <optional>
 
 #include "nephroseg/core/atomic_file.h"
 #include "nephroseg/core/error.h"
@@ -18,9 +18,36 @@ namespace fs = std::filesystem;
 namespace nephroseg {
 namespace {
 
-const std::regex& shard_file_pattern() {
-  static const std::regex pattern(R"(run\.shard-([0-9]+)-of-([0-9]+)\.json)");
-  return pattern;
+// Reads the decimal number at text[*pos] and moves *pos past it; false when there is
+// none. Values beyond kMaxShards read as kMaxShards + 1 (no overflow, whatever the
+// number of digits), so that the caller's range check names them.
+bool read_count(const std::string& text, size_t* pos, int* value) {
+  size_t k = *pos;
+  long long v = 0;
+  while (k < text.size() && text[k] >= '0' && text[k] <= '9') {
+    v = std::min<long long>(v * 10 + (text[k++] - '0'), kMaxShards + 1LL);
+  }
+  if (k == *pos) return false;
+  *pos = k;
+  *value = static_cast<int>(v);
+  return true;
+}
+
+// Shard K of N from a file name "run.shard-K-of-N.json"; nullopt for other names. A
+// name of that form with K or N out of range (shard 0, K > N, N > kMaxShards) is an
+// error: it is a damaged or foreign record, not something to skip silently.
+std::optional<Shard> shard_of_record_name(const std::string& name, const std::string& dir) {
+  static const std::string kHead = "run.shard-", kMid = "-of-", kTail = ".json";
+  if (name.compare(0, kHead.size(), kHead) != 0) return std::nullopt;
+  size_t pos = kHead.size();
+  Shard s;
+  if (!read_count(name, &pos, &s.index) || name.compare(pos, kMid.size(), kMid) != 0) return std::nullopt;
+  pos += kMid.size();
+  if (!read_count(name, &pos, &s.count) || name.compare(pos, std::string::npos, kTail) != 0) return std::nullopt;
+  NEPHRO_CHECK(s.count >= 1 && s.count <= kMaxShards && s.index >= 1 && s.index <= s.count, "merge: '", dir, "/",
+               name, "' names shard ", s.index, " of ", s.count > kMaxShards ? "more than " + std::to_string(kMaxShards) : std::to_string(s.count), "; shards are numbered 1..N with N <= ",
+               kMaxShards, " (remove the stray file)");
+  return s;
 }
 
 nlohmann::json read_record(const std::string& path) {
@@ -91,10 +118,10 @@ std::map<int, std::string> shard_record_files(const std::string& dir, int* count
   std::map<int, std::string> runs;
   int count = 0;
   for (const auto& e : fs::directory_iterator(dir)) {
-    std::smatch m;
     const std::string name = e.path().filename().string();
-    if (!std::regex_match(name, m, shard_file_pattern())) continue;
-    const int k = std::atoi(m[1].str().c_str()), n = std::atoi(m[2].str().c_str());
+    const std::optional<Shard> shard = shard_of_record_name(name, dir);
+    if (!shard) continue;
+    const int k = shard->index, n = shard->count;
     NEPHRO_CHECK(count == 0 || count == n, "merge: '", dir, "' holds shards of two different runs (of ", count,
                  " and of ", n, " shards)");
     count = n;

@@ -48,7 +48,7 @@ Shard shard_from_env(const std::string& option, const char* (*getenv_fn)(const c
   get("SLURM_ARRAY_TASK_COUNT", count, true);
   if (!get("SLURM_ARRAY_TASK_MIN", min, false)) min = 0;
   if (!get("SLURM_ARRAY_TASK_STEP", step, false)) step = 1;
-  NEPHRO_CHECK(count >= 1 && count <= 100000, option, " auto: SLURM_ARRAY_TASK_COUNT=", count, " is out of range");
+  NEPHRO_CHECK(count >= 1 && count <= kMaxShards, option, " auto: SLURM_ARRAY_TASK_COUNT=", count, " is out of range");
   NEPHRO_CHECK(step >= 1, option, " auto: SLURM_ARRAY_TASK_STEP=", step, " is out of range");
   const long long offset = id - min;
   NEPHRO_CHECK(offset >= 0 && offset % step == 0 && offset / step < count, option,
@@ -65,7 +65,7 @@ Shard parse_shard(const std::string& text, const std::string& option) {
   NEPHRO_CHECK(slash != std::string::npos && parse_int(text.substr(0, slash), k) &&
                    parse_int(text.substr(slash + 1), n),
                option, ": expected K/N (e.g. 2/8) or auto, got '", text, "'");
-  NEPHRO_CHECK(n >= 1 && n <= 100000 && k >= 1 && k <= n, option, ": '", text,
+  NEPHRO_CHECK(n >= 1 && n <= kMaxShards && k >= 1 && k <= n, option, ": '", text,
                "' needs 1 <= K <= N <= 100000 (shards are numbered from 1)");
   return Shard{static_cast<int>(k), static_cast<int>(n)};
 }

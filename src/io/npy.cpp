@@ -5,8 +5,8 @@
 #include <ATen/Functions.h>
 
 #include <cstring>
+#include <cctype>
 #include <fstream>
-#include <regex>
 #include <sstream>
 #include <vector>
 
@@ -26,6 +26,37 @@ constexpr DtypeInfo kDtypes[] = {
     {"i2", at::kShort}, {"i4", at::kInt},    {"i8", at::kLong}, {"u1", at::kByte},
     {"b1", at::kBool},
 };
+
+// The raw text of `key`'s value in a .npy header, a Python dict literal such as
+// {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }: a quoted string (quotes
+// kept), a parenthesised tuple (parentheses kept) or a bare word; "" when the key is
+// absent or its value is malformed. One linear scan: headers may be up to 1 MiB, and
+// std::regex recursed per character on them (a stack overflow on a large v2 header).
+std::string header_value(const std::string& header, const std::string& key) {
+  const std::string quoted = "'" + key + "'";
+  const size_t at = header.find(quoted);
+  if (at == std::string::npos) return "";
+  size_t k = at + quoted.size();
+  auto skip_space = [&] {
+    while (k < header.size() && (header[k] == ' ' || header[k] == '\t')) ++k;
+  };
+  skip_space();
+  if (k >= header.size() || header[k] != ':') return "";
+  ++k;
+  skip_space();
+  if (k >= header.size()) return "";
+  size_t end = std::string::npos;
+  if (header[k] == '\'') {
+    end = header.find('\'', k + 1);
+  } else if (header[k] == '(') {
+    end = header.find(')', k + 1);
+  } else {
+    end = k;
+    while (end < header.size() && std::isalnum(static_cast<unsigned char>(header[end]))) ++end;
+    return header.substr(k, end - k);
+  }
+  return end == std::string::npos ? "" : header.substr(k, end - k + 1);
+}
 
 }  // namespace
 
@@ -55,11 +86,14 @@ at::Tensor read_npy(const std::string& path) {
   NEPHRO_CHECK(in.gcount() == static_cast<std::streamsize>(header_len), "'", path,
                "': truncated .npy header");
 
-  std::smatch m;
-  NEPHRO_CHECK(std::regex_search(header, m, std::regex("'descr'\\s*:\\s*'([<>|=])([a-z][0-9]+)'")),
-               "'", path, "': .npy header has no descr");
-  NEPHRO_CHECK(m[1].str() != ">", "'", path, "': big-endian .npy is not supported");
-  const std::string descr = m[2].str();
+  const std::string descr_value = header_value(header, "descr");
+  NEPHRO_CHECK(descr_value.size() >= 4 && descr_value.front() == '\'' && descr_value.back() == '\'', "'", path,
+               "': .npy header has no descr");
+  const char order = descr_value[1];
+  NEPHRO_CHECK(order == '<' || order == '>' || order == '|' || order == '=', "'", path,
+               "': .npy header has no descr");
+  NEPHRO_CHECK(order != '>', "'", path, "': big-endian .npy is not supported");
+  const std::string descr = descr_value.substr(2, descr_value.size() - 3);
   at::ScalarType type = at::kFloat;
   bool found = false;
   for (const auto& d : kDtypes) {
@@ -68,15 +102,16 @@ at::Tensor read_npy(const std::string& path) {
       found = true;
     }
   }
-  NEPHRO_CHECK(found, "'", path, "': unsupported .npy dtype '", descr, "'");
-  NEPHRO_CHECK(std::regex_search(header, m, std::regex("'fortran_order'\\s*:\\s*(True|False)")),
-               "'", path, "': .npy header has no fortran_order");
-  NEPHRO_CHECK(m[1].str() == "False", "'", path, "': Fortran-ordered .npy is not supported");
-  NEPHRO_CHECK(std::regex_search(header, m, std::regex("'shape'\\s*:\\s*\\(([^)]*)\\)")), "'", path,
+  NEPHRO_CHECK(found, "'", path, "': unsupported .npy dtype '", descr.substr(0, 32), "'");
+  const std::string fortran = header_value(header, "fortran_order");
+  NEPHRO_CHECK(fortran == "True" || fortran == "False", "'", path, "': .npy header has no fortran_order");
+  NEPHRO_CHECK(fortran == "False", "'", path, "': Fortran-ordered .npy is not supported");
+  const std::string shape_value = header_value(header, "shape");
+  NEPHRO_CHECK(shape_value.size() >= 2 && shape_value.front() == '(' && shape_value.back() == ')', "'", path,
                "': .npy header has no shape");
   std::vector<int64_t> shape;
   {
-    std::string dims = m[1].str();
+    const std::string dims = shape_value.substr(1, shape_value.size() - 2);
     std::stringstream ss(dims);
     std::string item;
     while (std::getline(ss, item, ',')) {

@@ -1,9 +1,12 @@
 #include <gtest/gtest.h>
 
+#include <filesystem>
+#include <fstream>
 #include <functional>
 #include <map>
 #include <string>
 
+#include "nephroseg/core/batch_record.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/shard.h"
 #include "support/golden.h"
@@ -73,4 +76,33 @@ TEST(Shard, AutoOutsideAnArrayIsAClearError) {
   EXPECT_NE(error_of([] { shard_from_env("--shard", fake_getenv); }).find("contiguous"), std::string::npos);
   g_env = {{"SLURM_ARRAY_TASK_ID", "x"}, {"SLURM_ARRAY_TASK_COUNT", "3"}};
   EXPECT_NE(error_of([] { shard_from_env("--shard", fake_getenv); }).find("not an integer"), std::string::npos);
+}
+
+// merge finds shard records by name. Names of that form with impossible numbers (shard
+// 0, K > N, N beyond the limit) are damaged or foreign records: an error names the
+// file instead of silently counting (or skipping) it, and no 2e9-entry list is built.
+TEST(Shard, MergeRefusesRecordNamesWithImpossibleNumbers) {
+  for (const std::string bad : {"run.shard-0-of-2.json", "run.shard-5-of-2.json", "run.shard-1-of-2000000000.json"}) {
+    const std::string dir = test::temp_dir("shard_names");
+    std::ofstream(dir + "/run.shard-1-of-2.json") << "{}";
+    std::ofstream(dir + "/" + bad) << "{}";
+    try {
+      shard_record_files(dir, nullptr);
+      ADD_FAILURE() << "no error for " << bad;
+    } catch (const Error& e) {
+      EXPECT_NE(std::string(e.what()).find("'" + dir + "/" + bad + "' names shard"), std::string::npos) << e.what();
+    }
+    std::filesystem::remove_all(dir);
+  }
+  // Other names are not records: they are ignored, and a missing shard is reported.
+  const std::string dir = test::temp_dir("shard_names_ok");
+  std::ofstream(dir + "/run.shard-1-of-2.json") << "{}";
+  std::ofstream(dir + "/run.shard-2-of-2.json.bak") << "{}";
+  std::ofstream(dir + "/run.shard-1-of-2.jsonl") << "{}";
+  EXPECT_THROW(shard_record_files(dir, nullptr), Error);
+  std::ofstream(dir + "/run.shard-2-of-2.json") << "{}";
+  int count = 0;
+  EXPECT_EQ(shard_record_files(dir, &count).size(), 2u);
+  EXPECT_EQ(count, 2);
+  std::filesystem::remove_all(dir);
 }

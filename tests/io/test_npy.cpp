@@ -71,3 +71,48 @@ TEST(Npy, HostileHeadersAreClearErrorsWithoutAllocating) {
   const std::string ok = write("ok.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 2), }", 16);
   EXPECT_EQ(io::read_npy(ok).numel(), 4);
 }
+
+namespace {
+
+// A version-2 .npy file whose header dict is `dict` padded to `header_bytes`.
+void write_v2_npy(const std::string& path, const std::string& dict, size_t header_bytes, const std::string& data) {
+  std::string header = dict;
+  header.resize(header_bytes - 1, ' ');
+  header += '\n';
+  std::ofstream out(path, std::ios::binary);
+  out.write("\x93NUMPY\x02\x00", 8);
+  const uint32_t n = static_cast<uint32_t>(header.size());
+  const unsigned char len[4] = {static_cast<unsigned char>(n), static_cast<unsigned char>(n >> 8),
+                                static_cast<unsigned char>(n >> 16), static_cast<unsigned char>(n >> 24)};
+  out.write(reinterpret_cast<const char*>(len), 4);
+  out << header << data;
+}
+
+}  // namespace
+
+// std::regex recursed per character and overflowed the stack on large v2 headers; the
+// header is now scanned once. Large but valid headers read; large junk is refused.
+TEST(Npy, LargeVersion2HeadersReadOrFailCleanly) {
+  const std::string dir = test::temp_dir("npy_large");
+  const std::string floats(2 * 3 * sizeof(float), '\0');
+  write_v2_npy(dir + "/padded.npy", "{'descr': '<f4', 'fortran_order': False, 'shape': (2, 3), }", 900000, floats);
+  EXPECT_EQ(io::read_npy(dir + "/padded.npy").sizes(), at::IntArrayRef({2, 3}));
+
+  const std::string long_descr = "{'descr': '<" + std::string(600000, 'f') + "', 'fortran_order': False, 'shape': (2, 3), }";
+  write_v2_npy(dir + "/descr.npy", long_descr, 700000, floats);
+  try {
+    io::read_npy(dir + "/descr.npy");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("unsupported .npy dtype"), std::string::npos) << e.what();
+  }
+  const std::string open_shape = "{'descr': '<f4', 'fortran_order': False, 'shape': (" + std::string(600000, '7');
+  write_v2_npy(dir + "/shape.npy", open_shape, 700000, floats);
+  try {
+    io::read_npy(dir + "/shape.npy");
+    ADD_FAILURE() << "no error";
+  } catch (const Error& e) {
+    EXPECT_NE(std::string(e.what()).find("has no shape"), std::string::npos) << e.what();
+  }
+  std::filesystem::remove_all(dir);
+}

@@ -20,6 +20,9 @@
 
 namespace nephroseg {
 
+/// The most shards a batch may be split into (--shard K/N, Slurm arrays, merge).
+inline constexpr int kMaxShards = 100000;
+
 struct Shard {
   int index = 1;  ///< 1..count
   int count = 1;  ///< 1 = the whole batch (no sharding)
@@ -40,7 +43,7 @@ struct Shard {
   }
 };
 
-/// "K/N" (1 <= K <= N <= 100000), "" (whole batch) or "auto": a Slurm job-array task,
+/// "K/N" (1 <= K <= N <= kMaxShards), "" (whole batch) or "auto": a Slurm job-array task,
 /// K = (SLURM_ARRAY_TASK_ID - SLURM_ARRAY_TASK_MIN) / SLURM_ARRAY_TASK_STEP + 1 and
 /// N = SLURM_ARRAY_TASK_COUNT; outside an array job (or for an array whose ids are not
 /// an arithmetic range such as --array=0-9 or 1-20:2) an error says so. `option`
