@@ -5,7 +5,7 @@
 //
 //   auto model = nephroseg::sam::SamModel::load("sam_vit_b_01ec64.pth",
 //                                               nephroseg::sam::SamConfig::vit_b());
-//   nephroseg::sam::AutomaskOptions options;           // segment-anything's defaults
+//   auto options = nephroseg::sam::AutomaskOptions::segment_anything();
 //   options.points_per_side = 16;
 //   auto masks = nephroseg::sam::generate_masks(*model, rgb, options);
 //   for (const auto& m : masks) use(m.segmentation, m.predicted_iou);
@@ -14,7 +14,8 @@
 // model from several threads are safe.
 //
 // Parity: the masks, scores and boxes equal segment-anything's (dca509f) on the tiny
-// golden SAM (tests/golden/automask/README.md gives the tolerance).
+// golden SAM, and those of ksugar's fork for every output_type (exact on the nine
+// cases of tests/golden/automask; its README gives the tolerance).
 #pragma once
 
 #include <ATen/core/Tensor.h>
