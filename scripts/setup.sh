@@ -31,6 +31,8 @@ packages=(
   # independent checks against files written by torch.save, scikit-image for MedSAM's
   # resize
   chromium python3-torch python3-numpy python3-skimage
+  # tests only: tests/golden/automask/make_golden.py (torchvision NMS, cv2 regions)
+  python3-torchvision python3-opencv
   # tests only: a single-node Slurm cluster (scripts/slurm/local_cluster.sh)
   slurm-wlm munge
   # Python module (python/, docs/python.md) and its pytest suites

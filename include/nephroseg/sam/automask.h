@@ -5,7 +5,7 @@
 //
 //   auto model = nephroseg::sam::SamModel::load("sam_vit_b_01ec64.pth",
 //                                               nephroseg::sam::SamConfig::vit_b());
-//   nephroseg::sam::AutomaskOptions options;           // segment-anything's defaults
+//   auto options = nephroseg::sam::AutomaskOptions::segment_anything();
 //   options.points_per_side = 16;
 //   auto masks = nephroseg::sam::generate_masks(*model, rgb, options);
 //   for (const auto& m : masks) use(m.segmentation, m.predicted_iou);
@@ -14,7 +14,8 @@
 // model from several threads are safe.
 //
 // Parity: the masks, scores and boxes equal segment-anything's (dca509f) on the tiny
-// golden SAM (tests/golden/automask/README.md gives the tolerance).
+// golden SAM, and those of ksugar's fork for every output_type (exact on the nine
+// cases of tests/golden/automask; its README gives the tolerance).
 #pragma once
 
 #include <ATen/core/Tensor.h>
@@ -29,18 +30,33 @@
 
 namespace nephroseg::sam {
 
-/// Which masks each point prompt contributes (samapi's `output_type`, from ksugar's
-/// fork of the generator; segment-anything itself always keeps all three).
+/// Which masks each point prompt contributes and how duplicates within a crop are
+/// ranked (samapi's `output_type`, from ksugar's fork of the generator, MobileSAM
+/// 41ac534, mobile_sam/automatic_mask_generator.py). Spelt as the fork compares them
+/// and as QuPath's extension (SAMOutput.java) sends them:
+///   "Single mask"               one mask per point; NMS prefers the smaller mask
+///   "Multi-mask (all)"          three masks per point; no NMS within a crop
+///   "Multi-mask (largest)"      three masks per point; NMS prefers the larger mask
+///   "Multi-mask (smallest)"     three masks per point; NMS prefers the smaller mask
+///   "Multi-mask (best quality)" three masks per point; NMS prefers the higher
+///                               predicted IoU: segment-anything's own generator
+/// samapi's request default is spelt "Single Mask", which the fork itself rejects
+/// (NotImplementedError); we accept it as an alias of "Single mask". The bare
+/// "Multi-mask" of the fork's docstring is rejected by the fork and by us.
 enum class AutomaskOutput {
-  kSingleMask,  // "Single Mask": one mask per point (multimask off)
-  kMultiMask,   // "Multi-mask": the three multimask outputs of each point
-  kMultiMaskAll,  // as spelt by the fork; see automask.cpp for what it changes
+  kSingleMask,
+  kMultiMaskAll,
+  kMultiMaskLargest,
+  kMultiMaskSmallest,
+  kMultiMaskBestQuality,
 };
 
-/// The one name table of AutomaskOutput, spelt as samapi/QuPath send it.
+/// The one name table of AutomaskOutput, spelt as QuPath/the fork spell them.
 const EnumNames<AutomaskOutput>& automask_output_names();
 
-/// Parameters of the generator, with segment-anything's (and samapi's) defaults; the
+/// Parameters of the generator, with samapi's defaults (`SAMAutoMaskBody`); those equal
+/// segment-anything's except output_type and include_image_edge, and
+/// AutomaskOptions::segment_anything() gives segment-anything's generator exactly. The
 /// CLI (`nephroseg sam --auto`), Python (`Sam.generate_masks`) and the server
 /// (`POST /sam/automask/`) bind these fields and nothing else.
 struct AutomaskOptions {
@@ -56,9 +72,15 @@ struct AutomaskOptions {
   int crop_n_points_downscale_factor = 1;      // layer i: points_per_side / factor^i
   int min_mask_region_area = 0;         // > 0: remove islands and holes smaller (px)
   AutomaskOutput output_type = AutomaskOutput::kSingleMask;
-  bool include_image_edge = false;      // samapi's fork: keep masks touching the edge
+  /// The fork's include_image_edge. true: segment-anything's crop-edge filter only.
+  /// false (samapi's default): also drop every mask whose box lies within 20 px of all
+  /// four image edges (a mask spanning the whole image).
+  bool include_image_edge = false;
   /// Throws nephroseg::Error naming the first field out of range.
   void validate() const;
+  /// segment-anything's SamAutomaticMaskGenerator defaults: output_type "Multi-mask
+  /// (best quality)" and include_image_edge true, the rest as above.
+  static AutomaskOptions segment_anything();
 };
 
 /// One generated mask, with segment-anything's record fields.
@@ -78,7 +100,8 @@ using AutomaskProgress = std::function<void(int64_t done, int64_t total)>;
 /// Runs the generator on one [H, W, 3] uint8 RGB image. `full_image_embedding`, when
 /// given, must be model.encode(image) and saves the whole-image encoder pass (the
 /// server's embedding cache); crops are always encoded. Masks are in segment-anything's
-/// output order.
+/// output order. Where a crop keeps no mask (with crop_n_layers > 0) the reference fails
+/// (box_area of an empty 1-D tensor); we go on with the other crops.
 std::vector<AutoMask> generate_masks(const SamModel& model, const at::Tensor& image_rgb_u8,
                                      const AutomaskOptions& options,
                                      const ImageEmbedding* full_image_embedding = nullptr,
