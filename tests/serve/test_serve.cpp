@@ -482,3 +482,56 @@ TEST_F(ServeTest, CliServesUntilSigterm) {
   const std::string text((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   EXPECT_NE(text.find("GET /sam/weights/ 200"), std::string::npos) << text;
 }
+
+TEST_F(ServeTest, ModelsFolderByOfficialNamesAndLoadFailures) {
+  const std::string models = dir_ + "/official";
+  fs::create_directories(models);
+  // The tiny checkpoint under official names: registered by name, but it does not fit
+  // the official configurations, so loading it fails with our words (and the server
+  // goes on).
+  fs::copy_file(nephroseg::test::shared_path(kCheckpoint), models + "/sam_vit_b_01ec64.pth");
+  fs::copy_file(nephroseg::test::shared_path(kCheckpoint), models + "/medsam_vit_b.pth");
+  std::ofstream(models + "/unrelated.pth") << "x";
+  ServeOptions o;
+  o.models_dir = models;
+  auto r = start(o);
+  auto res = r.client->Get("/sam/weights/");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(json::parse(res->body), json::parse(R"([{"type":"vit_b","name":"sam_vit_b_01ec64","url":"nephroseg:sam_vit_b_01ec64"},
+                                                   {"type":"vit_b","name":"medsam_vit_b","url":"nephroseg:medsam_vit_b"}])"));
+  const json body = {{"type", "vit_b"}, {"b64img", b64png(test_image())}, {"bbox", {2, 2, 60, 60}},
+                     {"checkpoint_url", "nephroseg:medsam_vit_b"}};
+  res = post_json(*r.client, "/sam/", body);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 500);
+  EXPECT_NE(detail_of(res).find("model medsam_vit_b could not be loaded"), std::string::npos) << detail_of(res);
+  res = r.client->Get("/sam/version/");
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 200);
+}
+
+TEST_F(ServeTest, WeightsFileErrorsNameTheEntry) {
+  auto error_for = [&](const json& list) {
+    const std::string path = dir_ + "/bad.json";
+    std::ofstream(path) << list.dump();
+    ServeOptions o;
+    o.weights_file = path;
+    return nephroseg::test::error_of([&] { Server s(o); });
+  };
+  json entry = json::parse(std::ifstream(options_.weights_file))[0];
+  json extra = entry;
+  extra["colour"] = "red";
+  std::string e = error_for(json::array({extra}));
+  EXPECT_NE(e.find("entry 0 (\"tiny\")"), std::string::npos) << e;
+  EXPECT_NE(e.find("unknown key \"colour\""), std::string::npos) << e;
+  json kind = entry;
+  kind["kind"] = "unet";
+  e = error_for(json::array({kind}));
+  EXPECT_NE(e.find("unknown kind \"unet\""), std::string::npos) << e;
+  json sam2 = entry;
+  sam2["type"] = "sam2_t";
+  e = error_for(json::array({sam2}));
+  EXPECT_NE(e.find("type \"sam2_t\" is not served"), std::string::npos) << e;
+  e = error_for(json::array({entry, entry}));
+  EXPECT_NE(e.find("entry 1 (\"tiny\"): the name is used twice"), std::string::npos) << e;
+}
