@@ -19,13 +19,18 @@ function(nephroseg_add_library area)
 endfunction()
 
 # nephroseg_add_test(<name> SOURCES ... DEPS ... [LABELS ...] [TIMEOUT s]
-#                    [LABELS_BY_FILTER "<gtest filter>=<label>" ...])
+#                    [LABELS_BY_FILTER "<gtest filter>=<label>" ...] [PREFIX p])
 #   One GoogleTest executable per area; every TEST is registered with CTest. LABELS
 #   (default unit) label every test, except those that a LABELS_BY_FILTER entry
 #   matches: they get that entry's label instead (e.g. "LossParity.*=parity"), so one
-#   executable can hold unit and parity tests.
+#   executable can hold unit and parity tests. PREFIX (e.g. "serve.") is put before
+#   every CTest name, so `ctest -R serve` selects an area whose suites say otherwise.
 function(nephroseg_add_test name)
-  cmake_parse_arguments(ARG "" "TIMEOUT" "SOURCES;DEPS;LABELS;LABELS_BY_FILTER" ${ARGN})
+  cmake_parse_arguments(ARG "" "TIMEOUT;PREFIX" "SOURCES;DEPS;LABELS;LABELS_BY_FILTER" ${ARGN})
+  set(prefix "")
+  if(ARG_PREFIX)
+    set(prefix TEST_PREFIX "${ARG_PREFIX}")
+  endif()
   add_executable(${name} ${ARG_SOURCES})
   target_link_libraries(${name} PRIVATE nephroseg_test_support ${ARG_DEPS}
                         GTest::gtest nephroseg_test_main nephroseg_warnings)
@@ -44,6 +49,7 @@ function(nephroseg_add_test name)
     set(filter "${CMAKE_MATCH_1}")
     set(labels "${CMAKE_MATCH_2}")
     gtest_discover_tests(${name}
+      ${prefix}
       TEST_FILTER "${filter}"
       WORKING_DIRECTORY ${PROJECT_BINARY_DIR}
       PROPERTIES LABELS "${labels}" TIMEOUT ${ARG_TIMEOUT}
@@ -59,6 +65,7 @@ function(nephroseg_add_test name)
     set(rest TEST_FILTER "-${others}")
   endif()
   gtest_discover_tests(${name}
+    ${prefix}
     ${rest}
     WORKING_DIRECTORY ${PROJECT_BINARY_DIR}
     PROPERTIES LABELS "${ARG_LABELS}" TIMEOUT ${ARG_TIMEOUT}

@@ -1,4 +1,5 @@
 #include "nephroseg/workloads/demo.h"
+#include "nephroseg/workloads/model_files.h"
 
 #include <chrono>
 #include <cstdlib>
@@ -47,26 +48,16 @@ void measure_mask(const cv::Mat& mask, double nm_per_pixel, double* oi_nm, doubl
 ModelFiles find_model_files(const std::string& dir) {
   ModelFiles m;
   if (dir.empty() || !fs::is_directory(dir)) return m;
-  // Preference: the authors' models first (ViT-g DINOv2, ViT-L SAM), then the others.
-  const std::pair<const char*, const char*> dinov2[] = {{"dinov2_vitg14_pretrain.pth", "vitg14"},
-                                                        {"dinov2_vitl14_pretrain.pth", "vitl14"},
-                                                        {"dinov2_vitb14_pretrain.pth", "vitb14"},
-                                                        {"dinov2_vits14_pretrain.pth", "vits14"}};
-  const std::pair<const char*, const char*> sam[] = {{"sam_vit_l_0b3195.pth", "vit_l"},
-                                                     {"sam_vit_h_4b8939.pth", "vit_h"},
-                                                     {"sam_vit_b_01ec64.pth", "vit_b"}};
-  for (const auto& [file, type] : dinov2)
-    if (fs::is_regular_file(fs::path(dir) / file)) {
-      m.dinov2_checkpoint = (fs::path(dir) / file).string();
-      m.dinov2_type = type;
-      break;
-    }
-  for (const auto& [file, type] : sam)
-    if (fs::is_regular_file(fs::path(dir) / file)) {
-      m.sam_checkpoint = (fs::path(dir) / file).string();
-      m.sam_type = type;
-      break;
-    }
+  // Preference: the table's order (the authors' models first: ViT-g DINOv2, ViT-L SAM).
+  for (const OfficialCheckpoint& c : official_checkpoints()) {
+    if (c.family != "dinov2" && c.family != "sam") continue;
+    if (!fs::is_regular_file(fs::path(dir) / c.file)) continue;
+    std::string& checkpoint = c.family == "dinov2" ? m.dinov2_checkpoint : m.sam_checkpoint;
+    std::string& type = c.family == "dinov2" ? m.dinov2_type : m.sam_type;
+    if (!checkpoint.empty()) continue;
+    checkpoint = (fs::path(dir) / c.file).string();
+    type = c.type;
+  }
   return m;
 }
 

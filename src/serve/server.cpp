@@ -1,0 +1,586 @@
+#include "nephroseg/serve/server.h"
+
+#include <httplib.h>
+
+#include <nlohmann/json.hpp>
+
+#include <chrono>
+#include <condition_variable>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <list>
+#include <thread>
+#include <unordered_map>
+
+#include "nephroseg/core/error.h"
+#include "nephroseg/core/log.h"
+#include "nephroseg/io/tensor_mat.h"
+#include "nephroseg/sam/automask.h"
+#include "nephroseg/sam/sam.h"
+#include "serve/registry.h"
+#include "serve/wire.h"
+
+namespace fs = std::filesystem;
+using nlohmann::json;
+
+namespace nephroseg::serve {
+
+#ifndef NEPHROSEG_VERSION_TEXT
+#define NEPHROSEG_VERSION_TEXT "0.1.0"
+#endif
+
+void ServeOptions::validate() const {
+  NEPHRO_CHECK(port >= 0 && port <= 65535, "serve: port ", port, " is not in 0..65535");
+  NEPHRO_CHECK(!host.empty(), "serve: host is empty");
+  NEPHRO_CHECK(host == "127.0.0.1" || host == "localhost" || host == "::1" || !token.empty(), "serve: binding ",
+               host, " makes the server reachable from other machines: give --token (a secret every request must "
+               "carry), or bind 127.0.0.1");
+  NEPHRO_CHECK(token.find_first_of("/?#% ") == std::string::npos, "serve: the token must not contain / ? # % or spaces");
+  NEPHRO_CHECK(max_image_mp > 0, "serve: max_image_mp must be > 0 (got ", max_image_mp, ")");
+  NEPHRO_CHECK(max_body_mb > 0, "serve: max_body_mb must be > 0 (got ", max_body_mb, ")");
+  NEPHRO_CHECK(cache_mb >= 0, "serve: cache_mb must be >= 0 (got ", cache_mb, ")");
+  NEPHRO_CHECK(queue_depth >= 0, "serve: queue_depth must be >= 0 (got ", queue_depth, ")");
+  NEPHRO_CHECK(http_threads >= 1, "serve: http_threads must be >= 1 (got ", http_threads, ")");
+  NEPHRO_CHECK(models_dir.empty() || fs::is_directory(models_dir), "serve: --models ", models_dir, ": not a folder");
+  NEPHRO_CHECK(weights_file.empty() || fs::is_regular_file(weights_file), "serve: --weights ", weights_file,
+               ": no such file");
+}
+
+namespace {
+
+/// An answer other than 200, with our words for "detail".
+struct HttpError {
+  int status;
+  std::string detail;
+};
+
+[[noreturn]] void fail(int status, std::string detail) { throw HttpError{status, std::move(detail)}; }
+
+void send_json(httplib::Response& res, int status, const json& body) {
+  res.status = status;
+  res.set_content(body.dump(), "application/json");
+}
+void send_text(httplib::Response& res, const std::string& text) {
+  res.status = 200;
+  res.set_content(text, "text/plain; charset=utf-8");
+}
+
+bool constant_time_equal(const std::string& a, const std::string& b) {
+  if (a.size() != b.size()) return false;
+  unsigned char diff = 0;
+  for (size_t i = 0; i < a.size(); ++i) diff |= static_cast<unsigned char>(a[i] ^ b[i]);
+  return diff == 0;
+}
+
+thread_local std::chrono::steady_clock::time_point t_request_start;
+
+/// The embedding cache: LRU over (entry, pixels), bounded in bytes.
+class EmbeddingCache {
+ public:
+  explicit EmbeddingCache(size_t limit) : limit_(limit) {}
+  std::shared_ptr<const sam::ImageEmbedding> find(const std::string& key) {
+    std::lock_guard<std::mutex> lock(mutex_);
+    auto it = index_.find(key);
+    if (it == index_.end()) return nullptr;
+    order_.splice(order_.begin(), order_, it->second);
+    return it->second->second;
+  }
+  void put(const std::string& key, std::shared_ptr<const sam::ImageEmbedding> value) {
+    const size_t size = bytes_of(*value);
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (size > limit_ || index_.count(key)) return;
+    order_.emplace_front(key, std::move(value));
+    index_[key] = order_.begin();
+    bytes_ += size;
+    while (bytes_ > limit_ && !order_.empty()) {
+      bytes_ -= bytes_of(*order_.back().second);
+      index_.erase(order_.back().first);
+      order_.pop_back();
+    }
+  }
+
+ private:
+  static size_t bytes_of(const sam::ImageEmbedding& e) {
+    return static_cast<size_t>(e.embedding.numel()) * e.embedding.element_size();
+  }
+  std::mutex mutex_;
+  size_t limit_;
+  size_t bytes_ = 0;
+  std::list<std::pair<std::string, std::shared_ptr<const sam::ImageEmbedding>>> order_;
+  std::unordered_map<std::string, decltype(order_)::iterator> index_;
+};
+
+/// A model's slot: counts the request in, refuses past the queue depth, then runs
+/// one request at a time.
+class ModelSlot {
+ public:
+  ModelSlot(ModelEntry& entry, int queue_depth) : entry_(entry) {
+    if (entry_.in_flight.fetch_add(1) + 1 > 1 + queue_depth) {
+      entry_.in_flight.fetch_sub(1);
+      fail(503, "model " + entry_.name + " is busy: " + std::to_string(queue_depth) +
+                    " request(s) already wait for it; try again shortly");
+    }
+    lock_ = std::unique_lock<std::mutex>(entry_.run_mutex);
+  }
+  ~ModelSlot() {
+    lock_.unlock();
+    entry_.in_flight.fetch_sub(1);
+  }
+
+ private:
+  ModelEntry& entry_;
+  std::unique_lock<std::mutex> lock_;
+};
+
+// ---- JSON field readers (400 naming the field) -------------------------------------
+
+const json* field(const json& body, const char* key) {
+  auto it = body.find(key);
+  return it == body.end() || it->is_null() ? nullptr : &*it;
+}
+std::string string_of(const json& body, const char* key, const std::string& fallback) {
+  const json* v = field(body, key);
+  if (!v) return fallback;
+  if (!v->is_string()) fail(400, std::string("field \"") + key + "\" must be a string");
+  return v->get<std::string>();
+}
+double number_of(const json& v, const std::string& what) {
+  if (!v.is_number()) fail(400, what + " must be a number");
+  return v.get<double>();
+}
+template <typename T>
+void bind_number(const json& body, const char* key, T& out) {
+  if (const json* v = field(body, key)) out = static_cast<T>(number_of(*v, std::string("field \"") + key + "\""));
+}
+void bind_bool(const json& body, const char* key, bool& out) {
+  if (const json* v = field(body, key)) {
+    if (!v->is_boolean()) fail(400, std::string("field \"") + key + "\" must be true or false");
+    out = v->get<bool>();
+  }
+}
+
+sam::AutomaskOptions parse_automask_options(const json& body) {
+  sam::AutomaskOptions o;  // defaults: AutomaskOptions{}
+  bind_number(body, "points_per_side", o.points_per_side);
+  bind_number(body, "points_per_batch", o.points_per_batch);
+  bind_number(body, "pred_iou_thresh", o.pred_iou_thresh);
+  bind_number(body, "stability_score_thresh", o.stability_score_thresh);
+  bind_number(body, "stability_score_offset", o.stability_score_offset);
+  bind_number(body, "box_nms_thresh", o.box_nms_thresh);
+  bind_number(body, "crop_n_layers", o.crop_n_layers);
+  bind_number(body, "crop_nms_thresh", o.crop_nms_thresh);
+  bind_number(body, "crop_overlap_ratio", o.crop_overlap_ratio);
+  bind_number(body, "crop_n_points_downscale_factor", o.crop_n_points_downscale_factor);
+  bind_number(body, "min_mask_region_area", o.min_mask_region_area);
+  bind_bool(body, "include_image_edge", o.include_image_edge);
+  // output_type is read by automask_features (its names live in sam/automask).
+  return o;
+}
+
+}  // namespace
+
+struct Server::Impl {
+  ServeOptions options;
+  mutable std::mutex registry_mutex;
+  std::vector<std::unique_ptr<ModelEntry>> entries;
+  EmbeddingCache cache;
+  std::atomic<int64_t> hits{0}, misses{0};
+
+  httplib::Server http;
+  std::thread thread;
+  std::mutex state_mutex;
+  std::condition_variable stopped_cv;
+  bool running = false;
+  bool stopped = false;
+  int bound_port = 0;
+
+  explicit Impl(ServeOptions o)
+      : options(std::move(o)), cache(static_cast<size_t>(options.cache_mb * 1024.0 * 1024.0)) {}
+
+  // ---- routing ---------------------------------------------------------------------
+
+  std::string strip_token(const std::string& path) const {
+    const std::string& t = options.token;
+    if (!t.empty() && path.size() > t.size() + 1 && path.compare(0, t.size() + 2, "/" + t + "/") == 0)
+      return path.substr(t.size() + 1);
+    return path;
+  }
+  std::string redacted(const std::string& path) const {
+    const std::string stripped = strip_token(path);
+    return stripped.size() != path.size() ? "/<token>" + stripped : path;
+  }
+  bool authorised(const httplib::Request& req) const {
+    const std::string& t = options.token;
+    if (t.empty()) return true;
+    if (strip_token(req.path).size() != req.path.size()) return true;
+    return constant_time_equal(req.get_header_value("Authorization"), "Bearer " + t);
+  }
+
+  void handle(const httplib::Request& req, httplib::Response& res) {
+    try {
+      if (!authorised(req)) {
+        res.set_header("WWW-Authenticate", "Bearer");
+        fail(401, "this server needs its token: send \"Authorization: Bearer <token>\" or use the server URL "
+                  "http://<host>:<port>/<token>/sam/");
+      }
+      std::string path = strip_token(req.path);
+      if (path.empty() || path.back() != '/') path += '/';
+      dispatch(req.method, path, req, res);
+    } catch (const HttpError& e) {
+      send_json(res, e.status, {{"detail", e.detail}});
+    } catch (const Error& e) {
+      send_json(res, 400, {{"detail", e.what()}});
+    } catch (const std::exception& e) {
+      send_json(res, 500, {{"detail", std::string("internal error: ") + e.what()}});
+    } catch (...) {
+      send_json(res, 500, {{"detail", "internal error"}});
+    }
+  }
+
+  void dispatch(const std::string& method, const std::string& path, const httplib::Request& req,
+                httplib::Response& res) {
+    const bool get = method == "GET", post = method == "POST";
+    if (path == "/sam/version/" && get) return send_text(res, NEPHROSEG_VERSION_TEXT);
+    if (path == "/sam/weights/" && get) return list_weights(req, res);
+    if (path == "/sam/weights/" && post) return register_weights(req, res);
+    if (path == "/sam/weights/cancel/" && get) return send_text(res, "Cancel signal sent");
+    if (path == "/sam/progress/" && get) return send_json(res, 200, {{"message", nullptr}, {"percent", -1}});
+    if (path == "/sam/" && post) return predict(req, res);
+    if (path == "/sam/automask/" && post) return automask(req, res);
+    if (path == "/sam/sam3/" || path == "/sam/video/" || path == "/sam/sam3video/" || path == "/sam/upload/")
+      fail(501, path + " (SAM 2 / SAM 3 / video) is not supported by nephroseg; supported: POST /sam/ with types " +
+                    served_types_text());
+    static const char* known[] = {"/sam/version/", "/sam/weights/", "/sam/weights/cancel/", "/sam/progress/",
+                                  "/sam/", "/sam/automask/"};
+    for (const char* k : known)
+      if (path == k) fail(405, "method " + method + " is not allowed on " + path);
+    fail(404, "no route " + method + " " + path + " (this server speaks samapi's /sam/ routes)");
+  }
+
+  // ---- bodies ----------------------------------------------------------------------
+
+  static json parse_body(const httplib::Request& req) {
+    json body = json::parse(req.body, nullptr, false);
+    if (body.is_discarded()) fail(400, "the request body is not valid JSON");
+    if (!body.is_object()) fail(400, "the request body must be a JSON object");
+    return body;
+  }
+
+  static void check_type(const std::string& type) {
+    switch (type_support(type)) {
+      case TypeSupport::kServed:
+        return;
+      case TypeSupport::kNotSupported:
+        fail(501, "type " + type + " is not supported by nephroseg; supported: " + served_types_text());
+      case TypeSupport::kUnknown:
+        fail(400, "unknown type \"" + type + "\" (samapi types: vit_h, vit_l, vit_b, vit_t, sam2_l, sam2_bp, "
+                  "sam2_s, sam2_t, sam3; served here: " + served_types_text() + ")");
+    }
+  }
+
+  ModelEntry& choose_entry(const std::string& type, const std::string& checkpoint_url) {
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    if (!checkpoint_url.empty()) {
+      for (auto& e : entries)
+        if (e->url() == checkpoint_url) return *e;
+      fail(404, "no model " + checkpoint_url + " on this server (GET /sam/weights/ lists them as nephroseg:NAME)");
+    }
+    for (auto& e : entries)
+      if (e->type == type) return *e;
+    fail(404, "no model of type " + type + " on this server (" + names_locked() +
+                  "); start it with --models DIR or --weights FILE.json");
+  }
+
+  std::string names_locked() const {
+    if (entries.empty()) return "it has none";
+    std::string s = "it has";
+    for (const auto& e : entries) s += " " + e->name + " (" + e->type + ")";
+    return s;
+  }
+
+  cv::Mat read_image(const json& body) const {
+    const json* b64 = field(body, "b64img");
+    if (!b64) fail(400, "field \"b64img\" is required (a base64 PNG or JPEG)");
+    if (!b64->is_string()) fail(400, "field \"b64img\" must be a base64 string");
+    const std::string bytes = wire::base64_decode(b64->get<std::string>(), "b64img");
+    const wire::ImageHeader h = wire::read_image_header(bytes, "b64img");
+    const double mp = double(h.width) * double(h.height) / 1e6;
+    if (mp > options.max_image_mp) {
+      char text[200];
+      std::snprintf(text, sizeof text, "b64img: the %s is %lld x %lld (%.1f megapixels), over this server's limit "
+                    "of %.1f (--max-image-mp)", h.format.c_str(), static_cast<long long>(h.width),
+                    static_cast<long long>(h.height), mp, options.max_image_mp);
+      fail(413, text);
+    }
+    return wire::decode_rgb(bytes, "b64img");
+  }
+
+  /// The image's embedding for this entry, from the cache or the encoder (the caller
+  /// holds the model's slot).
+  std::shared_ptr<const sam::ImageEmbedding> embedding(ModelEntry& entry, const sam::SamModel& model,
+                                                       const cv::Mat& rgb) {
+    const std::string key = entry.name + "|" + wire::pixel_digest(rgb);
+    if (auto hit = cache.find(key)) {
+      hits.fetch_add(1);
+      return hit;
+    }
+    misses.fetch_add(1);
+    auto emb = std::make_shared<const sam::ImageEmbedding>(model.encode(io::mat_view(rgb)));
+    cache.put(key, emb);
+    return emb;
+  }
+
+  std::shared_ptr<const sam::SamModel> model_of(ModelEntry& entry) {
+    if (entry.kind == "glomsam" || entry.kind == "gbmseg")
+      fail(501, "model " + entry.name + " is a " + entry.kind + " entry: this version serves SAM and MedSAM "
+                "entries on /sam/ only");
+    try {
+      return load_entry(entry);
+    } catch (const Error& e) {
+      fail(500, "model " + entry.name + " could not be loaded: " + e.what());
+    }
+  }
+
+  static sam::SamPrompt parse_prompt(const json& body, const sam::SamConfig& config) {
+    sam::SamPrompt prompt;
+    if (const json* bbox = field(body, "bbox")) {
+      if (!bbox->is_array() || bbox->size() != 4) fail(400, "field \"bbox\" must be [x0, y0, x1, y1]");
+      std::array<float, 4> b{};
+      for (int i = 0; i < 4; ++i) b[i] = static_cast<float>(number_of((*bbox)[i], "bbox[" + std::to_string(i) + "]"));
+      prompt.box = b;
+    }
+    if (const json* points = field(body, "point_coords")) {
+      if (!points->is_array()) fail(400, "field \"point_coords\" must be a list of [x, y]");
+      for (size_t i = 0; i < points->size(); ++i) {
+        const json& p = (*points)[i];
+        if (!p.is_array() || p.size() != 2) fail(400, "point_coords[" + std::to_string(i) + "] must be [x, y]");
+        prompt.points.push_back({static_cast<float>(number_of(p[0], "point_coords[" + std::to_string(i) + "][0]")),
+                                 static_cast<float>(number_of(p[1], "point_coords[" + std::to_string(i) + "][1]"))});
+      }
+    }
+    if (const json* labels = field(body, "point_labels")) {
+      if (!labels->is_array()) fail(400, "field \"point_labels\" must be a list of 0/1");
+      for (size_t i = 0; i < labels->size(); ++i)
+        prompt.labels.push_back(static_cast<int>(number_of((*labels)[i], "point_labels[" + std::to_string(i) + "]")));
+    }
+    if (prompt.labels.size() != prompt.points.size())
+      fail(400, "point_coords has " + std::to_string(prompt.points.size()) + " point(s) but point_labels " +
+                    std::to_string(prompt.labels.size()) + " label(s)");
+    if (const json* mask = field(body, "b64mask")) {
+      if (!mask->is_string()) fail(400, "field \"b64mask\" must be a base64 string");
+      const cv::Mat m = wire::decode_grey(wire::base64_decode(mask->get<std::string>(), "b64mask"), "b64mask");
+      const int side = static_cast<int>(config.low_res_size());
+      if (m.rows != side || m.cols != side)
+        fail(400, "b64mask must be " + std::to_string(side) + " x " + std::to_string(side) +
+                      " (the model's low-res logits), not " + std::to_string(m.cols) + " x " + std::to_string(m.rows));
+      cv::Mat f;
+      m.convertTo(f, CV_32F);
+      prompt.mask_input = io::mat_to_tensor(f).reshape({1, side, side});
+    }
+    bind_bool(body, "multimask_output", prompt.multimask);
+    if (prompt.points.empty() && !prompt.box && !prompt.mask_input.defined())
+      fail(400, "no prompt: give bbox, point_coords with point_labels, or b64mask");
+    return prompt;
+  }
+
+  void predict(const httplib::Request& req, httplib::Response& res) {
+    const json body = parse_body(req);
+    const std::string type = string_of(body, "type", "vit_h");
+    check_type(type);
+    ModelEntry& entry = choose_entry(type, string_of(body, "checkpoint_url", ""));
+    if (entry.kind == "glomsam" || entry.kind == "gbmseg") model_of(entry);
+    const cv::Mat rgb = read_image(body);
+    ModelSlot slot(entry, options.queue_depth);
+    if (options.on_model_held) options.on_model_held(entry.name);
+    const auto model = model_of(entry);
+    const sam::SamPrompt prompt = parse_prompt(body, model->config());
+    const auto emb = embedding(entry, *model, rgb);
+    const sam::SamResult result = model->predict(*emb, prompt);
+    json features = json::array();
+    for (int64_t i = 0; i < result.masks.size(0); ++i) {
+      const cv::Mat mask = io::tensor_to_mat(result.masks[i]);
+      features.push_back({{"type", "Feature"},
+                          {"geometry", wire::mask_geometry(mask)},
+                          {"properties",
+                           {{"object_idx", i - 1},  // samapi's numbering (QuPath shows it as a class)
+                            {"label", "object"},
+                            {"quality", result.iou[i].item<double>()},
+                            {"sam_model", entry.name}}}});
+    }
+    send_json(res, 200, features);
+  }
+
+  void automask(const httplib::Request& req, httplib::Response& res) {
+    const json body = parse_body(req);
+    const std::string type = string_of(body, "type", "vit_h");
+    check_type(type);
+    ModelEntry& entry = choose_entry(type, string_of(body, "checkpoint_url", ""));
+    const sam::AutomaskOptions automask_options = parse_automask_options(body);
+    const cv::Mat rgb = read_image(body);
+    send_json(res, 200, automask_features(entry, rgb, automask_options, body));
+  }
+
+  /// The automatic mask generator (sam/automask.h) is implemented on another branch;
+  /// until it is merged this answers 501. Built, it will: take the model's slot, get
+  /// the embedding from the cache, read "output_type" by sam::automask_output_names(),
+  /// call sam::generate_masks and answer one Feature per mask as predict() does.
+  json automask_features(ModelEntry& /*entry*/, const cv::Mat& /*rgb*/, const sam::AutomaskOptions& /*options*/,
+                         const json& /*body*/) {
+    fail(501, "automask is not built in this version of nephroseg; use prompts (POST /sam/)");
+  }
+
+  // ---- weights ---------------------------------------------------------------------
+
+  void list_weights(const httplib::Request& req, httplib::Response& res) {
+    const std::string type = req.has_param("type") ? req.get_param_value("type") : "";
+    if (!type.empty()) check_type(type);
+    json list = json::array();
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    for (const auto& e : entries)
+      if (type.empty() || e->type == type) list.push_back({{"type", e->type}, {"name", e->name}, {"url", e->url()}});
+    send_json(res, 200, list);
+  }
+
+  void register_weights(const httplib::Request& req, httplib::Response& res) {
+    const json body = parse_body(req);
+    const std::string type = string_of(body, "type", "");
+    const std::string name = string_of(body, "name", "");
+    const std::string url = string_of(body, "url", "");
+    if (type.empty() || name.empty() || url.empty()) fail(400, "fields \"type\", \"name\" and \"url\" are required");
+    check_type(type);
+    if (url.rfind("http://", 0) == 0 || url.rfind("https://", 0) == 0)
+      fail(400, "this server never downloads weights: download " + url + " yourself, put it in a folder and "
+                "start the server with --models FOLDER (or give its path here)");
+    if (options.models_dir.empty())
+      fail(400, "this server was started without --models: it registers checkpoints only from that folder");
+    std::string path = url.rfind("file://", 0) == 0 ? url.substr(7) : url;
+    if (url.rfind("nephroseg:", 0) == 0) fail(400, url + " is already a model of this server");
+    std::error_code ec;
+    const fs::path file = fs::weakly_canonical(path, ec);
+    const fs::path root = fs::weakly_canonical(options.models_dir, ec);
+    const std::string rel = file.lexically_relative(root).string();
+    if (rel.empty() || rel == "." || rel.rfind("..", 0) == 0 || fs::path(rel).is_absolute())
+      fail(400, path + " is outside the --models folder; this server registers checkpoints only from there");
+    if (!fs::is_regular_file(file)) fail(404, path + ": no such checkpoint file");
+    if (!std::ifstream(file))
+      fail(400, path + ": cannot be read");
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    for (const auto& e : entries) {
+      if (e->name == name)
+        return send_text(res, "Model file with the name '" + name + "' already exists. Skip registration.");
+      if (fs::weakly_canonical(e->checkpoint, ec) == file)
+        return send_text(res, "Model file with the url '" + url + "' already exists. Skip registration.");
+    }
+    auto e = std::make_unique<ModelEntry>();
+    e->name = name;
+    e->type = type;
+    e->checkpoint = file.string();
+    e->model_type = type;
+    e->precision = options.precision;
+    if (file.filename() == "medsam_vit_b.pth") {
+      e->kind = "medsam";
+      e->model_type = "medsam";
+    }
+    entries.push_back(std::move(e));
+    send_text(res, name + " (" + url + ") is registered.");
+  }
+};
+
+Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>(std::move(options))) {
+  const ServeOptions& o = impl_->options;
+  o.validate();
+  if (!o.weights_file.empty()) impl_->entries = read_weights_file(o.weights_file, o.precision);
+  if (!o.models_dir.empty())
+    for (auto& e : scan_models_dir(o.models_dir, o.precision)) {
+      bool taken = false;
+      for (const auto& other : impl_->entries) taken = taken || other->name == e->name;
+      if (!taken) impl_->entries.push_back(std::move(e));
+    }
+}
+
+Server::~Server() { stop(); }
+
+int Server::start() {
+  Impl& s = *impl_;
+  std::lock_guard<std::mutex> lock(s.state_mutex);
+  NEPHRO_CHECK(!s.running && !s.stopped, "serve: the server was already started");
+  const ServeOptions& o = s.options;
+  s.http.new_task_queue = [n = o.http_threads] { return new httplib::ThreadPool(static_cast<size_t>(n)); };
+  s.http.set_payload_max_length(static_cast<size_t>(o.max_body_mb * 1024.0 * 1024.0));
+  s.http.set_pre_routing_handler([](const httplib::Request&, httplib::Response&) {
+    t_request_start = std::chrono::steady_clock::now();
+    return httplib::Server::HandlerResponse::Unhandled;
+  });
+  auto handler = [this](const httplib::Request& req, httplib::Response& res) { impl_->handle(req, res); };
+  s.http.Get(".*", handler);
+  s.http.Post(".*", handler);
+  s.http.Put(".*", handler);
+  s.http.Delete(".*", handler);
+  s.http.Patch(".*", handler);
+  s.http.set_error_handler(httplib::Server::HandlerWithResponse([this](const httplib::Request&,
+                                                                        httplib::Response& res) {
+    if (!res.body.empty()) return httplib::Server::HandlerResponse::Unhandled;
+    std::string detail = "bad request";
+    if (res.status == 413) {
+      char text[160];
+      std::snprintf(text, sizeof text, "the request body is larger than this server's limit of %.1f MiB "
+                    "(--max-body-mb)", impl_->options.max_body_mb);
+      detail = text;
+    } else if (res.status == 404) {
+      detail = "no such route";
+    } else if (res.status >= 500) {
+      detail = "internal error";
+    }
+    send_json(res, res.status, {{"detail", detail}});
+    return httplib::Server::HandlerResponse::Handled;
+  }));
+  if (o.log_requests)
+    s.http.set_logger([this](const httplib::Request& req, const httplib::Response& res) {
+      const double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t_request_start).count();
+      char tail[64];
+      std::snprintf(tail, sizeof tail, " %d %.0f ms", res.status, ms);
+      log_info("serve: ", req.method, " ", impl_->redacted(req.path), tail, " (cache hits ", impl_->hits.load(), ")");
+    });
+  const int port = o.port == 0 ? s.http.bind_to_any_port(o.host) : (s.http.bind_to_port(o.host, o.port) ? o.port : -1);
+  NEPHRO_CHECK(port > 0, "serve: cannot listen on ", o.host, ":", o.port,
+               " (address in use, or not an address of this machine)");
+  s.bound_port = port;
+  s.running = true;
+  s.thread = std::thread([this] { impl_->http.listen_after_bind(); });
+  return port;
+}
+
+void Server::stop() {
+  Impl& s = *impl_;
+  std::unique_lock<std::mutex> lock(s.state_mutex);
+  if (s.stopped) return;
+  s.stopped = true;
+  if (s.running) {
+    s.http.stop();
+    lock.unlock();
+    if (s.thread.joinable()) s.thread.join();
+    lock.lock();
+    s.running = false;
+  }
+  s.stopped_cv.notify_all();
+}
+
+void Server::wait() {
+  std::unique_lock<std::mutex> lock(impl_->state_mutex);
+  impl_->stopped_cv.wait(lock, [this] { return impl_->stopped && !impl_->running; });
+}
+
+int Server::port() const { return impl_->bound_port; }
+int64_t Server::cache_hits() const { return impl_->hits.load(); }
+int64_t Server::cache_misses() const { return impl_->misses.load(); }
+
+std::string Server::entry_names() const {
+  std::lock_guard<std::mutex> lock(impl_->registry_mutex);
+  std::string s;
+  for (const auto& e : impl_->entries) s += (s.empty() ? "" : ", ") + e->name + " (" + e->type + ")";
+  return s;
+}
+
+}  // namespace nephroseg::serve
