@@ -33,8 +33,8 @@ packages=(
   # independent checks against files written by torch.save, scikit-image for MedSAM's
   # resize
   chromium python3-torch python3-numpy python3-skimage
-  # tests only: tests/golden/automask/make_golden.py (torchvision NMS, cv2 regions)
-  python3-torchvision python3-opencv
+  # (not installed: python3-torchvision python3-opencv, needed only to regenerate the
+  # automask golden files with tests/golden/automask/make_golden.py; no test runs it)
   # tests only: a single-node Slurm cluster (scripts/slurm/local_cluster.sh)
   slurm-wlm munge
   # Python module (python/, docs/python.md) and its pytest suites
