@@ -321,6 +321,23 @@ def prompts():
     }
 
 
+def serve_requests():
+    import base64
+    png16 = base64.b64encode(png(16, 16, 0, 8, [bytes(16)] * 16)).decode()
+    return {
+        "box": b'{"type": "vit_b", "b64img": "", "bbox": [1, 2, 30, 26], "multimask_output": true}',
+        "points": b'{"point_coords": [[3, 4], [10.5, 2]], "point_labels": [1, 0]}',
+        "mask": ('{"bbox": [0, 0, 8, 8], "b64mask": "%s"}' % png16).encode(),
+        "automask": (b'{"points_per_side": 8, "points_per_batch": 64, "pred_iou_thresh": 0.88, '
+                     b'"stability_score_thresh": 0.95, "stability_score_offset": 1.0, "box_nms_thresh": 0.7, '
+                     b'"crop_n_layers": 1, "crop_nms_thresh": 0.7, "crop_overlap_ratio": 0.34, '
+                     b'"crop_n_points_downscale_factor": 2, "min_mask_region_area": 10, '
+                     b'"output_type": "Multi-mask (largest)", "include_image_edge": false}'),
+        "nested": b'{"bbox": [[[[[[1]]]]]]}',
+        "empty": b"{}",
+    }
+
+
 def calibrations():
     def tags(description, xres=300.0, yres=300.0, unit=3, flags=3):
         return b"\x00" + bytes([flags]) + struct.pack("<ffH", xres, yres, unit) + description.encode()
@@ -394,11 +411,12 @@ def main():
     global OUT
     OUT = sys.argv[1] if len(sys.argv) > 1 else "build-fuzz/corpus"
     for target in ("pickle", "pth", "image", "npy", "config_json", "prompts_json", "dm", "calibration",
-                   "slide", "zip"):
+                   "slide", "zip", "serve_request"):
         os.makedirs(os.path.join(OUT, target), exist_ok=True)
     for target, seeds in (("pickle", pickles()), ("image", images()), ("npy", npys()),
                           ("config_json", configs()), ("prompts_json", prompts()), ("dm", dms()),
-                          ("calibration", calibrations()), ("slide", slides()), ("zip", zips())):
+                          ("calibration", calibrations()), ("slide", slides()), ("zip", zips()),
+                          ("serve_request", serve_requests())):
         for name, data in seeds.items():
             with open(os.path.join(OUT, target, name), "wb") as f:
                 f.write(data)

@@ -19,6 +19,7 @@
 #include "nephroseg/sam/automask.h"
 #include "nephroseg/sam/sam.h"
 #include "serve/registry.h"
+#include "serve/request.h"
 #include "serve/wire.h"
 
 namespace fs = std::filesystem;
@@ -38,6 +39,7 @@ void ServeOptions::validate() const {
                "carry), or bind 127.0.0.1");
   NEPHRO_CHECK(token.find_first_of("/?#% ") == std::string::npos, "serve: the token must not contain / ? # % or spaces");
   NEPHRO_CHECK(max_image_mp > 0, "serve: max_image_mp must be > 0 (got ", max_image_mp, ")");
+  NEPHRO_CHECK(max_automask_mp > 0, "serve: max_automask_mp must be > 0 (got ", max_automask_mp, ")");
   NEPHRO_CHECK(max_body_mb > 0, "serve: max_body_mb must be > 0 (got ", max_body_mb, ")");
   NEPHRO_CHECK(cache_mb >= 0, "serve: cache_mb must be >= 0 (got ", cache_mb, ")");
   NEPHRO_CHECK(queue_depth >= 0, "serve: queue_depth must be >= 0 (got ", queue_depth, ")");
@@ -48,14 +50,6 @@ void ServeOptions::validate() const {
 }
 
 namespace {
-
-/// An answer other than 200, with our words for "detail".
-struct HttpError {
-  int status;
-  std::string detail;
-};
-
-[[noreturn]] void fail(int status, std::string detail) { throw HttpError{status, std::move(detail)}; }
 
 void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
@@ -133,51 +127,6 @@ class ModelSlot {
   std::unique_lock<std::mutex> lock_;
 };
 
-// ---- JSON field readers (400 naming the field) -------------------------------------
-
-const json* field(const json& body, const char* key) {
-  auto it = body.find(key);
-  return it == body.end() || it->is_null() ? nullptr : &*it;
-}
-std::string string_of(const json& body, const char* key, const std::string& fallback) {
-  const json* v = field(body, key);
-  if (!v) return fallback;
-  if (!v->is_string()) fail(400, std::string("field \"") + key + "\" must be a string");
-  return v->get<std::string>();
-}
-double number_of(const json& v, const std::string& what) {
-  if (!v.is_number()) fail(400, what + " must be a number");
-  return v.get<double>();
-}
-template <typename T>
-void bind_number(const json& body, const char* key, T& out) {
-  if (const json* v = field(body, key)) out = static_cast<T>(number_of(*v, std::string("field \"") + key + "\""));
-}
-void bind_bool(const json& body, const char* key, bool& out) {
-  if (const json* v = field(body, key)) {
-    if (!v->is_boolean()) fail(400, std::string("field \"") + key + "\" must be true or false");
-    out = v->get<bool>();
-  }
-}
-
-sam::AutomaskOptions parse_automask_options(const json& body) {
-  sam::AutomaskOptions o;  // defaults: AutomaskOptions{}
-  bind_number(body, "points_per_side", o.points_per_side);
-  bind_number(body, "points_per_batch", o.points_per_batch);
-  bind_number(body, "pred_iou_thresh", o.pred_iou_thresh);
-  bind_number(body, "stability_score_thresh", o.stability_score_thresh);
-  bind_number(body, "stability_score_offset", o.stability_score_offset);
-  bind_number(body, "box_nms_thresh", o.box_nms_thresh);
-  bind_number(body, "crop_n_layers", o.crop_n_layers);
-  bind_number(body, "crop_nms_thresh", o.crop_nms_thresh);
-  bind_number(body, "crop_overlap_ratio", o.crop_overlap_ratio);
-  bind_number(body, "crop_n_points_downscale_factor", o.crop_n_points_downscale_factor);
-  bind_number(body, "min_mask_region_area", o.min_mask_region_area);
-  bind_bool(body, "include_image_edge", o.include_image_edge);
-  // output_type is read by automask_features (its names live in sam/automask).
-  return o;
-}
-
 }  // namespace
 
 struct Server::Impl {
@@ -227,7 +176,7 @@ struct Server::Impl {
       std::string path = strip_token(req.path);
       if (path.empty() || path.back() != '/') path += '/';
       dispatch(req.method, path, req, res);
-    } catch (const HttpError& e) {
+    } catch (const RequestError& e) {
       send_json(res, e.status, {{"detail", e.detail}});
     } catch (const Error& e) {
       send_json(res, 400, {{"detail", e.what()}});
@@ -259,13 +208,6 @@ struct Server::Impl {
   }
 
   // ---- bodies ----------------------------------------------------------------------
-
-  static json parse_body(const httplib::Request& req) {
-    json body = json::parse(req.body, nullptr, false);
-    if (body.is_discarded()) fail(400, "the request body is not valid JSON");
-    if (!body.is_object()) fail(400, "the request body must be a JSON object");
-    return body;
-  }
 
   static void check_type(const std::string& type) {
     switch (type_support(type)) {
@@ -342,50 +284,8 @@ struct Server::Impl {
     }
   }
 
-  static sam::SamPrompt parse_prompt(const json& body, const sam::SamConfig& config) {
-    sam::SamPrompt prompt;
-    if (const json* bbox = field(body, "bbox")) {
-      if (!bbox->is_array() || bbox->size() != 4) fail(400, "field \"bbox\" must be [x0, y0, x1, y1]");
-      std::array<float, 4> b{};
-      for (int i = 0; i < 4; ++i) b[i] = static_cast<float>(number_of((*bbox)[i], "bbox[" + std::to_string(i) + "]"));
-      prompt.box = b;
-    }
-    if (const json* points = field(body, "point_coords")) {
-      if (!points->is_array()) fail(400, "field \"point_coords\" must be a list of [x, y]");
-      for (size_t i = 0; i < points->size(); ++i) {
-        const json& p = (*points)[i];
-        if (!p.is_array() || p.size() != 2) fail(400, "point_coords[" + std::to_string(i) + "] must be [x, y]");
-        prompt.points.push_back({static_cast<float>(number_of(p[0], "point_coords[" + std::to_string(i) + "][0]")),
-                                 static_cast<float>(number_of(p[1], "point_coords[" + std::to_string(i) + "][1]"))});
-      }
-    }
-    if (const json* labels = field(body, "point_labels")) {
-      if (!labels->is_array()) fail(400, "field \"point_labels\" must be a list of 0/1");
-      for (size_t i = 0; i < labels->size(); ++i)
-        prompt.labels.push_back(static_cast<int>(number_of((*labels)[i], "point_labels[" + std::to_string(i) + "]")));
-    }
-    if (prompt.labels.size() != prompt.points.size())
-      fail(400, "point_coords has " + std::to_string(prompt.points.size()) + " point(s) but point_labels " +
-                    std::to_string(prompt.labels.size()) + " label(s)");
-    if (const json* mask = field(body, "b64mask")) {
-      if (!mask->is_string()) fail(400, "field \"b64mask\" must be a base64 string");
-      const cv::Mat m = wire::decode_grey(wire::base64_decode(mask->get<std::string>(), "b64mask"), "b64mask");
-      const int side = static_cast<int>(config.low_res_size());
-      if (m.rows != side || m.cols != side)
-        fail(400, "b64mask must be " + std::to_string(side) + " x " + std::to_string(side) +
-                      " (the model's low-res logits), not " + std::to_string(m.cols) + " x " + std::to_string(m.rows));
-      cv::Mat f;
-      m.convertTo(f, CV_32F);
-      prompt.mask_input = io::mat_to_tensor(f).reshape({1, side, side});
-    }
-    bind_bool(body, "multimask_output", prompt.multimask);
-    if (prompt.points.empty() && !prompt.box && !prompt.mask_input.defined())
-      fail(400, "no prompt: give bbox, point_coords with point_labels, or b64mask");
-    return prompt;
-  }
-
   void predict(const httplib::Request& req, httplib::Response& res) {
-    const json body = parse_body(req);
+    const json body = parse_body(req.body);
     const std::string type = string_of(body, "type", "vit_h");
     check_type(type);
     ModelEntry& entry = choose_entry(type, string_of(body, "checkpoint_url", ""));
@@ -394,25 +294,17 @@ struct Server::Impl {
     ModelSlot slot(entry, options.queue_depth);
     if (options.on_model_held) options.on_model_held(entry.name);
     const auto model = model_of(entry);
-    const sam::SamPrompt prompt = parse_prompt(body, model->config());
+    const sam::SamPrompt prompt = parse_prompt(body, model->config().low_res_size());
     const auto emb = embedding(entry, *model, rgb);
     const sam::SamResult result = model->predict(*emb, prompt);
     json features = json::array();
-    for (int64_t i = 0; i < result.masks.size(0); ++i) {
-      const cv::Mat mask = io::tensor_to_mat(result.masks[i]);
-      features.push_back({{"type", "Feature"},
-                          {"geometry", wire::mask_geometry(mask)},
-                          {"properties",
-                           {{"object_idx", i - 1},  // samapi's numbering (QuPath shows it as a class)
-                            {"label", "object"},
-                            {"quality", result.iou[i].item<double>()},
-                            {"sam_model", entry.name}}}});
-    }
+    for (int64_t i = 0; i < result.masks.size(0); ++i)
+      features.push_back(feature(io::tensor_to_mat(result.masks[i]), i - 1, result.iou[i].item<double>(), entry.name));
     send_json(res, 200, features);
   }
 
   void automask(const httplib::Request& req, httplib::Response& res) {
-    const json body = parse_body(req);
+    const json body = parse_body(req.body);
     const std::string type = string_of(body, "type", "vit_h");
     check_type(type);
     ModelEntry& entry = choose_entry(type, string_of(body, "checkpoint_url", ""));
@@ -421,13 +313,34 @@ struct Server::Impl {
     send_json(res, 200, automask_features(entry, rgb, automask_options, body));
   }
 
-  /// The automatic mask generator (sam/automask.h) is implemented on another branch;
-  /// until it is merged this answers 501. Built, it will: take the model's slot, get
-  /// the embedding from the cache, read "output_type" by sam::automask_output_names(),
-  /// call sam::generate_masks and answer one Feature per mask as predict() does.
-  json automask_features(ModelEntry& /*entry*/, const cv::Mat& /*rgb*/, const sam::AutomaskOptions& /*options*/,
+  /// SAM's automatic mask generator over the region, the whole-image embedding from
+  /// the cache (crops are encoded by the generator).
+  json automask_features(ModelEntry& entry, const cv::Mat& rgb, const sam::AutomaskOptions& automask_options,
                          const json& /*body*/) {
-    fail(501, "automask is not built in this version of nephroseg; use prompts (POST /sam/)");
+    const double mp = double(rgb.cols) * double(rgb.rows) / 1e6;
+    if (mp > options.max_automask_mp)
+      fail(413, "automask: the image is " + std::to_string(rgb.cols) + " x " + std::to_string(rgb.rows) +
+                    ", over this server's automask limit of " + std::to_string(options.max_automask_mp) +
+                    " megapixels (--max-automask-mp); zoom in or send a smaller region");
+    ModelSlot slot(entry, options.queue_depth);
+    if (options.on_model_held) options.on_model_held(entry.name);
+    const auto model = model_of(entry);
+    const auto emb = embedding(entry, *model, rgb);
+    const std::vector<sam::AutoMask> masks =
+        sam::generate_masks(*model, io::mat_view(rgb), automask_options, emb.get());
+    json features = json::array();
+    for (size_t i = 0; i < masks.size(); ++i)
+      features.push_back(feature(io::tensor_to_mat(masks[i].segmentation), static_cast<int64_t>(i) - 1,
+                                 masks[i].predicted_iou, entry.name));
+    return features;
+  }
+
+  /// One samapi Feature: the mask's outline, samapi's object_idx numbering (mask i ->
+  /// i - 1; QuPath shows it as a class), quality = predicted IoU.
+  static json feature(const cv::Mat& mask, int64_t object_idx, double quality, const std::string& model) {
+    return {{"type", "Feature"},
+            {"geometry", wire::mask_geometry(mask)},
+            {"properties", {{"object_idx", object_idx}, {"label", "object"}, {"quality", quality}, {"sam_model", model}}}};
   }
 
   // ---- weights ---------------------------------------------------------------------
@@ -443,7 +356,7 @@ struct Server::Impl {
   }
 
   void register_weights(const httplib::Request& req, httplib::Response& res) {
-    const json body = parse_body(req);
+    const json body = parse_body(req.body);
     const std::string type = string_of(body, "type", "");
     const std::string name = string_of(body, "name", "");
     const std::string url = string_of(body, "url", "");

@@ -20,6 +20,8 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <ATen/ATen.h>
+
 #include "nephroseg/core/error.h"
 #include "nephroseg/io/image.h"
 #include "nephroseg/io/tensor_mat.h"
@@ -322,11 +324,11 @@ TEST_F(ServeTest, BadRequestsGetOurErrors) {
   expect(post_json(*r.client, "/sam/", {{"type", "vit_b"}, {"b64img", nephroseg::io::base64_encode(huge)},
                                         {"bbox", {1, 1, 5, 5}}}),
          413, "100000 x 100000");
-  // 501: SAM 2 / SAM 3 / video, and automask in this version.
+  // 501: SAM 2 / SAM 3 / video (automask is served: AutomaskEqualsTheReferenceGenerator).
   expect(post_json(*r.client, "/sam/", {{"type", "sam2_t"}, {"b64img", img}, {"bbox", {1, 1, 5, 5}}}), 501, "vit_b");
   expect(post_json(*r.client, "/sam/sam3/", {{"type", "sam3"}}), 501, "not supported");
   expect(post_json(*r.client, "/sam/video/", json::object()), 501, "not supported");
-  expect(post_json(*r.client, "/sam/automask/", {{"type", "vit_b"}, {"b64img", img}}), 501, "automask");
+  expect(post_json(*r.client, "/sam/automask/", {{"type", "sam2_s"}, {"b64img", img}}), 501, "not supported");
   // Still serving.
   auto res = post_json(*r.client, "/sam/", {{"type", "vit_b"}, {"b64img", img}, {"bbox", {1, 1, 50, 50}}});
   ASSERT_TRUE(res);
@@ -534,4 +536,81 @@ TEST_F(ServeTest, WeightsFileErrorsNameTheEntry) {
   EXPECT_NE(e.find("type \"sam2_t\" is not served"), std::string::npos) << e;
   e = error_for(json::array({entry, entry}));
   EXPECT_NE(e.find("entry 1 (\"tiny\"): the name is used twice"), std::string::npos) << e;
+}
+
+// POST /sam/automask/ with samapi's fields gives what the generator samapi runs gives
+// (ksugar's fork, golden "ks" cases of tests/golden/automask, made by the reference
+// code): the same number of masks in the same order, each rasterised back from its
+// GeoJSON within the golden README's tolerance, quality = the reference's predicted IoU.
+TEST_F(ServeTest, AutomaskEqualsTheReferenceGenerator) {
+  const std::string gdir = nephroseg::test::source_dir() + "/tests/golden/automask";
+  const auto ref = nephroseg::test::load_ref_pt(gdir + "/automask.ref.pt");
+  std::ifstream cases_file(gdir + "/cases.json");
+  const json cases = json::parse(cases_file)["cases"];
+  auto r = start(options_);
+  int masks_checked = 0;
+  for (const std::string name : {"synth_single", "synth_largest"}) {
+    SCOPED_TRACE(name);
+    json c;
+    for (const auto& k : cases)
+      if (k["name"] == name) c = k;
+    ASSERT_FALSE(c.is_null()) << "no golden case " << name;
+    ASSERT_EQ(c["generator"], "ks");
+    const at::Tensor image = ref.at("image." + c["image"].get<std::string>()).contiguous();
+    const cv::Mat rgb = nephroseg::io::tensor_to_mat(image).clone();
+    json body = c["options"];
+    body["type"] = "vit_b";
+    body["b64img"] = b64png(rgb);
+    auto res = post_json(*r.client, "/sam/automask/", body);
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    const json features = json::parse(res->body);
+    const at::Tensor masks = nephroseg::test::unpack_bits(ref.at(name + ".masks_packed"), rgb.rows, rgb.cols);
+    const at::Tensor quality = ref.at(name + ".predicted_iou").to(at::kDouble);
+    ASSERT_EQ(features.size(), static_cast<size_t>(masks.size(0)));
+    for (size_t i = 0; i < features.size(); ++i) {
+      const json& f = features[i];
+      EXPECT_EQ(f["properties"]["object_idx"], static_cast<int>(i) - 1);
+      EXPECT_NEAR(f["properties"]["quality"].get<double>(), quality[static_cast<int64_t>(i)].item<double>(), 1e-5);
+      const cv::Mat want = nephroseg::io::tensor_to_mat(masks[static_cast<int64_t>(i)]);
+      const cv::Mat got = rasterise(f["geometry"], rgb.size());
+      EXPECT_LE(cv::countNonZero(got != want), 2) << "mask " << i;
+      ++masks_checked;
+    }
+  }
+  EXPECT_GE(masks_checked, 10) << "too few masks to prove anything";
+}
+
+TEST_F(ServeTest, AutomaskBadFieldsAndSizes) {
+  options_.max_automask_mp = 0.005;  // 5,000 pixels: the 128 x 96 test image is over
+  auto r = start(options_);
+  const std::string img = b64png(test_image());
+  struct Bad {
+    json fields;
+    int status;
+    std::string detail;
+  };
+  const std::vector<Bad> bad = {
+      {{{"points_per_side", 1e12}}, 400, "field \"points_per_side\" must be a whole number"},
+      {{{"points_per_side", 0}}, 400, "points_per_side must lie in [1, 256]"},
+      {{{"points_per_batch", 2.5}}, 400, "field \"points_per_batch\" must be a whole number"},
+      {{{"pred_iou_thresh", "high"}}, 400, "field \"pred_iou_thresh\" must be a number"},
+      {{{"box_nms_thresh", 3}}, 400, "box_nms_thresh must lie in [0, 1]"},
+      {{{"output_type", "Every mask"}}, 400, "Every mask"},
+      {{{"include_image_edge", 1}}, 400, "field \"include_image_edge\" must be true or false"},
+      {json::object(), 413, "over this server's automask limit"},
+  };
+  for (const Bad& b : bad) {
+    json body = b.fields;
+    body["type"] = "vit_b";
+    body["b64img"] = img;
+    auto res = post_json(*r.client, "/sam/automask/", body);
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, b.status) << body.dump().substr(0, 200);
+    EXPECT_NE(detail_of(res).find(b.detail), std::string::npos) << detail_of(res);
+  }
+  // Still serving.
+  auto version = r.client->Get("/sam/version/");
+  ASSERT_TRUE(version);
+  EXPECT_EQ(version->status, 200);
 }

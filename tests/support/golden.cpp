@@ -177,4 +177,16 @@ std::string error_of(const std::function<void()>& f) {
   return "";
 }
 
+at::Tensor unpack_bits(const at::Tensor& packed, int64_t h, int64_t w) {
+  const int64_t n = packed.size(0);
+  at::Tensor out = at::zeros({n, h, w}, at::kBool);
+  const at::Tensor p = packed.contiguous();
+  const uint8_t* src = p.data_ptr<uint8_t>();
+  bool* dst = out.data_ptr<bool>();
+  const int64_t row = p.size(1);
+  for (int64_t i = 0; i < n; ++i)
+    for (int64_t k = 0; k < h * w; ++k) dst[i * h * w + k] = (src[i * row + k / 8] >> (7 - k % 8)) & 1;
+  return out;
+}
+
 }  // namespace nephroseg::test

@@ -55,6 +55,10 @@ bool run_cli_killed_after(const std::string& args, double seconds, const std::st
 std::vector<std::string> temporaries_under(const std::string& dir);
 
 /// Max |a - b| as a double (shapes must match).
+/// Masks stored as np.packbits rows (big bit order), [N, ceil(H*W/8)] uint8 -> [N, H, W]
+/// bool.
+at::Tensor unpack_bits(const at::Tensor& packed, int64_t h, int64_t w);
+
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b);
 
 }  // namespace nephroseg::test

@@ -43,6 +43,7 @@ Runner setup_serve(CLI::App& app) {
   app.add_option("--weights", o->weights_file, "JSON list of model entries {name, kind, type, checkpoint, ...}");
   app.add_option("--token", o->token, "secret: requests need 'Authorization: Bearer T' or the URL prefix /T/");
   app.add_option("--max-image-mp", o->max_image_mp, "largest image, megapixels")->capture_default_str();
+  app.add_option("--max-automask-mp", o->max_automask_mp, "largest image for automask, megapixels")->capture_default_str();
   app.add_option("--max-body-mb", o->max_body_mb, "largest request body, MiB")->capture_default_str();
   app.add_option("--cache-mb", o->cache_mb, "image-embedding cache, MiB")->capture_default_str();
   app.add_option("--queue-depth", o->queue_depth, "requests that may wait per model (more get 503)")

@@ -54,6 +54,13 @@ enum class AutomaskOutput {
 /// The one name table of AutomaskOutput, spelt as QuPath/the fork spell them.
 const EnumNames<AutomaskOutput>& automask_output_names();
 
+/// Bounds of AutomaskOptions (validate()): 256^2 = 65,536 prompts per crop at most.
+inline constexpr int kMaxPointsPerSide = 256;
+inline constexpr int kMaxPointsPerBatch = 4096;
+/// One decoder batch's float32 logits at crop size are kept under this many bytes by
+/// running fewer points per batch than points_per_batch asks (results are the same).
+inline constexpr int64_t kAutomaskBatchBytes = int64_t{1} << 30;
+
 /// Parameters of the generator, with samapi's defaults (`SAMAutoMaskBody`); those equal
 /// segment-anything's except output_type and include_image_edge, and
 /// AutomaskOptions::segment_anything() gives segment-anything's generator exactly. The

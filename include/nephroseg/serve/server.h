@@ -14,7 +14,8 @@
 // (JSON list of {type, name, url}; url = "nephroseg:NAME"), POST weights/ (register a
 // local checkpoint inside models_dir; plain-text answer), GET weights/cancel/, GET
 // progress/, POST /sam/ (prompted SAM / MedSAM; a JSON list of GeoJSON Features),
-// POST automask/. SAM2 / SAM3 / video routes and types answer 501. Every error is
+// POST automask/ (sam/automask.h with samapi's fields; one Feature per mask in the
+// generator's order, quality = predicted IoU). SAM2 / SAM3 / video routes and types answer 501. Every error is
 // JSON {"detail": "..."}: 400 bad input (JSON, base64, image, prompt), 401 missing
 // token, 404 unknown path or model, 413 body or image too large, 501 not supported,
 // 503 the model's queue is full, 500 an unexpected failure. A bad request never stops
@@ -57,6 +58,8 @@ struct ServeOptions {
   std::string token;               ///< non-empty: every request needs
                                    ///< "Authorization: Bearer T" or the path prefix /T/
   double max_image_mp = 64.0;      ///< largest image, megapixels (width x height / 1e6)
+  double max_automask_mp = 4.0;    ///< largest image for automask/, megapixels: its
+                                   ///< kept masks are held at full size until NMS
   double max_body_mb = 64.0;       ///< largest request body, MiB
   double cache_mb = 2048.0;        ///< image-embedding cache, MiB
   int queue_depth = 4;             ///< requests that may wait per model (0: none)

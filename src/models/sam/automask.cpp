@@ -40,9 +40,11 @@ AutomaskOptions AutomaskOptions::segment_anything() {
 
 void AutomaskOptions::validate() const {
   const auto in_unit = [](double v) { return std::isfinite(v) && v >= 0.0 && v <= 1.0; };
-  NEPHRO_CHECK(points_per_side >= 1, "automask: points_per_side must be >= 1, got ",
+  NEPHRO_CHECK(points_per_side >= 1 && points_per_side <= kMaxPointsPerSide,
+               "automask: points_per_side must lie in [1, ", kMaxPointsPerSide, "], got ",
                points_per_side);
-  NEPHRO_CHECK(points_per_batch >= 1, "automask: points_per_batch must be >= 1, got ",
+  NEPHRO_CHECK(points_per_batch >= 1 && points_per_batch <= kMaxPointsPerBatch,
+               "automask: points_per_batch must lie in [1, ", kMaxPointsPerBatch, "], got ",
                points_per_batch);
   NEPHRO_CHECK(std::isfinite(pred_iou_thresh), "automask: pred_iou_thresh must be finite");
   NEPHRO_CHECK(std::isfinite(stability_score_thresh),
@@ -341,6 +343,15 @@ std::vector<Candidate> nms_within_crop(std::vector<Candidate> cands, const Autom
   return take(cands, amg::box_nms(float_boxes(cands), scores, o.box_nms_thresh));
 }
 
+// points_per_batch, lowered where one batch's float32 logits at crop size (3 masks per
+// point) would pass kAutomaskBatchBytes. Batching changes memory, not results: every
+// filter before the crop's NMS is per mask.
+int64_t effective_batch(const AutomaskOptions& o, double crop_h, double crop_w) {
+  const double per_point = 3.0 * crop_h * crop_w * sizeof(float);
+  const auto fit = static_cast<int64_t>(static_cast<double>(kAutomaskBatchBytes) / std::max(per_point, 1.0));
+  return std::max<int64_t>(1, std::min<int64_t>(o.points_per_batch, fit));
+}
+
 // Ref: automatic_mask_generator.py::_process_crop
 std::vector<Candidate> process_crop(CropContext ctx, const at::Tensor& rgb,
                                     const std::vector<std::array<double, 2>>& grid,
@@ -356,7 +367,7 @@ std::vector<Candidate> process_crop(CropContext ctx, const at::Tensor& rgb,
   std::vector<std::array<double, 2>> points;
   for (const auto& g : grid) points.push_back({g[0] * cw, g[1] * ch});
   std::vector<Candidate> cands;
-  const auto per_batch = static_cast<size_t>(ctx.options.points_per_batch);
+  const auto per_batch = static_cast<size_t>(effective_batch(ctx.options, ch, cw));
   for (size_t start = 0; start < points.size(); start += per_batch) {
     const std::vector<std::array<double, 2>> batch(
         points.begin() + static_cast<std::ptrdiff_t>(start),
@@ -450,9 +461,11 @@ std::vector<AutoMask> generate_masks(const SamModel& model, const at::Tensor& im
   const auto crops = amg::crop_boxes(hw[0], hw[1], options.crop_n_layers,
                                      options.crop_overlap_ratio);
   int64_t total = 0, done = 0;
-  const int64_t per_batch = options.points_per_batch;
-  for (const auto& c : crops)
+  for (const auto& c : crops) {
+    const int64_t per_batch = effective_batch(options, static_cast<double>(c.xyxy[3] - c.xyxy[1]),
+                                              static_cast<double>(c.xyxy[2] - c.xyxy[0]));
     total += (static_cast<int64_t>(grids[c.layer].size()) + per_batch - 1) / per_batch;
+  }
   const auto batch_done = [&] {
     if (progress) progress(++done, total);
   };

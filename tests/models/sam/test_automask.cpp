@@ -59,20 +59,6 @@ AutomaskOptions options_from_json(const nlohmann::json& j) {
   return o;
 }
 
-// np.packbits rows (big bit order) -> [N, H, W] bool.
-at::Tensor unpack_masks(const at::Tensor& packed, int64_t h, int64_t w) {
-  const int64_t n = packed.size(0);
-  at::Tensor out = at::zeros({n, h, w}, at::kBool);
-  const at::Tensor p = packed.contiguous();
-  const uint8_t* src = p.data_ptr<uint8_t>();
-  bool* dst = out.data_ptr<bool>();
-  const int64_t row = p.size(1);
-  for (int64_t i = 0; i < n; ++i)
-    for (int64_t k = 0; k < h * w; ++k)
-      dst[i * h * w + k] = (src[i * row + k / 8] >> (7 - k % 8)) & 1;
-  return out;
-}
-
 class Automask : public ::testing::Test {
  protected:
   void SetUp() override {
@@ -105,7 +91,7 @@ class Automask : public ::testing::Test {
   std::string compare(const std::string& name, const std::vector<AutoMask>& ours) const {
     const auto& c = case_of(name);
     const int64_t h = c["image_hw"][0], w = c["image_hw"][1];
-    const at::Tensor masks = unpack_masks(ref(name + ".masks_packed"), h, w);
+    const at::Tensor masks = nephroseg::test::unpack_bits(ref(name + ".masks_packed"), h, w);
     const auto dbl = [&](const std::string& k) { return ref(name + "." + k).to(at::kDouble); };
     const at::Tensor bbox = dbl("bbox"), iou = dbl("predicted_iou"),
                      stab = dbl("stability_score"), pts = dbl("point_coords"),
