@@ -163,8 +163,8 @@ std::vector<io::PolygonObject> automask_outlines(const std::vector<sam::AutoMask
     for (io::PolygonObject& obj : io::trace_objects(one)) {
       obj.class_name = "SAM mask";
       obj.color = io::palette_color(static_cast<int>(k));
-      obj.measurements = {{"Predicted IoU", masks[k].predicted_iou},
-                          {"Stability score", masks[k].stability_score}};
+      obj.measurements.emplace_back("Predicted IoU", masks[k].predicted_iou);
+      obj.measurements.emplace_back("Stability score", masks[k].stability_score);
       out.push_back(std::move(obj));
     }
   }

@@ -104,7 +104,9 @@ def help_defaults(cli):
     assert r.returncode == 0, r.stderr
     out = {}
     for _, option in OPTIONS:
-        m = re.search(re.escape(option) + r"(?: \w+)?=(.*?)(?:  |\n)", r.stdout)
+        # `--opt TYPE=default` (TYPE may list choices: `TEXT:{a,b}`); a flag says "(default: x)".
+        m = re.search(r"^\s*" + re.escape(option) + r" [^\n]*\(default: (\w+)\)", r.stdout, re.M) or \
+            re.search(r"^\s*" + re.escape(option) + r" [^=\n]*=(.*?)(?:  |\n)", r.stdout, re.M)
         out[option] = m.group(1).strip() if m else None
     return out
 

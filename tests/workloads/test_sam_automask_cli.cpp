@@ -39,7 +39,8 @@ json read_json(const std::string& path) {
 }
 
 json golden_case(const std::string& name) {
-  for (const json& c : read_json(golden_dir() + "/cases.json")["cases"])
+  const json cases = read_json(golden_dir() + "/cases.json");
+  for (const json& c : cases["cases"])
     if (c["name"] == name) return c;
   ADD_FAILURE() << "no case " << name << " in cases.json";
   return {};

@@ -43,8 +43,9 @@ inline void add_automask_options(CLI::App& app, bool& automask, sam::AutomaskOpt
       ->check(CLI::IsMember(sam::automask_output_names().all_spellings()))
       ->group(group);
   app.add_flag("--include-image-edge", o.include_image_edge,
-               "keep masks spanning the whole image, as segment-anything does (otherwise dropped, as "
-               "samapi does); --include-image-edge=false turns it off")
+               std::string("keep masks spanning the whole image, as segment-anything does (otherwise "
+                           "dropped, as samapi does); --include-image-edge=false turns it off (default: ") +
+                   (o.include_image_edge ? "true" : "false") + ")")
       ->capture_default_str()
       ->group(group);
 }
