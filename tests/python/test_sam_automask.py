@@ -105,8 +105,12 @@ def help_defaults(cli):
     out = {}
     for _, option in OPTIONS:
         # `--opt TYPE=default` (TYPE may list choices: `TEXT:{a,b}`); a flag says "(default: x)".
-        m = re.search(r"^\s*" + re.escape(option) + r" [^\n]*\(default: (\w+)\)", r.stdout, re.M) or \
-            re.search(r"^\s*" + re.escape(option) + r" [^=\n]*=(.*?)(?:  |\n)", r.stdout, re.M)
+        # A choice default may hold spaces (`TEXT:{a b,c}=a b`, then two spaces or a line
+        # end); others are one word (`FLOAT=0.7 help`).
+        start = r"^\s*" + re.escape(option) + " "
+        m = re.search(start + r"[^\n]*\(default: (\w+)\)", r.stdout, re.M) or \
+            re.search(start + r"[A-Z]+:\{[^}]*\}=(.*?)(?:  |\n)", r.stdout, re.M) or \
+            re.search(start + r"[A-Z]+=(\S+)", r.stdout, re.M)
         out[option] = m.group(1).strip() if m else None
     return out
 
