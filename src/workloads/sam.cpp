@@ -7,6 +7,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cmath>
 #include <numeric>
 #include <filesystem>
 #include <iomanip>
@@ -171,16 +172,21 @@ std::vector<io::PolygonObject> automask_outlines(const std::vector<sam::AutoMask
   return out;
 }
 
+// Boxes are whole pixels: written as integers, as segment-anything's records hold them.
+json pixel_box(const std::array<double, 4>& b) {
+  return {std::llround(b[0]), std::llround(b[1]), std::llround(b[2]), std::llround(b[3])};
+}
+
 json automask_record(const sam::AutoMask& m, size_t k) {
   return {{"index", k},
           {"label", k + 1},
           {"file", "masks/mask_" + std::to_string(k) + ".png"},
           {"area", m.area},
-          {"bbox", m.bbox},
+          {"bbox", pixel_box(m.bbox)},
           {"predicted_iou", m.predicted_iou},
           {"stability_score", m.stability_score},
           {"point_coords", json::array({json(m.point_coords)})},  // [[x, y]], as segment-anything's record
-          {"crop_box", m.crop_box}};
+          {"crop_box", pixel_box(m.crop_box)}};
 }
 
 // Every automask output of one image into `dir`; result.json last.
