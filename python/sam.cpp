@@ -1,6 +1,9 @@
 // python/sam.cpp: nephroseg.Sam (SAM / MedSAM), ImageEmbedding, SamResult.
+#include <cmath>
+
 #include "common.h"
 #include "nephroseg/io/tensor_mat.h"
+#include "nephroseg/sam/automask.h"
 #include "nephroseg/sam/sam.h"
 
 namespace nephroseg::python {
@@ -13,6 +16,40 @@ sam::SamConfig sam_config_arg(const std::string& model_type, const py::object& c
   if (text) return sam::SamConfig::from_json_text(*text, "config");
   if (!path.empty()) return sam::SamConfig::from_json(path);
   return sam::SamConfig::preset(model_type);
+}
+
+// segment-anything's record of one generated mask (SamAutomaticMaskGenerator.generate).
+py::dict automask_record(const sam::AutoMask& m) {
+  const auto ints = [](const std::array<double, 4>& b) {
+    return py::make_tuple(std::llround(b[0]), std::llround(b[1]), std::llround(b[2]), std::llround(b[3]));
+  };
+  py::dict d;
+  d["segmentation"] = tensor_to_numpy(m.segmentation);
+  d["area"] = m.area;
+  d["bbox"] = py::list(ints(m.bbox));
+  d["predicted_iou"] = m.predicted_iou;
+  py::list xy, points;
+  xy.append(m.point_coords[0]);
+  xy.append(m.point_coords[1]);
+  points.append(xy);
+  d["point_coords"] = points;  // a list of one point, as segment-anything gives it
+  d["stability_score"] = m.stability_score;
+  d["crop_box"] = py::list(ints(m.crop_box));
+  return d;
+}
+
+py::list generate_masks_py(const sam::SamModel& self, const py::handle& image, const sam::AutomaskOptions& o) {
+  py::object keep;
+  const cv::Mat img = image_arg(image, "image", keep, /*channels=*/3);
+  const at::Tensor t = image_tensor(img);
+  std::vector<sam::AutoMask> masks;
+  {
+    py::gil_scoped_release release;
+    masks = sam::generate_masks(self, t, o);
+  }
+  py::list out;
+  for (const auto& m : masks) out.append(automask_record(m));
+  return out;
 }
 
 const char* kSamDoc = R"(Segment Anything (SAM ViT-B/L/H) or MedSAM with immutable weights.
@@ -29,6 +66,7 @@ the GIL; one Sam and one embedding may be used from several threads at once.)";
 }  // namespace
 
 void bind_sam(py::module_& m) {
+  const sam::AutomaskOptions automask_defaults;  // the keyword defaults are the generator's
   py::class_<sam::ImageEmbedding>(m, "ImageEmbedding",
                                   "The SAM encoder output of one image (from Sam.encode); reusable for any\n"
                                   "number of predict() calls, from any thread.")
@@ -155,6 +193,49 @@ void bind_sam(py::module_& m) {
           "-1 (ignored), default all 1; box: x0, y0, x1, y1; mask_input: float32 [1, h, w] (or\n"
           "[h, w]) low-res logits, e.g. a previous result's low_res_logits[k][None];\n"
           "multimask: 3 masks instead of 1. At least one prompt is required. Returns SamResult.")
+      .def(
+          "generate_masks",
+          [](const sam::SamModel& self, const py::handle& image, int points_per_side, int points_per_batch,
+             double pred_iou_thresh, double stability_score_thresh, double stability_score_offset,
+             double box_nms_thresh, int crop_n_layers, double crop_nms_thresh, double crop_overlap_ratio,
+             int crop_n_points_downscale_factor, int min_mask_region_area, const std::string& output_type,
+             bool include_image_edge) {
+            sam::AutomaskOptions o;
+            o.points_per_side = points_per_side;
+            o.points_per_batch = points_per_batch;
+            o.pred_iou_thresh = pred_iou_thresh;
+            o.stability_score_thresh = stability_score_thresh;
+            o.stability_score_offset = stability_score_offset;
+            o.box_nms_thresh = box_nms_thresh;
+            o.crop_n_layers = crop_n_layers;
+            o.crop_nms_thresh = crop_nms_thresh;
+            o.crop_overlap_ratio = crop_overlap_ratio;
+            o.crop_n_points_downscale_factor = crop_n_points_downscale_factor;
+            o.min_mask_region_area = min_mask_region_area;
+            o.output_type = sam::automask_output_names().parse(output_type, "output_type");
+            o.include_image_edge = include_image_edge;
+            return generate_masks_py(self, image, o);
+          },
+          py::arg("image"), py::kw_only(), py::arg("points_per_side") = automask_defaults.points_per_side,
+          py::arg("points_per_batch") = automask_defaults.points_per_batch,
+          py::arg("pred_iou_thresh") = automask_defaults.pred_iou_thresh,
+          py::arg("stability_score_thresh") = automask_defaults.stability_score_thresh,
+          py::arg("stability_score_offset") = automask_defaults.stability_score_offset,
+          py::arg("box_nms_thresh") = automask_defaults.box_nms_thresh,
+          py::arg("crop_n_layers") = automask_defaults.crop_n_layers,
+          py::arg("crop_nms_thresh") = automask_defaults.crop_nms_thresh,
+          py::arg("crop_overlap_ratio") = automask_defaults.crop_overlap_ratio,
+          py::arg("crop_n_points_downscale_factor") = automask_defaults.crop_n_points_downscale_factor,
+          py::arg("min_mask_region_area") = automask_defaults.min_mask_region_area,
+          py::arg("output_type") = sam::automask_output_names().name(automask_defaults.output_type),
+          py::arg("include_image_edge") = automask_defaults.include_image_edge,
+          "Automatic masks (segment-anything's SamAutomaticMaskGenerator, as `nephroseg sam\n"
+          "--auto`): image is HxWx3 uint8 RGB; the keywords are the generator's options\n"
+          "(samapi's defaults; output_type 'Multi-mask (best quality)' with\n"
+          "include_image_edge=True is segment-anything's generator). Returns a list of dicts with\n"
+          "segment-anything's keys: segmentation (HxW bool), area, bbox [x, y, w, h],\n"
+          "predicted_iou, point_coords [[x, y]], stability_score, crop_box [x, y, w, h]; in the\n"
+          "generator's order. Releases the GIL while it runs.")
       .def(
           "predict_boxes",
           [](const sam::SamModel& self, const sam::ImageEmbedding& embedding, const py::handle& boxes,

@@ -71,6 +71,29 @@ class Sam:
     def predict_boxes(
         self, embedding: ImageEmbedding, boxes: npt.NDArray[np.float32], multimask: bool = False
     ) -> SamResult: ...
+    def generate_masks(
+        self,
+        image: npt.NDArray[np.uint8],
+        *,
+        points_per_side: int = ...,
+        points_per_batch: int = ...,
+        pred_iou_thresh: float = ...,
+        stability_score_thresh: float = ...,
+        stability_score_offset: float = ...,
+        box_nms_thresh: float = ...,
+        crop_n_layers: int = ...,
+        crop_nms_thresh: float = ...,
+        crop_overlap_ratio: float = ...,
+        crop_n_points_downscale_factor: int = ...,
+        min_mask_region_area: int = ...,
+        output_type: str = ...,
+        include_image_edge: bool = ...,
+    ) -> List[Dict[str, Any]]:
+        """Automatic masks (segment-anything's SamAutomaticMaskGenerator, as `nephroseg sam
+        --auto`) of an HxWx3 uint8 RGB image. Defaults are samapi's (sam::AutomaskOptions;
+        `nephroseg sam --help` shows them). Each dict: segmentation (HxW bool), area,
+        bbox [x, y, w, h], predicted_iou, point_coords [[x, y]], stability_score,
+        crop_box [x, y, w, h]."""
 
 class Dinov2:
     """DINOv2 backbone (official dinov2_vit*14[_reg4]_pretrain.pth)."""

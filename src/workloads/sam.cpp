@@ -6,6 +6,9 @@
 #include <opencv2/core.hpp>
 
 #include <algorithm>
+#include <chrono>
+#include <cmath>
+#include <numeric>
 #include <filesystem>
 #include <iomanip>
 #include <map>
@@ -15,6 +18,7 @@
 #include "nephroseg/checkpoint/state_dict.h"
 #include "nephroseg/core/atomic_file.h"
 #include "nephroseg/core/error.h"
+#include "nephroseg/io/geojson.h"
 #include "nephroseg/io/image.h"
 #include "nephroseg/io/inputs.h"
 #include "nephroseg/io/mask.h"
@@ -106,6 +110,132 @@ void write_outputs(const std::string& dir, const std::string& image_path, const 
   write_file_atomically(dir + "/result.json", j.dump(2) + "\n");
 }
 
+// ---- Automatic masks (SamBatchOptions::automask) -----------------------------------
+
+json automask_options_json(const sam::AutomaskOptions& a) {
+  return {{"points_per_side", a.points_per_side},
+          {"points_per_batch", a.points_per_batch},
+          {"pred_iou_thresh", a.pred_iou_thresh},
+          {"stability_score_thresh", a.stability_score_thresh},
+          {"stability_score_offset", a.stability_score_offset},
+          {"box_nms_thresh", a.box_nms_thresh},
+          {"crop_n_layers", a.crop_n_layers},
+          {"crop_nms_thresh", a.crop_nms_thresh},
+          {"crop_overlap_ratio", a.crop_overlap_ratio},
+          {"crop_n_points_downscale_factor", a.crop_n_points_downscale_factor},
+          {"min_mask_region_area", a.min_mask_region_area},
+          {"output_type", sam::automask_output_names().name(a.output_type)},
+          {"include_image_edge", a.include_image_edge}};
+}
+
+// An automask run takes no prompts and a model with point prompts; its options are
+// checked before the model loads.
+void check_automask_request(const SamBatchOptions& o, const sam::SamConfig& config) {
+  NEPHRO_CHECK(!has_prompt(o.prompt) && o.prompts_file.empty(),
+               "automatic masks (--auto) prompt a grid of points themselves: give no --point, --box, "
+               "--mask-input or --prompts with them");
+  o.automask_options.validate();
+  NEPHRO_CHECK(config.preprocess == sam::SamPreprocess::kSam,
+               "automatic masks (--auto) need a SAM model with point prompts; MedSAM takes boxes only");
+}
+
+// Label image of the masks: mask k -> k + 1; the highest predicted IoU wins overlaps
+// (ties: the lower k), so masks are painted from the lowest IoU up.
+cv::Mat automask_labels(const std::vector<sam::AutoMask>& masks, int rows, int cols) {
+  NEPHRO_CHECK(masks.size() <= 65535, "automatic masks: ", masks.size(),
+               " masks do not fit a 16-bit label image (at most 65535)");
+  std::vector<size_t> order(masks.size());
+  std::iota(order.begin(), order.end(), size_t{0});
+  std::stable_sort(order.begin(), order.end(),
+                   [&](size_t a, size_t b) { return masks[a].predicted_iou > masks[b].predicted_iou; });
+  cv::Mat labels = cv::Mat::zeros(rows, cols, masks.size() > 255 ? CV_16UC1 : CV_8UC1);
+  for (auto it = order.rbegin(); it != order.rend(); ++it)
+    labels.setTo(cv::Scalar(static_cast<double>(*it + 1)), io::tensor_to_mat(masks[*it].segmentation));
+  return labels;
+}
+
+// Every mask's outline, traced on its own so that overlapping masks keep their shapes.
+std::vector<io::PolygonObject> automask_outlines(const std::vector<sam::AutoMask>& masks) {
+  std::vector<io::PolygonObject> out;
+  for (size_t k = 0; k < masks.size(); ++k) {
+    cv::Mat one;
+    io::tensor_to_mat(masks[k].segmentation).convertTo(one, CV_32S, 1.0 / 255.0);
+    one *= static_cast<int>(k + 1);
+    for (io::PolygonObject& obj : io::trace_objects(one)) {
+      obj.class_name = "SAM mask";
+      obj.color = io::palette_color(static_cast<int>(k));
+      obj.measurements.emplace_back("Predicted IoU", masks[k].predicted_iou);
+      obj.measurements.emplace_back("Stability score", masks[k].stability_score);
+      out.push_back(std::move(obj));
+    }
+  }
+  return out;
+}
+
+// Boxes are whole pixels: written as integers, as segment-anything's records hold them.
+json pixel_box(const std::array<double, 4>& b) {
+  return {std::llround(b[0]), std::llround(b[1]), std::llround(b[2]), std::llround(b[3])};
+}
+
+json automask_record(const sam::AutoMask& m, size_t k) {
+  return {{"index", k},
+          {"label", k + 1},
+          {"file", "masks/mask_" + std::to_string(k) + ".png"},
+          {"area", m.area},
+          {"bbox", pixel_box(m.bbox)},
+          {"predicted_iou", m.predicted_iou},
+          {"stability_score", m.stability_score},
+          {"point_coords", json::array({json(m.point_coords)})},  // [[x, y]], as segment-anything's record
+          {"crop_box", pixel_box(m.crop_box)}};
+}
+
+// Every automask output of one image into `dir`; result.json last.
+void write_automask_outputs(const std::string& dir, const std::string& image_path, const cv::Mat& rgb,
+                            const std::vector<sam::AutoMask>& masks, double seconds, const SamBatchOptions& o,
+                            const sam::SamConfig& cfg) {
+  fs::create_directories(dir);
+  json records = json::array();
+  for (size_t k = 0; k < masks.size(); ++k) {
+    io::write_mask_png(dir + "/masks/mask_" + std::to_string(k) + ".png", io::tensor_to_mat(masks[k].segmentation));
+    records.push_back(automask_record(masks[k], k));
+  }
+  const cv::Mat labels = automask_labels(masks, rgb.rows, rgb.cols);
+  io::write_png(dir + "/labels.png", labels);
+  write_file_atomically(dir + "/masks.json", records.dump(2) + "\n");
+  write_file_atomically(dir + "/masks.geojson", io::to_geojson(automask_outlines(masks)));
+  cv::Mat canvas = io::to_canvas(rgb);
+  for (size_t k = 0; k < masks.size(); ++k)
+    io::tint_mask(canvas, labels == static_cast<double>(k + 1), io::palette_color(static_cast<int>(k)), 0.4);
+  io::write_png(dir + "/overlay.png", canvas);
+
+  json j;
+  j["image"] = image_path;
+  j["model"] = {{"type", o.model_config.empty() ? o.model_type : cfg.name},
+                {"checkpoint", o.checkpoint},
+                {"img_size", cfg.img_size},
+                {"preprocess", sam::preprocess_names().name(cfg.preprocess)}};
+  j["original_size"] = {rgb.rows, rgb.cols};
+  j["mode"] = "automask";
+  j["automask"] = automask_options_json(o.automask_options);
+  j["mask_count"] = masks.size();
+  j["files"] = {{"masks", "masks/mask_<k>.png"},
+                {"labels", "labels.png"},
+                {"records", "masks.json"},
+                {"geojson", "masks.geojson"},
+                {"overlay", "overlay.png"}};
+  j["timings_s"] = {{"generate", seconds}};
+  j["precision"] = precision_json(o.precision.used, o.precision.requested);
+  write_file_atomically(dir + "/result.json", j.dump(2) + "\n");
+}
+
+std::string automask_progress_line(size_t index, size_t total, const std::string& path, size_t count,
+                                   double seconds, const std::string& dir) {
+  std::ostringstream line;
+  line << std::fixed << std::setprecision(2) << "[" << index + 1 << "/" << total << "] " << path << ": " << count
+       << " automatic mask(s), " << seconds << " s -> " << dir;
+  return line.str();
+}
+
 // A strict-binding error lists every key; keep its headline and the first three keys
 // of each list.
 std::string summarize_bind_error(const checkpoint::BindError& e) {
@@ -160,7 +290,8 @@ json settings_json(const SamBatchOptions& o) {
             {"type", o.model_type},
             {"config", o.model_config},
             {"preprocess", o.preprocess ? sam::preprocess_names().name(*o.preprocess) : std::string()}}},
-          {"precision", precision_names().name(o.precision.used)}};
+          {"precision", precision_names().name(o.precision.used)},
+          {"automask", o.automask ? automask_options_json(o.automask_options) : json(nullptr)}};
 }
 
 std::string progress_line(size_t index, size_t total, const std::string& path, const sam::ImageEmbedding& emb,
@@ -195,6 +326,7 @@ SamBatchResult run_sam_batch(const SamBatchOptions& o, const EventSink& events) 
   };
 
   const sam::SamConfig config = sam_batch_config(o);
+  if (o.automask) check_automask_request(o, config);
   const Plan plan = plan_outputs(o);
   SamBatchResult result;
   result.inputs_total = plan.all.size();
@@ -214,6 +346,7 @@ SamBatchResult run_sam_batch(const SamBatchOptions& o, const EventSink& events) 
   // Every image and prompt is checked before the (slow) model loads.
   for (size_t i : todo) {
     const cv::Mat rgb = io::read_image_rgb(plan.all[i]);
+    if (o.automask) continue;  // the grid fits any image
     sam::check_prompt_fits(prompt_for(plan.all[i]), rgb.cols, rgb.rows, config, plan.all[i]);
   }
   std::shared_ptr<sam::SamModel> model;
@@ -230,8 +363,21 @@ SamBatchResult run_sam_batch(const SamBatchOptions& o, const EventSink& events) 
   for (size_t n = 0; n < todo.size(); ++n) {
     const std::string& path = plan.all[todo[n]];
     const std::string& dir = plan.dir.at(path);
-    const PromptSpec& ip = prompt_for(path);
     const cv::Mat rgb = io::read_image_rgb(path);
+    if (o.automask) {
+      const auto start = std::chrono::steady_clock::now();
+      const std::vector<sam::AutoMask> masks =
+          sam::generate_masks(*model, io::mat_to_tensor(rgb), o.automask_options);
+      const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+      write_automask_outputs(dir, path, rgb, masks, seconds, o, config);
+      record.add({todo[n], io::file_stem(path), ItemStatus::kOk, "", {{"mask_count", masks.size()}}});
+      ++result.segmented;
+      result.out_dirs.push_back(dir);
+      emit(events, item_event(Event::Kind::kItemFinished, n, todo.size(), io::file_stem(path),
+                              automask_progress_line(n, todo.size(), path, masks.size(), seconds, dir)));
+      continue;
+    }
+    const PromptSpec& ip = prompt_for(path);
     const sam::ImageEmbedding emb = model->encode(io::mat_to_tensor(rgb));
     const sam::SamResult r = model->predict(emb, ip.prompt);
     write_outputs(dir, path, rgb, ip, emb, r, o, config);

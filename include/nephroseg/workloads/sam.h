@@ -27,6 +27,26 @@
 // core/batch_record.h, command "sam", per image best_index and best_iou.
 // With `resume`, images whose result.json exists are skipped (status skipped).
 //
+// Automatic masks (`automask`, `nephroseg sam --auto`): segment-anything's generator
+// (sam/automask.h, run with `automask_options`) instead of prompts; prompt and
+// prompts_file must then be empty, and the model must take point prompts (not MedSAM).
+// Files per image, in the same folders, each written atomically:
+//   masks/mask_<k>.png       every generated mask, 0/255, k in the generator's order
+//   labels.png               label image: mask k has label k + 1, 0 = background; where
+//                            masks overlap the one with the highest predicted IoU wins
+//                            (ties: the lower k); 8-bit up to 255 masks, else 16-bit
+//   masks.json               one record per mask, in order: index, label, file, area,
+//                            bbox [x, y, w, h], predicted_iou, stability_score,
+//                            point_coords [[x, y]], crop_box [x, y, w, h]
+//                            (segment-anything's record fields and shapes)
+//   masks.geojson            FeatureCollection (io/geojson.h): each mask's outline
+//                            traced on its own (overlaps kept), Label k + 1
+//   overlay.png              the label image tinted over the image
+//   result.json              image, model, original_size, mode "automask", automask
+//                            (the options), mask_count, files, timings_s {generate},
+//                            precision (written last: what resume looks for)
+// run.json's per-image entry then holds mask_count.
+//
 // Events: kItemFinished per image (its progress line; skipped images with an empty
 // line). Thread safety: one run per out_dir at a time.
 #pragma once
@@ -36,6 +56,7 @@
 #include <vector>
 
 #include "nephroseg/core/shard.h"
+#include "nephroseg/sam/automask.h"
 #include "nephroseg/sam/prompts_file.h"
 #include "nephroseg/sam/sam.h"
 #include "nephroseg/workloads/workload.h"
@@ -55,6 +76,8 @@ struct SamBatchOptions {
   std::string prompts_file;  ///< "" = none
   bool resume = false;       ///< skip images whose result.json exists
   Shard shard;               ///< whole batch by default
+  bool automask = false;     ///< automatic masks instead of prompts (see above)
+  sam::AutomaskOptions automask_options;  ///< the generator's options (with `automask`)
 };
 
 struct SamBatchResult {
