@@ -136,7 +136,7 @@ def test_python_defaults_equal_cli_help(cli):
 
 
 def test_bad_option_names_the_field(tiny_sam):
-    with pytest.raises(ValueError, match="points_per_side must be >= 1"):
+    with pytest.raises(ValueError, match=r"points_per_side must lie in \[1, 256\]"):
         tiny_sam.generate_masks(make_image(), points_per_side=0)
     with pytest.raises(ValueError, match="output_type: unknown automask output type 'Multi-mask'"):
         tiny_sam.generate_masks(make_image(), output_type="Multi-mask")

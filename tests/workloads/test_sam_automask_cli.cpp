@@ -232,7 +232,7 @@ TEST(SamAutoCliUsage, PromptsAndBadOptionsAreNamed) {
   EXPECT_NE(box.output.find("--auto prompts a grid of points itself"), std::string::npos) << box.output;
   const t::CliRun zero = t::run_cli(base + "--auto --points-per-side 0");
   EXPECT_EQ(zero.code, 1) << zero.output;
-  EXPECT_NE(zero.output.find("points_per_side must be >= 1"), std::string::npos) << zero.output;
+  EXPECT_NE(zero.output.find("points_per_side must lie in [1, 256]"), std::string::npos) << zero.output;
   const t::CliRun type = t::run_cli(base + "--auto --output-type Multi-mask");
   EXPECT_EQ(type.code, 2) << type.output;
   EXPECT_NE(type.output.find("--output-type"), std::string::npos) << type.output;
