@@ -321,6 +321,16 @@ def prompts():
     }
 
 
+def ome_xmls():
+    return {
+        "plain": ome(4, 4, unit="nm").encode(),
+        "prefixed": ome(4, 4).replace("<Pixels", "<ome:Pixels").replace("</Pixels", "</ome:Pixels").encode(),
+        "channels": (b'<OME><Image><Pixels SizeC="2" PhysicalSizeX="0.5"><Channel Name="DAPI"/>'
+                     b'<Channel Name="FITC &amp; co"/></Pixels></Image></OME>'),
+        "doctype": b'<!DOCTYPE OME [<!ENTITY a "aa">]><OME><Pixels PhysicalSizeX="&a;"/></OME>',
+    }
+
+
 def serve_requests():
     import base64
     png16 = base64.b64encode(png(16, 16, 0, 8, [bytes(16)] * 16)).decode()
@@ -411,12 +421,12 @@ def main():
     global OUT
     OUT = sys.argv[1] if len(sys.argv) > 1 else "build-fuzz/corpus"
     for target in ("pickle", "pth", "image", "npy", "config_json", "prompts_json", "dm", "calibration",
-                   "slide", "zip", "serve_request"):
+                   "slide", "zip", "serve_request", "ome_xml"):
         os.makedirs(os.path.join(OUT, target), exist_ok=True)
     for target, seeds in (("pickle", pickles()), ("image", images()), ("npy", npys()),
                           ("config_json", configs()), ("prompts_json", prompts()), ("dm", dms()),
                           ("calibration", calibrations()), ("slide", slides()), ("zip", zips()),
-                          ("serve_request", serve_requests())):
+                          ("serve_request", serve_requests()), ("ome_xml", ome_xmls())):
         for name, data in seeds.items():
             with open(os.path.join(OUT, target, name), "wb") as f:
                 f.write(data)

@@ -13,7 +13,7 @@ cd "$(dirname "$0")/.."
 seconds=${1:-60}
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(pickle pth image npy config_json prompts_json dm calibration slide zip serve_request)
+[ ${#targets[@]} -gt 0 ] || targets=(pickle pth image npy config_json prompts_json dm calibration slide zip serve_request ome_xml)
 build=${BUILD_DIR:-build-fuzz}
 jobs=${JOBS:-2}
 seed=${FUZZ_SEED:-1}

@@ -6,10 +6,12 @@
 #include <cmath>
 #include <filesystem>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 #include <cctype>
 
 #include "nephroseg/core/error.h"
+#include "nephroseg/io/ome_xml.h"
 #include "nephroseg/io/dm.h"
 #include "nephroseg/io/image.h"
 
@@ -71,46 +73,19 @@ Calibration from_sizes(CalibrationSource source, double size_x, double size_y, c
   return c;
 }
 
-// The value of name="..." in one XML start tag (no regex: descriptions can be large).
-std::string attribute(const std::string& element, const std::string& name) {
-  for (size_t p = element.find(name); p != std::string::npos; p = element.find(name, p + 1)) {
-    const bool starts = p > 0 && (std::isspace(static_cast<unsigned char>(element[p - 1])) != 0);
-    size_t q = p + name.size();
-    while (q < element.size() && std::isspace(static_cast<unsigned char>(element[q]))) ++q;
-    if (!starts || q >= element.size() || element[q] != '=') continue;
-    ++q;
-    while (q < element.size() && std::isspace(static_cast<unsigned char>(element[q]))) ++q;
-    if (q >= element.size() || (element[q] != '"' && element[q] != '\'')) continue;
-    const size_t close = element.find(element[q], q + 1);
-    if (close == std::string::npos) return {};
-    return element.substr(q + 1, close - q - 1);
-  }
-  return {};
-}
-
+// The OME-XML pixel size (io/ome_xml.h). A description that is not well-formed XML
+// carries no calibration we can trust: none is taken from it.
 Calibration from_ome(const std::string& xml) {
-  // The first <Pixels ...> or <prefix:Pixels ...> start tag.
-  size_t begin = std::string::npos;
-  for (size_t p = xml.find("Pixels"); p != std::string::npos; p = xml.find("Pixels", p + 1)) {
-    const size_t after = p + 6;
-    if (after >= xml.size() || !(std::isspace(static_cast<unsigned char>(xml[after])) || xml[after] == '>')) continue;
-    size_t q = p;
-    while (q > 0 && (std::isalnum(static_cast<unsigned char>(xml[q - 1])) || xml[q - 1] == '_' || xml[q - 1] == ':'))
-      --q;
-    const std::string prefix = xml.substr(q, p - q);
-    if (q > 0 && xml[q - 1] == '<' && (prefix.empty() || prefix.back() == ':')) {
-      begin = q - 1;
-      break;
-    }
+  std::optional<OmePixels> pixels;
+  try {
+    pixels = read_ome_pixels(xml, "OME-XML");
+  } catch (const Error&) {
+    return {};
   }
-  if (begin == std::string::npos) return {};
-  const size_t end = xml.find('>', begin);
-  if (end == std::string::npos) return {};
-  const std::string el = xml.substr(begin, end - begin);
-  const double sx = positive_number(attribute(el, "PhysicalSizeX")), sy = positive_number(attribute(el, "PhysicalSizeY"));
-  std::string ux = attribute(el, "PhysicalSizeXUnit"), uy = attribute(el, "PhysicalSizeYUnit");
-  if (ux.empty()) ux = "µm";  // the OME schema's default
-  if (uy.empty()) uy = "µm";
+  if (!pixels) return {};
+  const double sx = positive_number(pixels->physical_size_x), sy = positive_number(pixels->physical_size_y);
+  const std::string ux = pixels->unit_x.empty() ? "µm" : pixels->unit_x;  // the OME schema's default
+  const std::string uy = pixels->unit_y.empty() ? "µm" : pixels->unit_y;
   if (sx <= 0) return {};
   if (sy <= 0) return from_sizes(CalibrationSource::kOmeXml, sx, sx, ux, ux);  // no y: square pixels
   return from_sizes(CalibrationSource::kOmeXml, sx, sy, ux, uy);

@@ -31,7 +31,7 @@ constexpr DtypeInfo kDtypes[] = {
 // {'descr': '<f4', 'fortran_order': False, 'shape': (3, 4), }: a quoted string (quotes
 // kept), a parenthesised tuple (parentheses kept) or a bare word; "" when the key is
 // absent or its value is malformed. One linear scan: headers may be up to 1 MiB, and
-// std::regex recursed per character on them (a stack overflow on a large v2 header).
+// the regex matcher used before recursed per character on them (a stack overflow).
 std::string header_value(const std::string& header, const std::string& key) {
   const std::string quoted = "'" + key + "'";
   const size_t at = header.find(quoted);

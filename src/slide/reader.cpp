@@ -15,9 +15,9 @@
 #include <filesystem>
 #include <fstream>
 #include <mutex>
-#include <regex>
 
 #include "nephroseg/core/error.h"
+#include "nephroseg/io/ome_xml.h"
 #include "nephroseg/io/image.h"
 #include "slide/tiff_layout.h"
 
@@ -151,12 +151,6 @@ struct TiffLevel {
   uint32_t width = 0, height = 0;
 };
 
-std::string xml_attr(const std::string& tag, const std::string& name) {
-  std::smatch m;
-  const std::regex re("\\b" + name + "=\"([^\"]*)\"");
-  return std::regex_search(tag, m, re) ? m[1].str() : std::string();
-}
-
 double unit_to_um(const std::string& unit) {
   if (unit.empty() || unit == "µm" || unit == "\xC2\xB5m" || unit == "um" || unit == "micron") return 1.0;
   if (unit == "nm") return 1e-3;
@@ -193,20 +187,13 @@ class TiffReader : public SlideReader {
     }
     int size_c = d0.spp;
     if (!ome.empty()) {
-      std::smatch m;
-      if (std::regex_search(ome, m, std::regex("<(?:\\w+:)?Pixels\\b[^>]*>"))) {
-        const std::string pixels = m[0].str();
-        const std::string c = xml_attr(pixels, "SizeC");
-        if (!c.empty()) size_c = std::max(1, std::atoi(c.c_str()));
-        const double ux = unit_to_um(xml_attr(pixels, "PhysicalSizeXUnit"));
-        const double uy = unit_to_um(xml_attr(pixels, "PhysicalSizeYUnit"));
-        const std::string px = xml_attr(pixels, "PhysicalSizeX"), py = xml_attr(pixels, "PhysicalSizeY");
-        if (!px.empty()) info_.mpp_x = std::atof(px.c_str()) * ux;
-        if (!py.empty()) info_.mpp_y = std::atof(py.c_str()) * uy;
+      if (const auto pixels = io::read_ome_pixels(ome, "slide '" + path + "'")) {
+        if (!pixels->size_c.empty()) size_c = std::max(1, std::atoi(pixels->size_c.c_str()));
+        const double ux = unit_to_um(pixels->unit_x), uy = unit_to_um(pixels->unit_y);
+        if (!pixels->physical_size_x.empty()) info_.mpp_x = std::atof(pixels->physical_size_x.c_str()) * ux;
+        if (!pixels->physical_size_y.empty()) info_.mpp_y = std::atof(pixels->physical_size_y.c_str()) * uy;
+        info_.channel_names = pixels->channel_names;
       }
-      const std::regex chan_re("<(?:\\w+:)?Channel\\b[^>]*>");
-      for (auto it = std::sregex_iterator(ome.begin(), ome.end(), chan_re); it != std::sregex_iterator(); ++it)
-        info_.channel_names.push_back(xml_attr(it->str(), "Name"));
     } else {
       float xres = 0, yres = 0;
       uint16_t unit = RESUNIT_NONE;
