@@ -105,6 +105,9 @@ class Server {
   /// Requests whose image embedding came from the cache / was computed.
   int64_t cache_hits() const;
   int64_t cache_misses() const;
+  /// GBMSeg entries: times a pipeline's reference features were computed (once per
+  /// entry, on its first request).
+  int64_t reference_computations() const;
   /// Names of the registered model entries, in order.
   std::string entry_names() const;
 
