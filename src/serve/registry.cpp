@@ -5,6 +5,7 @@
 #include <filesystem>
 #include <fstream>
 #include <algorithm>
+#include <cmath>
 #include <set>
 
 #include "nephroseg/core/error.h"
@@ -53,7 +54,8 @@ namespace {
 
 const std::vector<std::string> kSamKeys = {"name", "kind", "type", "checkpoint", "model_type", "model_config",
                                            "precision"};
-const std::vector<std::string> kGlomSamKeys = {"name", "kind", "type", "checkpoint", "config", "precision"};
+const std::vector<std::string> kGlomSamKeys = {"name", "kind", "type", "checkpoint", "config", "threshold",
+                                               "precision"};
 const std::vector<std::string> kGbmSegKeys = {"name",       "kind",           "type",           "dinov2", "sam",
                                               "reference_images", "reference_masks", "preset", "precision"};
 
@@ -90,6 +92,12 @@ void read_sam_fields(const nlohmann::json& o, ModelEntry& e, const fs::path& bas
 void read_glomsam_fields(const nlohmann::json& o, ModelEntry& e, const fs::path& base, const std::string& where) {
   check_keys(o, kGlomSamKeys, where, "kind glomsam");
   e.checkpoint = required_path(o, "checkpoint", base, where);
+  e.glomsam_threshold = workloads::GlomSamPredictOptions{}.threshold;  // `glomsam predict --threshold`
+  if (o.contains("threshold")) {
+    NEPHRO_CHECK(o["threshold"].is_number() && std::isfinite(o["threshold"].get<double>()), where,
+                 ": \"threshold\" must be a finite number (a logit; 0.5 as `glomsam predict`)");
+    e.glomsam_threshold = o["threshold"].get<double>();
+  }
   const std::string config = string_field(o, "config", where);
   static const std::set<std::string> presets = {"", "auto", "official", "vit_b", "glomsam", "tiny"};
   if (presets.count(config)) {
@@ -233,7 +241,7 @@ std::shared_ptr<const glomsam::GlomSamModel> load_glomsam(ModelEntry& entry) {
   if (entry.glomsam) return entry.glomsam;
   NEPHRO_CHECK(entry.kind == "glomsam", "model ", entry.name, ": kind ", entry.kind, " is not GlomSAM");
   glomsam::GlomSamConfig config = glomsam::GlomSamModel::config_for(entry.checkpoint, entry.glomsam_config);
-  config.mask_threshold = workloads::GlomSamPredictOptions{}.threshold;  // as `glomsam predict`
+  config.mask_threshold = entry.glomsam_threshold;  // as `glomsam predict --threshold`
   entry.glomsam = glomsam::GlomSamModel::load(entry.checkpoint, config, resolve_precision(entry.precision));
   return entry.glomsam;
 }

@@ -41,6 +41,7 @@ struct ModelEntry {
   Precision precision = Precision::kAuto;
   // glomsam: "config" as `glomsam predict --config` (auto | official | tiny | JSON).
   std::string glomsam_config = "auto";
+  double glomsam_threshold = 0.5;  // "threshold": set from GlomSamPredictOptions::threshold
   // gbmseg: the two models ({checkpoint, model_type | model_config}), the references
   // (pairs, pooled when several) and the prompt preset name.
   struct Backend {
