@@ -15,6 +15,12 @@
 namespace nephroseg::sam {
 class SamModel;
 }
+namespace nephroseg::glomsam {
+class GlomSamModel;
+}
+namespace nephroseg::gbmseg {
+class GbmSegPipeline;
+}
 
 namespace nephroseg::serve {
 
@@ -33,11 +39,25 @@ struct ModelEntry {
   std::string model_type;    // SamConfig preset
   std::string model_config;  // SamConfig JSON path (wins over model_type)
   Precision precision = Precision::kAuto;
+  // glomsam: "config" as `glomsam predict --config` (auto | official | tiny | JSON).
+  std::string glomsam_config = "auto";
+  double glomsam_threshold = 0.5;  // "threshold": set from GlomSamPredictOptions::threshold
+  // gbmseg: the two models ({checkpoint, model_type | model_config}), the references
+  // (pairs, pooled when several) and the prompt preset name.
+  struct Backend {
+    std::string checkpoint, model_type, model_config;
+  };
+  Backend dinov2, sam;
+  std::vector<std::string> reference_images, reference_masks;
+  std::string preset;  // "" = gbmseg's default (GbmSegBatchOptions::preset)
   std::string url() const { return "nephroseg:" + name; }
 
   // Runtime state.
   std::mutex load_mutex;
   std::shared_ptr<const sam::SamModel> model;  // loaded on first use, kept
+  std::shared_ptr<const glomsam::GlomSamModel> glomsam;    // kind glomsam, same
+  std::shared_ptr<const gbmseg::GbmSegPipeline> pipeline;  // kind gbmseg: reference set
+  std::atomic<int64_t> reference_computations{0};          // gbmseg pipelines built
   std::mutex run_mutex;                        // one request at a time runs
   std::atomic<int> in_flight{0};               // running + waiting
 };
@@ -49,5 +69,11 @@ std::vector<std::unique_ptr<ModelEntry>> read_weights_file(const std::string& pa
 std::vector<std::unique_ptr<ModelEntry>> scan_models_dir(const std::string& dir, Precision fallback);
 /// Loads the entry's SamModel once (thread-safe); throws nephroseg::Error.
 std::shared_ptr<const sam::SamModel> load_entry(ModelEntry& entry);
+/// Kind glomsam: the model once, its config as `glomsam predict` resolves it
+/// (GlomSamModel::config_for, then the predict threshold's default).
+std::shared_ptr<const glomsam::GlomSamModel> load_glomsam(ModelEntry& entry);
+/// Kind gbmseg: both models and the references' features once (GbmSegPipeline with
+/// the preset's prompt options); counts reference_computations.
+std::shared_ptr<const gbmseg::GbmSegPipeline> load_gbmseg(ModelEntry& entry);
 
 }  // namespace nephroseg::serve

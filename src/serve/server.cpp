@@ -1,6 +1,7 @@
 #include "nephroseg/serve/server.h"
 
 #include <httplib.h>
+#include <opencv2/core.hpp>
 
 #include <nlohmann/json.hpp>
 
@@ -15,9 +16,14 @@
 
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/log.h"
+#include "nephroseg/gbmseg/pipeline.h"
+#include "nephroseg/glomsam/glomsam.h"
+#include "nephroseg/glomsam/rough_boxes.h"
+#include "nephroseg/io/mask.h"
 #include "nephroseg/io/tensor_mat.h"
 #include "nephroseg/sam/automask.h"
 #include "nephroseg/sam/sam.h"
+#include "nephroseg/workloads/glomsam_predict.h"
 #include "serve/registry.h"
 #include "serve/request.h"
 #include "serve/wire.h"
@@ -273,15 +279,19 @@ struct Server::Impl {
     return emb;
   }
 
-  std::shared_ptr<const sam::SamModel> model_of(ModelEntry& entry) {
-    if (entry.kind == "glomsam" || entry.kind == "gbmseg")
-      fail(501, "model " + entry.name + " is a " + entry.kind + " entry: this version serves SAM and MedSAM "
-                "entries on /sam/ only");
+  /// The entry's model (or pipeline) by `load`, a failure answered 500 in our words.
+  template <class Load>
+  static auto loaded(ModelEntry& entry, Load load) {
     try {
-      return load_entry(entry);
+      return load(entry);
     } catch (const Error& e) {
       fail(500, "model " + entry.name + " could not be loaded: " + e.what());
     }
+  }
+  std::shared_ptr<const sam::SamModel> model_of(ModelEntry& entry) { return loaded(entry, load_entry); }
+
+  void held(const ModelEntry& entry) const {
+    if (options.on_model_held) options.on_model_held(entry.name);
   }
 
   void predict(const httplib::Request& req, httplib::Response& res) {
@@ -289,10 +299,12 @@ struct Server::Impl {
     const std::string type = string_of(body, "type", "vit_h");
     check_type(type);
     ModelEntry& entry = choose_entry(type, string_of(body, "checkpoint_url", ""));
-    if (entry.kind == "glomsam" || entry.kind == "gbmseg") model_of(entry);
+    if (entry.kind == "glomsam") glomsam_box(entry, body);  // a bad prompt before the image
     const cv::Mat rgb = read_image(body);
+    if (entry.kind == "glomsam") return send_json(res, 200, glomsam_box_features(entry, body, rgb));
+    if (entry.kind == "gbmseg") return send_json(res, 200, gbmseg_features(entry, rgb));
     ModelSlot slot(entry, options.queue_depth);
-    if (options.on_model_held) options.on_model_held(entry.name);
+    held(entry);
     const auto model = model_of(entry);
     const sam::SamPrompt prompt = parse_prompt(body, model->config().low_res_size());
     const auto emb = embedding(entry, *model, rgb);
@@ -308,22 +320,88 @@ struct Server::Impl {
     const std::string type = string_of(body, "type", "vit_h");
     check_type(type);
     ModelEntry& entry = choose_entry(type, string_of(body, "checkpoint_url", ""));
-    const sam::AutomaskOptions automask_options = parse_automask_options(body);
+    const sam::AutomaskOptions automask_options = parse_automask_options(body);  // SAM's; checked for all
     const cv::Mat rgb = read_image(body);
+    check_automask_size(rgb);
+    if (entry.kind == "glomsam") return send_json(res, 200, glomsam_automask_features(entry, rgb));
+    if (entry.kind == "gbmseg") return send_json(res, 200, gbmseg_features(entry, rgb));
     send_json(res, 200, automask_features(entry, rgb, automask_options, body));
+  }
+
+  void check_automask_size(const cv::Mat& rgb) const {
+    const double mp = double(rgb.cols) * double(rgb.rows) / 1e6;
+    if (mp > options.max_automask_mp)
+      fail(413, "automask: the image is " + std::to_string(rgb.cols) + " x " + std::to_string(rgb.rows) +
+                    ", over this server's automask limit of " + std::to_string(options.max_automask_mp) +
+                    " megapixels (--max-automask-mp); zoom in or send a smaller region");
+  }
+
+  // ---- GlomSAM and GBMSeg entries ----------------------------------------------------
+
+  /// The clinician's box of the GlomSAM protocol from samapi's bbox; points are ignored
+  /// beside a box, and points or a mask alone are refused (400).
+  static glomsam::Box glomsam_box(const ModelEntry& entry, const json& body) {
+    const std::string why = "model " + entry.name + " is GlomSAM: it takes a box (\"bbox\", the clinician's box "
+                            "of the GlomSAM protocol)";
+    if (field(body, "b64mask")) fail(400, why + "; b64mask is not a GlomSAM prompt");
+    const sam::SamPrompt prompt = parse_prompt(body, 256);  // the mask side is unused here
+    if (!prompt.box) fail(400, why + "; points alone are not a GlomSAM prompt");
+    return *prompt.box;
+  }
+
+  static glomsam::PredictOptions glomsam_options(const std::optional<glomsam::Box>& box) {
+    glomsam::PredictOptions po;
+    po.box = box;
+    po.tile_overlap = workloads::GlomSamPredictOptions{}.overlap;  // as `glomsam predict`
+    return po;
+  }
+
+  /// POST /sam/ on a GlomSAM entry: GlomSamModel::predict with the box, as
+  /// `glomsam predict --box` (rough mask, prompt generator and CNN branch inside).
+  json glomsam_box_features(ModelEntry& entry, const json& body, const cv::Mat& rgb) {
+    const glomsam::Box box = glomsam_box(entry, body);
+    ModelSlot slot(entry, options.queue_depth);
+    held(entry);
+    const auto model = loaded(entry, load_glomsam);
+    const cv::Mat mask = io::tensor_to_mat(model->predict(rgb, glomsam_options(box)).mask);
+    return json::array({feature(mask, -1, nullptr, entry.name)});
+  }
+
+  /// POST /sam/automask/ on a GlomSAM entry: every glomerulus of the region, one box per
+  /// component of the rough mask (glomsam/rough_boxes.h), GlomSAM per box.
+  json glomsam_automask_features(ModelEntry& entry, const cv::Mat& rgb) {
+    ModelSlot slot(entry, options.queue_depth);
+    held(entry);
+    const auto model = loaded(entry, load_glomsam);
+    const cv::Mat rough = glomsam::rough_mask(*model, rgb, workloads::GlomSamPredictOptions{}.overlap);
+    json features = json::array();
+    for (const glomsam::Box& box : glomsam::component_boxes(rough)) {
+      const cv::Mat mask = io::tensor_to_mat(model->predict(rgb, glomsam_options(box)).mask);
+      if (cv::countNonZero(mask) > 0)
+        features.push_back(feature(mask, static_cast<int64_t>(features.size()) - 1, nullptr, entry.name));
+    }
+    return features;
+  }
+
+  /// Both routes on a GBMSeg entry: the region segmented from the entry's references
+  /// (computed once, kept in the entry); one Feature per 8-connected part of the mask.
+  json gbmseg_features(ModelEntry& entry, const cv::Mat& rgb) {
+    ModelSlot slot(entry, options.queue_depth);
+    held(entry);
+    const auto pipeline = loaded(entry, load_gbmseg);
+    const cv::Mat labels = io::label_instances(pipeline->segment(rgb).mask, 8);
+    json features = json::array();
+    for (int label = 1; label <= io::max_label(labels); ++label)
+      features.push_back(feature(labels == label, label - 2, nullptr, entry.name));
+    return features;
   }
 
   /// SAM's automatic mask generator over the region, the whole-image embedding from
   /// the cache (crops are encoded by the generator).
   json automask_features(ModelEntry& entry, const cv::Mat& rgb, const sam::AutomaskOptions& automask_options,
                          const json& /*body*/) {
-    const double mp = double(rgb.cols) * double(rgb.rows) / 1e6;
-    if (mp > options.max_automask_mp)
-      fail(413, "automask: the image is " + std::to_string(rgb.cols) + " x " + std::to_string(rgb.rows) +
-                    ", over this server's automask limit of " + std::to_string(options.max_automask_mp) +
-                    " megapixels (--max-automask-mp); zoom in or send a smaller region");
     ModelSlot slot(entry, options.queue_depth);
-    if (options.on_model_held) options.on_model_held(entry.name);
+    held(entry);
     const auto model = model_of(entry);
     const auto emb = embedding(entry, *model, rgb);
     const std::vector<sam::AutoMask> masks =
@@ -336,8 +414,9 @@ struct Server::Impl {
   }
 
   /// One samapi Feature: the mask's outline, samapi's object_idx numbering (mask i ->
-  /// i - 1; QuPath shows it as a class), quality = predicted IoU.
-  static json feature(const cv::Mat& mask, int64_t object_idx, double quality, const std::string& model) {
+  /// i - 1; QuPath shows it as a class), quality = predicted IoU (null: the model has
+  /// none; QuPath then records no "SAM Quality").
+  static json feature(const cv::Mat& mask, int64_t object_idx, const json& quality, const std::string& model) {
     return {{"type", "Feature"},
             {"geometry", wire::mask_geometry(mask)},
             {"properties", {{"object_idx", object_idx}, {"label", "object"}, {"quality", quality}, {"sam_model", model}}}};
@@ -488,6 +567,12 @@ void Server::wait() {
 int Server::port() const { return impl_->bound_port; }
 int64_t Server::cache_hits() const { return impl_->hits.load(); }
 int64_t Server::cache_misses() const { return impl_->misses.load(); }
+int64_t Server::reference_computations() const {
+  std::lock_guard<std::mutex> lock(impl_->registry_mutex);
+  int64_t n = 0;
+  for (const auto& e : impl_->entries) n += e->reference_computations.load();
+  return n;
+}
 
 std::string Server::entry_names() const {
   std::lock_guard<std::mutex> lock(impl_->registry_mutex);

@@ -23,10 +23,16 @@
 #include <ATen/ATen.h>
 
 #include "nephroseg/core/error.h"
+#include "nephroseg/gbmseg/model_backends.h"
+#include "nephroseg/gbmseg/pipeline.h"
+#include "nephroseg/glomsam/glomsam.h"
+#include "nephroseg/glomsam/rough_boxes.h"
 #include "nephroseg/io/image.h"
 #include "nephroseg/io/tensor_mat.h"
 #include "nephroseg/sam/sam.h"
 #include "nephroseg/serve/server.h"
+#include "models/glomsam/internal.h"
+#include "models/unet/unet.h"
 #include "serve/wire.h"
 #include "support/golden.h"
 
@@ -613,4 +619,269 @@ TEST_F(ServeTest, AutomaskBadFieldsAndSizes) {
   auto version = r.client->Get("/sam/version/");
   ASSERT_TRUE(version);
   EXPECT_EQ(version->status, 200);
+}
+
+// ---------------------------------------------------------------------------
+// GlomSAM and GBMSeg entries: the server against the libraries called directly.
+// ---------------------------------------------------------------------------
+
+namespace {
+
+const char* kGlomSam = "golden/glomsam/full_model.pth";
+const char* kDino = "golden/models/dinov2_tiny.pth";
+const char* kDinoCfg = "golden/models/dinov2_tiny.json";
+const char* kRefImage = "data/gbmseg_sample/reference_image/001_264193_2.png";
+const char* kRefMask = "data/gbmseg_sample/reference_mask/001_264193_2.png";
+const char* kTarget = "data/gbmseg_sample/target_image/001_250744_2.png";
+
+std::string write_weights(const std::string& dir, const json& entries) {
+  const std::string path = dir + "/models.json";
+  std::ofstream(path) << entries.dump(2);
+  return path;
+}
+
+json glomsam_entry(double threshold = 0.5) {
+  return {{"name", "glom"}, {"kind", "glomsam"}, {"checkpoint", nephroseg::test::shared_path(kGlomSam)},
+          {"config", "tiny"}, {"threshold", threshold}, {"precision", "fp32"}};
+}
+
+json gbmseg_entry() {
+  using nephroseg::test::shared_path;
+  return {{"name", "gbm"},
+          {"kind", "gbmseg"},
+          {"dinov2", {{"checkpoint", shared_path(kDino)}, {"model_config", shared_path(kDinoCfg)}}},
+          {"sam", {{"checkpoint", shared_path(kCheckpoint)}, {"model_config", shared_path(kConfig)}}},
+          {"reference_images", {shared_path(kRefImage)}},
+          {"reference_masks", {shared_path(kRefMask)}},
+          {"precision", "fp32"}};
+}
+
+/// The tiny golden GlomSAM as `glomsam predict --config tiny` loads it.
+std::shared_ptr<nephroseg::glomsam::GlomSamModel> tiny_glomsam(double threshold = 0.5) {
+  nephroseg::glomsam::GlomSamConfig config = nephroseg::glomsam::GlomSamConfig::tiny();
+  config.mask_threshold = threshold;
+  return nephroseg::glomsam::GlomSamModel::load(nephroseg::test::shared_path(kGlomSam), config,
+                                                nephroseg::Precision::kFp32);
+}
+
+cv::Mat glomsam_mask(const nephroseg::glomsam::GlomSamModel& model, const cv::Mat& rgb,
+                     const nephroseg::glomsam::Box& box) {
+  nephroseg::glomsam::PredictOptions po;
+  po.box = box;
+  return nephroseg::io::tensor_to_mat(model.predict(rgb, po).mask) * 255;
+}
+
+/// A picture with three bright disks (glomerulus-like blobs) on a textured background.
+cv::Mat blobs_image() {
+  cv::Mat rgb(120, 150, CV_8UC3);
+  for (int y = 0; y < rgb.rows; ++y)
+    for (int x = 0; x < rgb.cols; ++x)
+      rgb.at<cv::Vec3b>(y, x) = cv::Vec3b(uchar((x * 7 + y * 3) % 60 + 40), uchar((x * y) % 50 + 30), 70);
+  cv::circle(rgb, {35, 40}, 22, cv::Scalar(240, 200, 210), cv::FILLED);
+  cv::circle(rgb, {110, 45}, 18, cv::Scalar(230, 190, 220), cv::FILLED);
+  cv::circle(rgb, {70, 95}, 16, cv::Scalar(250, 210, 200), cv::FILLED);
+  return rgb;
+}
+
+}  // namespace
+
+TEST(GlomSamRoughBoxes, ComponentBoxesOfAHandMadeMask) {
+  cv::Mat mask = cv::Mat::zeros(40, 50, CV_8U);
+  mask(cv::Rect(5, 5, 5, 10)).setTo(1);    // x 5..9, y 5..14: area 50
+  mask(cv::Rect(25, 2, 3, 3)).setTo(1);    // area 9 < 16: no box
+  mask(cv::Rect(40, 30, 10, 10)).setTo(1); // touches the right and bottom edges
+  auto boxes = nephroseg::glomsam::component_boxes(mask);
+  ASSERT_EQ(boxes.size(), 2u);
+  EXPECT_EQ(boxes[0], (nephroseg::glomsam::Box{0, 0, 19, 24}));
+  EXPECT_EQ(boxes[1], (nephroseg::glomsam::Box{30, 20, 50, 40}));
+  boxes = nephroseg::glomsam::component_boxes(mask, 2.f, 9);
+  ASSERT_EQ(boxes.size(), 3u);
+  EXPECT_EQ(boxes[0], (nephroseg::glomsam::Box{23, 0, 29, 6}));  // raster order of the first pixel
+  EXPECT_EQ(boxes[1], (nephroseg::glomsam::Box{3, 3, 11, 16}));
+  EXPECT_TRUE(nephroseg::glomsam::component_boxes(cv::Mat::zeros(8, 8, CV_8U)).empty());
+}
+
+TEST_F(ServeTest, GlomSamBoxGivesTheLibrarysMaskAndPointsAre400) {
+  NEPHRO_REQUIRE_SHARED(kGlomSam);
+  // The random tiny model's logits stay below 0.5: the threshold is their median inside
+  // the first box (read from the library), so the masks compared have both classes.
+  const cv::Mat rgb = test_image();
+  nephroseg::glomsam::PredictOptions probe;
+  probe.box = nephroseg::glomsam::Box{20, 15, 80, 75};
+  const at::Tensor logits = tiny_glomsam()->predict(rgb, probe).logits.slice(0, 15, 75).slice(1, 20, 80);
+  const double threshold = logits.flatten().median().item<double>();
+  ServeOptions o;
+  o.weights_file = write_weights(dir_, json::array({glomsam_entry(threshold)}));
+  auto r = start(o);
+  const auto model = tiny_glomsam(threshold);
+  for (const auto& box : {nephroseg::glomsam::Box{20, 15, 80, 75}, nephroseg::glomsam::Box{85, 50, 120, 90}}) {
+    const json body = {{"type", "vit_b"}, {"checkpoint_url", "nephroseg:glom"}, {"b64img", b64png(rgb)},
+                       {"bbox", {int(box[0]), int(box[1]), int(box[2]), int(box[3])}}};
+    auto res = post_json(*r.client, "/sam/", body);
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << res->body;
+    const json features = json::parse(res->body);
+    ASSERT_EQ(features.size(), 1u);
+    EXPECT_TRUE(features[0]["properties"]["quality"].is_null());
+    EXPECT_EQ(features[0]["properties"]["sam_model"], "glom");
+    const cv::Mat expected = glomsam_mask(*model, rgb, box);
+    EXPECT_GT(cv::countNonZero(expected), 0) << "the library's mask is empty: the comparison would say nothing";
+    EXPECT_GE(iou(rasterise(features[0]["geometry"], rgb.size()), expected), 0.99);
+  }
+  json points = {{"type", "vit_b"}, {"checkpoint_url", "nephroseg:glom"}, {"b64img", b64png(rgb)},
+                 {"point_coords", {{50, 45}}}, {"point_labels", {1}}};
+  auto res = post_json(*r.client, "/sam/", points);
+  ASSERT_TRUE(res);
+  EXPECT_EQ(res->status, 400);
+  EXPECT_NE(detail_of(res).find("model glom is GlomSAM: it takes a box"), std::string::npos) << detail_of(res);
+  EXPECT_NE(detail_of(res).find("points alone"), std::string::npos) << detail_of(res);
+}
+
+// automask/: one GlomSAM call per component box of the rough mask, as the library's
+// rough_mask + component_boxes + predict give them.
+TEST_F(ServeTest, GlomSamAutomaskIsOneFeaturePerRoughMaskComponent) {
+  NEPHRO_REQUIRE_SHARED(kGlomSam);
+  // The random tiny UNet's logits are negative everywhere (no component on any picture):
+  // its final bias is raised so that the top 10 % of this picture's logits are positive,
+  // and the server serves that checkpoint.
+  const cv::Mat rgb = blobs_image();
+  const std::string checkpoint = dir_ + "/glomsam_rough_on.pth";
+  {
+    auto tuned = tiny_glomsam();
+    auto& net = nephroseg::glomsam::internal::module(*tuned);
+    at::Tensor tile = at::zeros({1, 3, 160, 160});
+    tile[0].narrow(1, 0, rgb.rows).narrow(2, 0, rgb.cols).copy_(
+        nephroseg::io::mat_to_tensor(rgb).permute({2, 0, 1}).to(at::kFloat) / 255.0f);
+    at::Tensor unet_logits;
+    {
+      at::NoGradGuard no_grad;
+      net.rough_mask(tile, nullptr, &unet_logits);
+      const at::Tensor inside = unet_logits[0][0].slice(0, 0, rgb.rows / 2).slice(1, 0, rgb.cols / 2).flatten();
+      net.RoughMaskGenerator->final_conv->bias.sub_(at::quantile(inside, 0.9));
+    }
+    tuned->save(checkpoint);
+  }
+  // Masks with both classes: the threshold is the median logit inside the first box.
+  double threshold = 0.5;
+  {
+    auto tuned = nephroseg::glomsam::GlomSamModel::load(checkpoint, nephroseg::glomsam::GlomSamConfig::tiny());
+    const auto first = nephroseg::glomsam::component_boxes(nephroseg::glomsam::rough_mask(*tuned, rgb));
+    ASSERT_FALSE(first.empty());
+    nephroseg::glomsam::PredictOptions po;
+    po.box = first[0];
+    threshold = tuned->predict(rgb, po).logits.slice(0, int(first[0][1]), int(first[0][3]))
+                    .slice(1, int(first[0][0]), int(first[0][2])).flatten().median().item<double>();
+  }
+  json entry = glomsam_entry(threshold);
+  entry["checkpoint"] = checkpoint;
+  ServeOptions o;
+  o.weights_file = write_weights(dir_, json::array({entry}));
+  auto r = start(o);
+  nephroseg::glomsam::GlomSamConfig config = nephroseg::glomsam::GlomSamConfig::tiny();
+  config.mask_threshold = threshold;
+  const auto model = nephroseg::glomsam::GlomSamModel::load(checkpoint, config, nephroseg::Precision::kFp32);
+  const cv::Mat rough = nephroseg::glomsam::rough_mask(*model, rgb);
+  const auto boxes = nephroseg::glomsam::component_boxes(rough);
+  ASSERT_FALSE(boxes.empty()) << "no rough-mask component (" << cv::countNonZero(rough) << " px)";
+  std::vector<cv::Mat> expected;
+  for (const auto& box : boxes) {
+    cv::Mat m = glomsam_mask(*model, rgb, box);
+    if (cv::countNonZero(m) > 0) expected.push_back(m);
+  }
+  const json body = {{"type", "vit_b"}, {"checkpoint_url", "nephroseg:glom"}, {"b64img", b64png(rgb)}};
+  auto res = post_json(*r.client, "/sam/automask/", body);
+  ASSERT_TRUE(res);
+  ASSERT_EQ(res->status, 200) << res->body;
+  const json features = json::parse(res->body);
+  ASSERT_FALSE(expected.empty()) << "every per-box mask is empty: the comparison would say nothing";
+  ASSERT_EQ(features.size(), expected.size()) << boxes.size() << " box(es)";
+  for (size_t i = 0; i < expected.size(); ++i) {
+    EXPECT_EQ(features[i]["properties"]["object_idx"], int64_t(i) - 1);
+    EXPECT_GE(iou(rasterise(features[i]["geometry"], rgb.size()), expected[i]), 0.99) << "feature " << i;
+  }
+}
+
+TEST_F(ServeTest, GbmSegGivesTheLibrarysMaskAndKeepsTheReference) {
+  NEPHRO_REQUIRE_SHARED(kDino);
+  NEPHRO_REQUIRE_SHARED(kDinoCfg);
+  NEPHRO_REQUIRE_SHARED(kRefImage);
+  NEPHRO_REQUIRE_SHARED(kRefMask);
+  NEPHRO_REQUIRE_SHARED(kTarget);
+  using nephroseg::test::shared_path;
+  ServeOptions o;
+  o.weights_file = write_weights(dir_, json::array({gbmseg_entry()}));
+  auto r = start(o);
+  // A 200 x 160 region of the target (the rasteriser is per pixel).
+  cv::Mat target;
+  cv::resize(nephroseg::io::read_image_rgb(shared_path(kTarget)), target, {200, 160}, 0, 0, cv::INTER_AREA);
+
+  namespace gb = nephroseg::gbmseg;
+  gb::BackendSpec dino{"dinov2", shared_path(kDino), "", shared_path(kDinoCfg), false, 0};
+  gb::BackendSpec sam{"sam", shared_path(kCheckpoint), "", shared_path(kConfig), false, 0};
+  gb::GbmSegPipeline pipe(gb::make_feature_extractor(dino), gb::make_point_segmenter(sam),
+                          gb::PromptOptions::authors_code());
+  pipe.set_reference(nephroseg::io::read_image_rgb(shared_path(kRefImage)),
+                     nephroseg::io::read_image_raw(shared_path(kRefMask)));
+  const cv::Mat expected = pipe.segment(target).mask;
+  ASSERT_GT(cv::countNonZero(expected), 0) << "the library's mask is empty: the comparison would say nothing";
+
+  EXPECT_EQ(r.server->reference_computations(), 0) << "nothing is loaded before the first request";
+  for (const char* route : {"/sam/", "/sam/automask/"}) {
+    const json body = {{"type", "vit_b"}, {"checkpoint_url", "nephroseg:gbm"}, {"b64img", b64png(target)},
+                       {"bbox", {1, 1, 50, 50}}};
+    auto res = post_json(*r.client, route, body);
+    ASSERT_TRUE(res);
+    ASSERT_EQ(res->status, 200) << route << ": " << res->body;
+    const json features = json::parse(res->body);
+    ASSERT_FALSE(features.empty());
+    cv::Mat got = cv::Mat::zeros(target.size(), CV_8U);
+    for (size_t i = 0; i < features.size(); ++i) {
+      EXPECT_EQ(features[i]["properties"]["object_idx"], int64_t(i) - 1);
+      EXPECT_TRUE(features[i]["properties"]["quality"].is_null());
+      got |= rasterise(features[i]["geometry"], target.size());
+    }
+    EXPECT_GE(iou(got, expected), 0.99) << route;
+    EXPECT_EQ(r.server->reference_computations(), 1) << route << ": the reference features are computed once";
+  }
+}
+
+TEST_F(ServeTest, GlomSamAndGbmSegWeightsErrorsNameEntryAndField) {
+  auto error_for = [&](const json& entry) {
+    ServeOptions o;
+    o.weights_file = write_weights(dir_, json::array({entry}));
+    return nephroseg::test::error_of([&] { Server s(o); });
+  };
+  json gbm = gbmseg_entry();
+  gbm.erase("reference_masks");
+  std::string e = error_for(gbm);
+  EXPECT_NE(e.find("entry 0 (\"gbm\"): \"reference_masks\" is required"), std::string::npos) << e;
+  gbm = gbmseg_entry();
+  gbm["reference_masks"] = json::array({dir_ + "/absent.png"});
+  e = error_for(gbm);
+  EXPECT_NE(e.find("(\"gbm\"): \"reference_masks\"[0]: no such file"), std::string::npos) << e;
+  gbm = gbmseg_entry();
+  gbm["reference_images"].push_back(nephroseg::test::shared_path(kRefImage));
+  e = error_for(gbm);
+  EXPECT_NE(e.find("\"reference_masks\" lists 1 file(s) for 2 reference image(s)"), std::string::npos) << e;
+  gbm = gbmseg_entry();
+  gbm["preset"] = "fancy";
+  e = error_for(gbm);
+  EXPECT_NE(e.find("(\"gbm\"): \"preset\": unknown"), std::string::npos) << e;
+  EXPECT_NE(e.find("'fancy'"), std::string::npos) << e;
+  gbm = gbmseg_entry();
+  gbm["sam"].erase("checkpoint");
+  e = error_for(gbm);
+  EXPECT_NE(e.find("(\"gbm\"): \"sam\": \"checkpoint\" is required"), std::string::npos) << e;
+  gbm = gbmseg_entry();
+  gbm["checkpoint"] = "x.pth";
+  e = error_for(gbm);
+  EXPECT_NE(e.find("unknown key \"checkpoint\" for kind gbmseg"), std::string::npos) << e;
+  json glom = glomsam_entry();
+  glom["config"] = "huge";
+  e = error_for(glom);
+  EXPECT_NE(e.find("(\"glom\"): \"config\" huge is neither"), std::string::npos) << e;
+  glom = glomsam_entry();
+  glom.erase("checkpoint");
+  e = error_for(glom);
+  EXPECT_NE(e.find("(\"glom\"): \"checkpoint\" is required"), std::string::npos) << e;
 }

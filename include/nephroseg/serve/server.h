@@ -15,7 +15,7 @@
 // local checkpoint inside models_dir; plain-text answer), GET weights/cancel/, GET
 // progress/, POST /sam/ (prompted SAM / MedSAM; a JSON list of GeoJSON Features),
 // POST automask/ (sam/automask.h with samapi's fields; one Feature per mask in the
-// generator's order, quality = predicted IoU). SAM2 / SAM3 / video routes and types answer 501. Every error is
+// generator's order, quality = predicted IoU; GlomSAM / GBMSeg entries: see below). SAM2 / SAM3 / video routes and types answer 501. Every error is
 // JSON {"detail": "..."}: 400 bad input (JSON, base64, image, prompt), 401 missing
 // token, 404 unknown path or model, 413 body or image too large, 501 not supported,
 // 503 the model's queue is full, 500 an unexpected failure. A bad request never stops
@@ -81,8 +81,27 @@ struct ServeOptions {
 //            "vit_b"), "checkpoint": path (relative to the JSON file),
 //    "model_type": SamConfig preset name, or "model_config": SamConfig JSON path,
 //    "precision": "auto" | "fp32" | "bf16" | "int8" (default: ServeOptions::precision)}
-// Unknown keys or kinds are errors naming the entry. From models_dir, the official
-// file names (workloads/model_files.h) become entries named by their file stem.
+// kind "glomsam": {"name", "kind", "type", "checkpoint", "config": "auto" | "official" |
+//   "tiny" | JSON path (GlomSamModel::config_for, as `glomsam predict --config`),
+//   "threshold": logit (default GlomSamPredictOptions::threshold), "precision"}.
+//   POST /sam/ needs "bbox" (the clinician's box of the GlomSAM protocol; points are
+//   ignored beside it, points or b64mask alone get 400) and answers one Feature:
+//   GlomSamModel::predict with that box, as `glomsam predict --box`. POST automask/:
+//   glomsam::rough_mask -> component_boxes (8-connected, >= 16 px, bounding box + 10 px,
+//   glomsam/rough_boxes.h) -> predict per box; one Feature per non-empty mask, in
+//   component order. quality is null (GlomSAM gives no IoU); QuPath then records none.
+// kind "gbmseg": {"name", "kind", "type", "dinov2": {"checkpoint", "model_type" |
+//   "model_config"}, "sam": {same}, "reference_images": [files], "reference_masks":
+//   [one per image] (several pairs are pooled, few-shot), "preset": as `gbmseg --preset`
+//   (default GbmSegBatchOptions::preset), "precision"}. Both routes (prompts and automask
+//   fields ignored) run GbmSegPipeline::segment on the region; the pipeline, with the
+//   references' features, is built on the first request and kept in the entry
+//   (Server::reference_computations counts the builds). One Feature per 8-connected
+//   part of the mask, quality null.
+// Unknown keys (per kind) or kinds are errors naming the entry and the field; missing
+// reference files, a mask count unlike the image count and unknown presets too. From
+// models_dir, the official file names (workloads/model_files.h) become entries named
+// by their file stem.
 
 class Server {
  public:
@@ -105,6 +124,9 @@ class Server {
   /// Requests whose image embedding came from the cache / was computed.
   int64_t cache_hits() const;
   int64_t cache_misses() const;
+  /// GBMSeg entries: times a pipeline's reference features were computed (once per
+  /// entry, on its first request).
+  int64_t reference_computations() const;
   /// Names of the registered model entries, in order.
   std::string entry_names() const;
 

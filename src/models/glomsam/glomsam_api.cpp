@@ -9,6 +9,7 @@
 
 #include "core/module_init.h"
 #include "models/glomsam/internal.h"
+#include "models/glomsam/tiling.h"
 #include "models/glomsam/trainer_access.h"
 #include "nephroseg/checkpoint/pth.h"
 #include "nephroseg/checkpoint/state_dict.h"
@@ -161,14 +162,7 @@ PredictResult GlomSamModel::predict(const cv::Mat& rgb, const PredictOptions& op
   // [H, W, 3] uint8 -> [3, H, W] float in [0,1] (uint8 * float32(1/255), as the reference).
   at::Tensor img =
       io::mat_to_tensor(rgb).permute({2, 0, 1}).to(at::kFloat) * (1.0f / 255.0f);
-  auto starts = [&](int64_t len) {
-    std::vector<int64_t> s{0};
-    if (len <= S) return s;
-    const int64_t stride = S - options.tile_overlap;
-    for (int64_t p = stride; p + S < len; p += stride) s.push_back(p);
-    s.push_back(len - S);
-    return s;
-  };
+  auto starts = [&](int64_t len) { return detail::tile_starts(len, S, options.tile_overlap); };
   at::Tensor sum = at::zeros({H, W}, at::kFloat);
   at::Tensor count = at::zeros({H, W}, at::kFloat);
   PredictResult result;
