@@ -213,11 +213,13 @@ std::string automask_body(const std::string& b64, int points_per_side) {
 struct Timings {
   std::vector<double> new_view, cached_click;   // server, over HTTP
   std::vector<double> encoder, predict;         // library, as bench sam
-  std::vector<double> wire_decode, digest, preprocess, polygons;  // server steps, timed here
+  std::vector<double> wire_decode, digest, preprocess, trace, dump;  // server steps, timed here
+  std::vector<double> answer_bytes, vertices;   // size of one click's answer
 };
 
 /// The server-side steps outside the model, timed on this round's view: base64 +
-/// PNG decode, pixel digest, resize + normalise, and polygons + JSON of `masks`.
+/// PNG decode, pixel digest, resize + normalise, tracing `masks` into GeoJSON
+/// geometries, and writing the answer's JSON text.
 void time_server_steps(const std::string& b64, const cv::Mat& view, sam::SamImpl& net, const at::Tensor& masks,
                        Timings& t) {
   auto t0 = Clock::now();
@@ -233,8 +235,19 @@ void time_server_steps(const std::string& b64, const cv::Mat& view, sam::SamImpl
   json features = json::array();
   for (int64_t i = 0; i < masks.size(0); ++i)
     features.push_back({{"type", "Feature"}, {"geometry", serve::wire::mask_geometry(io::tensor_to_mat(masks[i]))}});
+  t.trace.push_back(since(t0));
+  t0 = Clock::now();
   const std::string text = features.dump();
-  t.polygons.push_back(since(t0));
+  t.dump.push_back(since(t0));
+  t.answer_bytes.push_back(static_cast<double>(text.size()));
+  double vertices = 0;
+  for (const auto& f : features) {
+    const json& g = f["geometry"];
+    const json polygons = g["type"] == "Polygon" ? json::array({g["coordinates"]}) : g["coordinates"];
+    for (const auto& polygon : polygons)
+      for (const auto& ring : polygon) vertices += static_cast<double>(ring.size());
+  }
+  t.vertices.push_back(vertices);
 }
 
 /// One round: a new view clicked kClicksPerView times through the server, then the
@@ -373,7 +386,10 @@ int run_serve(const ServeBenchOptions& o, std::ostream& out) {
   print_row(out, "(b) cached-view click", cached, "predict", pred, floor_text(1.3, "predict", 0.030, pred, cached));
   out << "server steps outside the model, timed here (medians): base64 + PNG decode " << median(t.wire_decode)
       << " s, pixel digest " << median(t.digest) << " s, resize + normalise " << median(t.preprocess)
-      << " s, polygons + JSON of one multimask answer " << median(t.polygons) << " s" << std::endl;
+      << " s, masks -> GeoJSON geometries " << median(t.trace) << " s, JSON text " << median(t.dump)
+      << " s (one multimask answer: " << std::setprecision(0) << median(t.vertices) << " vertices, "
+      << std::setprecision(1) << median(t.answer_bytes) / 1e6 << " MB of JSON" << std::setprecision(3)
+      << "; random-weight masks: a trained model's outlines may be simpler)" << std::endl;
   if (o.points_per_side > 0) run_automask(o, client, *model, out);
   server.stop();
   return 0;
