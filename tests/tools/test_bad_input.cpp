@@ -631,6 +631,7 @@ std::vector<Case> cases() {
       {"demo_targets_zero", "demo --out {O} --targets 0", 1, "number of targets must be in [1, 100]"},
       {"bench_sam_runs_zero", "bench sam --runs 0", 1, "--runs and --decoder-runs must be >= 1"},
       {"bench_slide_sides", "bench slide --work {O} --sides 0", 1, "bench slide:"},
+      {"bench_serve_runs_zero", "bench serve --runs 0", 1, "bench serve: --runs must be >= 1"},
   };
   return t;
 }

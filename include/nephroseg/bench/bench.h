@@ -1,5 +1,5 @@
 // nephroseg/bench/bench.h: the benchmarks behind `nephroseg bench sam|gbmseg|glomsam|
-// checkpoint` (bench/*.cpp, library nephroseg_bench). Each one builds random-weight
+// checkpoint|serve` (bench/*.cpp, library nephroseg_bench). Each one builds random-weight
 // models or synthetic files, times them and writes its report lines to `out`; the CLI
 // passes std::cout. They return the command's exit code (0, or 3 when a checked
 // target is missed, as `bench checkpoint` does).
@@ -83,5 +83,30 @@ struct CheckpointBenchOptions {
   bool force_precision = false;
 };
 int run_checkpoint(const CheckpointBenchOptions& options, std::ostream& out);
+
+/// `nephroseg serve` as QuPath uses it, against the SAM library in the same process:
+/// a random-weight SAM saved as an official-format .pth in a temporary folder, an
+/// in-process serve::Server on 127.0.0.1 (any free port) and an HTTP client sending
+/// samapi JSON bodies (base64 PNG of a synthetic image_size x image_size view).
+/// Medians over `runs` rounds (after one untimed warm-up round that also loads the
+/// server's model): (a) the first click on a new view (cache miss: decode, encoder,
+/// decoder, polygons, JSON), (b) three more clicks on that view (cache hits), and, in
+/// the same rounds, the library's encoder forward and predict as `bench sam` times
+/// them; then (c) one automask request against the library's generate_masks on the
+/// same embedding. Prints both columns, their ratios and the floors (cached click <=
+/// 1.3 x predict + 30 ms, new-view click <= 1.15 x encoder + 100 ms) as met / NOT met.
+/// Returns 0 (timings are reported, not enforced: the machine may be loaded). The
+/// temporary folder is removed and the server stopped on every path.
+struct ServeBenchOptions {
+  int64_t runs = 3;                  ///< timed rounds (median reported, >= 1)
+  std::string model_type = "vit_b";  ///< vit_b | vit_l | vit_h | medsam
+  std::string model_config;          ///< SamConfig JSON (wins over model_type), e.g.
+                                     ///< a tiny model for smoke runs
+  int points_per_side = 32;          ///< automask grid (1..256; 0 skips automask)
+  int image_size = 1024;             ///< side of the square views sent (32..4096)
+  std::string dir;                   ///< parent of the temporary folder ("" = system temp)
+  Precision precision = Precision::kFp32;  ///< the global --precision (resolved)
+};
+int run_serve(const ServeBenchOptions& options, std::ostream& out);
 
 }  // namespace nephroseg::bench
