@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <opencv2/imgproc.hpp>
 #include <sstream>
+#include <unordered_map>
 
 #include "nephroseg/core/error.h"
 #include "nephroseg/core/atomic_file.h"
@@ -28,20 +29,6 @@ double signed_area(const Ring& r) {
   return 0.5 * a;
 }
 
-// Even-odd test of a point against one ring.
-bool inside_ring(const Ring& r, cv::Point2d p) {
-  bool in = false;
-  for (size_t i = 0, j = r.size() - 1; i < r.size(); j = i++) {
-    const auto& a = r[i];
-    const auto& b = r[j];
-    if ((a.y > p.y) != (b.y > p.y)) {
-      const double x = a.x + (p.y - a.y) * (b.x - a.x) / (b.y - a.y);
-      if (p.x < x) in = !in;
-    }
-  }
-  return in;
-}
-
 // Traces the pixel-edge boundary loops of a binary image (1 = foreground) with a
 // one-pixel zero border. Edges run with the foreground on the right-hand side when
 // drawn on screen (y down), i.e. exterior loops get positive shoelace area. At a
@@ -49,7 +36,7 @@ bool inside_ring(const Ring& r, cv::Point2d p) {
 // other pixel, which keeps 8-connected pixels in one loop.
 struct TracedLoop {
   Ring ring;
-  cv::Point2d inside_background;  // centre of a background pixel next to the loop
+  cv::Point foreground;  // a foreground pixel on the loop (bin coordinates)
 };
 
 std::vector<TracedLoop> trace_loops(const cv::Mat& bin, cv::Point offset) {
@@ -83,7 +70,7 @@ std::vector<TracedLoop> trace_loops(const cv::Mat& bin, cv::Point offset) {
   for (size_t start = 0; start < edges.size(); ++start) {
     if (edges[start].used) continue;
     TracedLoop loop;
-    loop.inside_background = cv::Point2d(edges[start].bx + 0.5 + offset.x, edges[start].by + 0.5 + offset.y);
+    loop.foreground = cv::Point(edges[start].px, edges[start].py);
     std::vector<cv::Point> verts;
     int e = static_cast<int>(start);
     while (!edges[e].used) {
@@ -112,6 +99,27 @@ std::vector<TracedLoop> trace_loops(const cv::Mat& bin, cv::Point offset) {
     if (loop.ring.size() >= 4) loops.push_back(std::move(loop));
   }
   return loops;
+}
+
+// Exterior loops become polygons; each hole goes to the polygon of the 8-connected
+// component it is cut out of (the one its boundary pixels belong to: a traced loop
+// never leaves one component). Linear in the pixels; testing every hole against every
+// exterior ring was quadratic on ragged masks (16,716 holes and 3,818 parts took 1.4 s).
+void assemble_polygons(const cv::Mat& bin, const std::vector<TracedLoop>& loops,
+                       std::vector<std::vector<Ring>>* polygons) {
+  cv::Mat components;
+  cv::connectedComponents(bin, components, 8, CV_32S);
+  std::unordered_map<int, size_t> polygon_of;
+  for (const auto& l : loops) {
+    if (signed_area(l.ring) <= 0) continue;
+    polygon_of[components.at<int>(l.foreground)] = polygons->size();
+    polygons->push_back({l.ring});
+  }
+  for (const auto& l : loops) {
+    if (signed_area(l.ring) > 0) continue;
+    const auto it = polygon_of.find(components.at<int>(l.foreground));
+    if (it != polygon_of.end()) (*polygons)[it->second].push_back(l.ring);
+  }
 }
 
 nlohmann::json ring_json(const Ring& r) {
@@ -159,18 +167,7 @@ std::vector<PolygonObject> trace_objects(const cv::Mat& labels_in) {
     auto loops = trace_loops(bin, box.tl());
     PolygonObject obj;
     obj.label = label;
-    std::vector<const TracedLoop*> holes;
-    for (const auto& l : loops) {
-      if (signed_area(l.ring) > 0) obj.polygons.push_back({l.ring});
-      else holes.push_back(&l);
-    }
-    for (const TracedLoop* h : holes) {
-      for (auto& poly : obj.polygons)
-        if (inside_ring(poly[0], h->inside_background)) {
-          poly.push_back(h->ring);
-          break;
-        }
-    }
+    assemble_polygons(bin, loops, &obj.polygons);
     double area = 0, perimeter = 0, cx = 0, cy = 0, count = 0;
     for (int y = 0; y < box.height; ++y)
       for (int x = 0; x < box.width; ++x)

@@ -61,6 +61,23 @@ void send_json(httplib::Response& res, int status, const json& body) {
   res.status = status;
   res.set_content(body.dump(), "application/json");
 }
+/// A JSON list of Features, each already JSON text (Server::Impl::feature).
+using Features = std::vector<std::string>;
+void send_features(httplib::Response& res, const Features& features) {
+  size_t size = 2;
+  for (const auto& f : features) size += f.size() + 1;
+  std::string body;
+  body.reserve(size);
+  body += '[';
+  for (size_t i = 0; i < features.size(); ++i) {
+    if (i > 0) body += ',';
+    body += features[i];
+  }
+  body += ']';
+  res.status = 200;
+  res.set_content(body, "application/json");
+}
+
 void send_text(httplib::Response& res, const std::string& text) {
   res.status = 200;
   res.set_content(text, "text/plain; charset=utf-8");
@@ -301,18 +318,18 @@ struct Server::Impl {
     ModelEntry& entry = choose_entry(type, string_of(body, "checkpoint_url", ""));
     if (entry.kind == "glomsam") glomsam_box(entry, body);  // a bad prompt before the image
     const cv::Mat rgb = read_image(body);
-    if (entry.kind == "glomsam") return send_json(res, 200, glomsam_box_features(entry, body, rgb));
-    if (entry.kind == "gbmseg") return send_json(res, 200, gbmseg_features(entry, rgb));
+    if (entry.kind == "glomsam") return send_features(res, glomsam_box_features(entry, body, rgb));
+    if (entry.kind == "gbmseg") return send_features(res, gbmseg_features(entry, rgb));
     ModelSlot slot(entry, options.queue_depth);
     held(entry);
     const auto model = model_of(entry);
     const sam::SamPrompt prompt = parse_prompt(body, model->config().low_res_size());
     const auto emb = embedding(entry, *model, rgb);
     const sam::SamResult result = model->predict(*emb, prompt);
-    json features = json::array();
+    Features features;
     for (int64_t i = 0; i < result.masks.size(0); ++i)
       features.push_back(feature(io::tensor_to_mat(result.masks[i]), i - 1, result.iou[i].item<double>(), entry.name));
-    send_json(res, 200, features);
+    send_features(res, features);
   }
 
   void automask(const httplib::Request& req, httplib::Response& res) {
@@ -323,9 +340,9 @@ struct Server::Impl {
     const sam::AutomaskOptions automask_options = parse_automask_options(body);  // SAM's; checked for all
     const cv::Mat rgb = read_image(body);
     check_automask_size(rgb);
-    if (entry.kind == "glomsam") return send_json(res, 200, glomsam_automask_features(entry, rgb));
-    if (entry.kind == "gbmseg") return send_json(res, 200, gbmseg_features(entry, rgb));
-    send_json(res, 200, automask_features(entry, rgb, automask_options, body));
+    if (entry.kind == "glomsam") return send_features(res, glomsam_automask_features(entry, rgb));
+    if (entry.kind == "gbmseg") return send_features(res, gbmseg_features(entry, rgb));
+    send_features(res, automask_features(entry, rgb, automask_options, body));
   }
 
   void check_automask_size(const cv::Mat& rgb) const {
@@ -358,23 +375,23 @@ struct Server::Impl {
 
   /// POST /sam/ on a GlomSAM entry: GlomSamModel::predict with the box, as
   /// `glomsam predict --box` (rough mask, prompt generator and CNN branch inside).
-  json glomsam_box_features(ModelEntry& entry, const json& body, const cv::Mat& rgb) {
+  Features glomsam_box_features(ModelEntry& entry, const json& body, const cv::Mat& rgb) {
     const glomsam::Box box = glomsam_box(entry, body);
     ModelSlot slot(entry, options.queue_depth);
     held(entry);
     const auto model = loaded(entry, load_glomsam);
     const cv::Mat mask = io::tensor_to_mat(model->predict(rgb, glomsam_options(box)).mask);
-    return json::array({feature(mask, -1, nullptr, entry.name)});
+    return {feature(mask, -1, nullptr, entry.name)};
   }
 
   /// POST /sam/automask/ on a GlomSAM entry: every glomerulus of the region, one box per
   /// component of the rough mask (glomsam/rough_boxes.h), GlomSAM per box.
-  json glomsam_automask_features(ModelEntry& entry, const cv::Mat& rgb) {
+  Features glomsam_automask_features(ModelEntry& entry, const cv::Mat& rgb) {
     ModelSlot slot(entry, options.queue_depth);
     held(entry);
     const auto model = loaded(entry, load_glomsam);
     const cv::Mat rough = glomsam::rough_mask(*model, rgb, workloads::GlomSamPredictOptions{}.overlap);
-    json features = json::array();
+    Features features;
     for (const glomsam::Box& box : glomsam::component_boxes(rough)) {
       const cv::Mat mask = io::tensor_to_mat(model->predict(rgb, glomsam_options(box)).mask);
       if (cv::countNonZero(mask) > 0)
@@ -385,12 +402,12 @@ struct Server::Impl {
 
   /// Both routes on a GBMSeg entry: the region segmented from the entry's references
   /// (computed once, kept in the entry); one Feature per 8-connected part of the mask.
-  json gbmseg_features(ModelEntry& entry, const cv::Mat& rgb) {
+  Features gbmseg_features(ModelEntry& entry, const cv::Mat& rgb) {
     ModelSlot slot(entry, options.queue_depth);
     held(entry);
     const auto pipeline = loaded(entry, load_gbmseg);
     const cv::Mat labels = io::label_instances(pipeline->segment(rgb).mask, 8);
-    json features = json::array();
+    Features features;
     for (int label = 1; label <= io::max_label(labels); ++label)
       features.push_back(feature(labels == label, label - 2, nullptr, entry.name));
     return features;
@@ -398,7 +415,7 @@ struct Server::Impl {
 
   /// SAM's automatic mask generator over the region, the whole-image embedding from
   /// the cache (crops are encoded by the generator).
-  json automask_features(ModelEntry& entry, const cv::Mat& rgb, const sam::AutomaskOptions& automask_options,
+  Features automask_features(ModelEntry& entry, const cv::Mat& rgb, const sam::AutomaskOptions& automask_options,
                          const json& /*body*/) {
     ModelSlot slot(entry, options.queue_depth);
     held(entry);
@@ -406,7 +423,7 @@ struct Server::Impl {
     const auto emb = embedding(entry, *model, rgb);
     const std::vector<sam::AutoMask> masks =
         sam::generate_masks(*model, io::mat_view(rgb), automask_options, emb.get());
-    json features = json::array();
+    Features features;
     for (size_t i = 0; i < masks.size(); ++i)
       features.push_back(feature(io::tensor_to_mat(masks[i].segmentation), static_cast<int64_t>(i) - 1,
                                  masks[i].predicted_iou, entry.name));
@@ -416,10 +433,15 @@ struct Server::Impl {
   /// One samapi Feature: the mask's outline, samapi's object_idx numbering (mask i ->
   /// i - 1; QuPath shows it as a class), quality = predicted IoU (null: the model has
   /// none; QuPath then records no "SAM Quality").
-  static json feature(const cv::Mat& mask, int64_t object_idx, const json& quality, const std::string& model) {
-    return {{"type", "Feature"},
-            {"geometry", wire::mask_geometry(mask)},
-            {"properties", {{"object_idx", object_idx}, {"label", "object"}, {"quality", quality}, {"sam_model", model}}}};
+  /// The Feature as JSON text: its geometry is written straight to text
+  /// (wire::append_geometry), since an outline can have 10^5 vertices.
+  static std::string feature(const cv::Mat& mask, int64_t object_idx, const json& quality, const std::string& model) {
+    std::string text = R"({"type":"Feature","geometry":)";
+    wire::append_geometry(mask, &text);
+    text += R"(,"properties":)";
+    text += json{{"object_idx", object_idx}, {"label", "object"}, {"quality", quality}, {"sam_model", model}}.dump();
+    text += '}';
+    return text;
   }
 
   // ---- weights ---------------------------------------------------------------------

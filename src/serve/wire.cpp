@@ -4,6 +4,7 @@
 #include <opencv2/imgcodecs.hpp>
 #include <opencv2/imgproc.hpp>
 
+#include <charconv>
 #include <cstdio>
 #include <functional>
 #include <string_view>
@@ -143,26 +144,54 @@ cv::Mat decode_grey(const std::string& bytes, const std::string& what) {
   return grey;
 }
 
-nlohmann::json mask_geometry(const cv::Mat& mask) {
+void append_geometry(const cv::Mat& mask, std::string* out) {
   cv::Mat labels;
   cv::compare(mask, 0, labels, cv::CMP_NE);  // 255 inside
   labels.convertTo(labels, CV_32S, 1.0 / 255.0);
   const std::vector<io::PolygonObject> objects = io::trace_objects(labels);
-  nlohmann::json parts = nlohmann::json::array();
+  size_t parts = 0;
+  for (const auto& object : objects) parts += object.polygons.size();
+  if (parts == 0) {
+    *out += R"({"type":"Polygon","coordinates":[]})";
+    return;
+  }
+  // Pixel-edge vertices are whole numbers: written as integers. Rings are closed.
+  char number[48];
+  const auto vertex = [&](const cv::Point2d& p) {
+    char* end = number;
+    *end++ = '[';
+    end = std::to_chars(end, number + sizeof number, static_cast<long long>(p.x)).ptr;
+    *end++ = ',';
+    end = std::to_chars(end, number + sizeof number, static_cast<long long>(p.y)).ptr;
+    *end++ = ']';
+    out->append(number, static_cast<size_t>(end - number));
+  };
+  *out += parts == 1 ? R"({"type":"Polygon","coordinates":)" : R"({"type":"MultiPolygon","coordinates":[)";
+  bool first_polygon = true;
   for (const auto& object : objects)
     for (const auto& polygon : object.polygons) {
-      nlohmann::json rings = nlohmann::json::array();
-      for (const auto& ring : polygon) {
-        nlohmann::json points = nlohmann::json::array();
-        for (const auto& p : ring) points.push_back({p.x, p.y});
-        if (!ring.empty()) points.push_back({ring.front().x, ring.front().y});
-        rings.push_back(std::move(points));
+      if (!first_polygon) *out += ',';
+      first_polygon = false;
+      *out += '[';
+      for (size_t r = 0; r < polygon.size(); ++r) {
+        if (r > 0) *out += ',';
+        *out += '[';
+        for (const auto& p : polygon[r]) {
+          vertex(p);
+          *out += ',';
+        }
+        if (!polygon[r].empty()) vertex(polygon[r].front());
+        *out += ']';
       }
-      parts.push_back(std::move(rings));
+      *out += ']';
     }
-  if (parts.empty()) return {{"type", "Polygon"}, {"coordinates", nlohmann::json::array()}};
-  if (parts.size() == 1) return {{"type", "Polygon"}, {"coordinates", parts[0]}};
-  return {{"type", "MultiPolygon"}, {"coordinates", parts}};
+  *out += parts == 1 ? "}" : "]}";
+}
+
+nlohmann::json mask_geometry(const cv::Mat& mask) {
+  std::string text;
+  append_geometry(mask, &text);
+  return nlohmann::json::parse(text);
 }
 
 std::string pixel_digest(const cv::Mat& image) {

@@ -34,6 +34,9 @@ cv::Mat decode_grey(const std::string& bytes, const std::string& what);
 /// holes kept, closed rings; Polygon for one part, MultiPolygon for several, and
 /// samapi's empty Polygon for an empty mask.
 nlohmann::json mask_geometry(const cv::Mat& mask);
+/// The same geometry appended to `out` as JSON text (integer vertices), without
+/// building a JSON tree: what the server sends.
+void append_geometry(const cv::Mat& mask, std::string* out);
 
 /// 128-bit hex digest of an image's size, type and pixels (the embedding-cache key).
 std::string pixel_digest(const cv::Mat& image);
