@@ -6,6 +6,7 @@
 #include <torch/serialize.h>
 
 #include <signal.h>
+#include <unistd.h>
 #include <spawn.h>
 #include <sys/wait.h>
 
@@ -187,6 +188,13 @@ at::Tensor unpack_bits(const at::Tensor& packed, int64_t h, int64_t w) {
   for (int64_t i = 0; i < n; ++i)
     for (int64_t k = 0; k < h * w; ++k) dst[i * h * w + k] = (src[i * row + k / 8] >> (7 - k % 8)) & 1;
   return out;
+}
+
+double resident_mib() {
+  std::ifstream statm("/proc/self/statm");
+  long long pages = 0, resident = 0;
+  statm >> pages >> resident;
+  return static_cast<double>(resident) * static_cast<double>(::sysconf(_SC_PAGESIZE)) / (1024.0 * 1024.0);
 }
 
 }  // namespace nephroseg::test

@@ -59,6 +59,9 @@ std::vector<std::string> temporaries_under(const std::string& dir);
 /// bool.
 at::Tensor unpack_bits(const at::Tensor& packed, int64_t h, int64_t w);
 
+/// This process's resident memory in MiB (/proc/self/statm).
+double resident_mib();
+
 double max_abs_diff(const at::Tensor& a, const at::Tensor& b);
 
 }  // namespace nephroseg::test
