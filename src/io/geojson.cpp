@@ -145,19 +145,30 @@ std::vector<PolygonObject> trace_objects(const cv::Mat& labels_in) {
   NEPHRO_CHECK(!labels_in.empty() && labels_in.channels() == 1, "trace_objects: needs a single-channel label image");
   cv::Mat labels;
   labels_in.convertTo(labels, CV_32S);
-  // Bounding boxes per label.
-  std::map<int, cv::Rect> boxes;
+  // Bounding boxes per label (runs of one label reuse the last lookup).
+  struct Bounds {
+    int x0, y0, x1, y1;
+  };
+  std::map<int, Bounds> bounds;
   for (int y = 0; y < labels.rows; ++y) {
     const int* row = labels.ptr<int>(y);
+    int last = 0;
+    Bounds* b = nullptr;
     for (int x = 0; x < labels.cols; ++x) {
       if (row[x] <= 0) continue;
-      auto it = boxes.find(row[x]);
-      if (it == boxes.end()) boxes[row[x]] = cv::Rect(x, y, 1, 1);
-      else it->second |= cv::Rect(x, y, 1, 1);
+      if (row[x] != last || b == nullptr) {
+        last = row[x];
+        b = &bounds.try_emplace(last, Bounds{x, y, x, y}).first->second;
+      }
+      b->x0 = std::min(b->x0, x);
+      b->x1 = std::max(b->x1, x);
+      b->y0 = std::min(b->y0, y);
+      b->y1 = std::max(b->y1, y);
     }
   }
   std::vector<PolygonObject> objects;
-  for (const auto& [label, box] : boxes) {
+  for (const auto& [label, b] : bounds) {
+    const cv::Rect box(b.x0, b.y0, b.x1 - b.x0 + 1, b.y1 - b.y0 + 1);
     cv::Mat bin = cv::Mat::zeros(box.height, box.width, CV_8U);
     for (int y = 0; y < box.height; ++y) {
       const int* row = labels.ptr<int>(box.y + y) + box.x;
