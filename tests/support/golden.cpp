@@ -78,6 +78,17 @@ std::string temp_dir(const std::string& tag) {
   return p.string();
 }
 
+void remove_temp_root() {
+  const fs::path root = fs::temp_directory_path() / ("nephroseg_test_" + std::to_string(::getpid()));
+  std::error_code ec;
+  if (!fs::exists(root, ec)) return;
+  if (std::getenv("NEPHROSEG_KEEP_TEST_DIRS") != nullptr) {
+    std::fprintf(stderr, "test folders kept in %s (NEPHROSEG_KEEP_TEST_DIRS)\n", root.string().c_str());
+    return;
+  }
+  fs::remove_all(root, ec);
+}
+
 std::string binary_dir() { return NEPHROSEG_BINARY_DIR; }
 std::string source_dir() { return NEPHROSEG_SOURCE_DIR; }
 

@@ -23,6 +23,10 @@ std::string shared_path(const std::string& rel);
 /// A fresh empty temporary folder for one test (removed at process exit).
 std::string temp_dir(const std::string& tag);
 /// The build folder (for running the CLI binary from tests).
+/// Removes this process's folder of temp_dir()s (/tmp/nephroseg_test_<pid>), unless
+/// NEPHROSEG_KEEP_TEST_DIRS is set (then it says where it is). The test main calls it
+/// after the tests, so a test run leaves nothing in /tmp.
+void remove_temp_root();
 std::string binary_dir();
 std::string source_dir();
 
