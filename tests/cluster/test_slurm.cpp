@@ -3,6 +3,9 @@
 // Skips, saying why, when no Slurm cluster answers (scripts/test.sh starts one).
 #include <ATen/ATen.h>
 #include <gtest/gtest.h>
+
+#include <fstream>
+#include <iterator>
 #include <unistd.h>
 
 #include <cmath>
@@ -34,6 +37,17 @@ int sbatch(const std::string& dir, const std::string& args, const std::string& s
             output);
 }
 
+// The array tasks' logs (task-<k>.log), for the message of a failed job.
+std::string task_logs(const std::string& dir) {
+  std::string text;
+  for (int k = 0; k < 3; ++k) {
+    std::ifstream in(dir + "/task-" + std::to_string(k) + ".log");
+    text += "\n--- task-" + std::to_string(k) + ".log:\n" +
+            std::string((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  }
+  return text;
+}
+
 }  // namespace
 
 TEST(Slurm, GbmSegArrayOfThreeTasksPlusMergeEqualsOneProcess) {
@@ -48,7 +62,7 @@ TEST(Slurm, GbmSegArrayOfThreeTasksPlusMergeEqualsOneProcess) {
   ASSERT_EQ(sbatch(dir, "--array=0-2%3 -o " + dir + "/task-%a.log",
                    exe + " --threads 1 gbmseg" + args + " --out " + dir + "/sharded --shard auto", &out),
             0)
-      << out;
+      << out << task_logs(dir);
   const std::string job = out.substr(0, out.find_first_of(";\n"));
   // The merge as a dependent job, as scripts/slurm/merge.sbatch does it.
   ASSERT_EQ(sbatch(dir, "--dependency=afterok:" + job + " -o " + dir + "/merge.log",

@@ -25,7 +25,8 @@ std::string temp_dir(const std::string& tag);
 /// The build folder (for running the CLI binary from tests).
 /// Removes this process's folder of temp_dir()s (/tmp/nephroseg_test_<pid>), unless
 /// NEPHROSEG_KEEP_TEST_DIRS is set (then it says where it is). The test main calls it
-/// after the tests, so a test run leaves nothing in /tmp.
+/// after the tests when all passed, so a passing run leaves nothing in /tmp (a failing
+/// one keeps its files to look at).
 void remove_temp_root();
 std::string binary_dir();
 std::string source_dir();

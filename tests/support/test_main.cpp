@@ -10,6 +10,7 @@ int main(int argc, char** argv) {
   nephroseg::rerun_with_better_blas_kernel(argv);
   ::testing::InitGoogleTest(&argc, argv);
   const int status = RUN_ALL_TESTS();
-  nephroseg::test::remove_temp_root();  // every test's temp_dir() is under it
+  // Every test's temp_dir() is under it; kept when a test failed, for its files.
+  if (status == 0) nephroseg::test::remove_temp_root();
   return status;
 }
