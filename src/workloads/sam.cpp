@@ -37,6 +37,14 @@ bool has_prompt(const PromptSpec& p) {
   return !p.prompt.points.empty() || p.prompt.box || p.prompt.mask_input.defined();
 }
 
+// result.json's "model": the same in prompt and automask mode.
+json model_json(const SamBatchOptions& o, const sam::SamConfig& cfg) {
+  return {{"type", o.model_config.empty() ? o.model_type : cfg.name},
+          {"checkpoint", o.checkpoint},
+          {"img_size", cfg.img_size},
+          {"preprocess", sam::preprocess_names().name(cfg.preprocess)}};
+}
+
 json prompt_json(const PromptSpec& ip) {
   json pts = json::array();
   for (size_t i = 0; i < ip.prompt.points.size(); ++i)
@@ -90,10 +98,7 @@ void write_outputs(const std::string& dir, const std::string& image_path, const 
 
   json j;
   j["image"] = image_path;
-  j["model"] = {{"type", o.model_config.empty() ? o.model_type : cfg.name},
-                {"checkpoint", o.checkpoint},
-                {"img_size", cfg.img_size},
-                {"preprocess", sam::preprocess_names().name(cfg.preprocess)}};
+  j["model"] = model_json(o, cfg);
   j["original_size"] = {emb.original_size[0], emb.original_size[1]};
   j["input_size"] = {emb.input_size[0], emb.input_size[1]};
   j["prompt"] = prompt_json(ip);
@@ -210,10 +215,7 @@ void write_automask_outputs(const std::string& dir, const std::string& image_pat
 
   json j;
   j["image"] = image_path;
-  j["model"] = {{"type", o.model_config.empty() ? o.model_type : cfg.name},
-                {"checkpoint", o.checkpoint},
-                {"img_size", cfg.img_size},
-                {"preprocess", sam::preprocess_names().name(cfg.preprocess)}};
+  j["model"] = model_json(o, cfg);
   j["original_size"] = {rgb.rows, rgb.cols};
   j["mode"] = "automask";
   j["automask"] = automask_options_json(o.automask_options);
