@@ -23,6 +23,8 @@ packages=(
   libtorch-dev libgloo-dev libopenblas0-openmp
   # images, CLI, JSON, TIFF
   libopencv-dev libcli11-dev nlohmann-json3-dev libtiff-dev libpng-dev
+  # XML (OME-XML in TIFF descriptions and slides)
+  libpugixml-dev
   # the local HTTP server (`nephroseg serve`)
   libcpp-httplib-dev
   # whole slides (SVS, NDPI, MRXS, ...)
