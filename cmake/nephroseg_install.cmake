@@ -30,6 +30,9 @@ install(FILES ${PROJECT_BINARY_DIR}/nephrosegConfig.cmake ${PROJECT_BINARY_DIR}/
 
 if(TARGET nephroseg_cli)
   install(TARGETS nephroseg_cli RUNTIME DESTINATION ${CMAKE_INSTALL_BINDIR} COMPONENT runtime)
+  # The workbench page: served from inside the binary; installed too, for reading and
+  # for adapting it (docs/workbench.md).
+  install(DIRECTORY ${PROJECT_SOURCE_DIR}/web/ DESTINATION ${CMAKE_INSTALL_DATADIR}/nephroseg/web COMPONENT runtime)
 endif()
 if(TARGET nephroseg_python)
   install(TARGETS nephroseg_python LIBRARY DESTINATION ${NEPHROSEG_PYTHON_INSTALL_DIR}/nephroseg COMPONENT python)

@@ -25,8 +25,9 @@ packages=(
   libopencv-dev libcli11-dev nlohmann-json3-dev libtiff-dev libpng-dev
   # XML (OME-XML in TIFF descriptions and slides)
   libpugixml-dev
-  # the local HTTP server (`nephroseg serve`)
-  libcpp-httplib-dev
+  # the local HTTP server (`nephroseg serve`) and its workbench page, which embeds
+  # Debian's Leaflet at build time (zlib for the masks' zip export)
+  libcpp-httplib-dev libjs-leaflet zlib1g-dev
   # whole slides (SVS, NDPI, MRXS, ...)
   libopenslide-dev
   # tests
@@ -35,6 +36,8 @@ packages=(
   # independent checks against files written by torch.save, scikit-image for MedSAM's
   # resize
   chromium python3-torch python3-numpy python3-skimage
+  # tests only: the workbench's browser test drives chromium through WebDriver
+  chromium-driver python3-selenium
   # (not installed: python3-torchvision python3-opencv, needed only to regenerate the
   # automask golden files with tests/golden/automask/make_golden.py; no test runs it)
   # tests only: a single-node Slurm cluster (scripts/slurm/local_cluster.sh)

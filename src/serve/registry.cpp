@@ -160,20 +160,29 @@ void read_gbmseg_fields(const nlohmann::json& o, ModelEntry& e, const fs::path& 
 
 std::unique_ptr<ModelEntry> read_entry(const nlohmann::json& o, std::string where, const fs::path& base,
                                        Precision fallback) {
-  static const std::set<std::string> kinds = {"sam", "medsam", "glomsam", "gbmseg"};
+  static const std::set<std::string> kinds = {"sam", "medsam", "glomsam", "gbmseg", "dinov2"};
   NEPHRO_CHECK(o.is_object(), where, ": must be an object");
   auto e = std::make_unique<ModelEntry>();
   e->name = string_field(o, "name", where);
   NEPHRO_CHECK(!e->name.empty(), where, ": \"name\" is required");
   where += " (\"" + e->name + "\")";
   e->kind = o.contains("kind") ? string_field(o, "kind", where) : "sam";
-  NEPHRO_CHECK(kinds.count(e->kind), where, ": unknown kind \"", e->kind, "\" (sam, medsam, glomsam, gbmseg)");
+  NEPHRO_CHECK(kinds.count(e->kind), where, ": unknown kind \"", e->kind, "\" (sam, medsam, glomsam, gbmseg, dinov2)");
   if (e->kind == "glomsam")
     read_glomsam_fields(o, *e, base, where);
   else if (e->kind == "gbmseg")
     read_gbmseg_fields(o, *e, base, where);
   else
     read_sam_fields(o, *e, base, where);
+  if (e->kind == "dinov2") {
+    // A feature extractor for the workbench's GBMSeg runs: never offered to samapi clients.
+    NEPHRO_CHECK(o.contains("model_type") || o.contains("model_config"), where,
+                 ": a dinov2 entry needs \"model_type\" (vits14 .. vitg14) or \"model_config\"");
+    NEPHRO_CHECK(!o.contains("type"), where, ": a dinov2 entry has no samapi \"type\"");
+    const std::string precision = string_field(o, "precision", where);
+    e->precision = precision.empty() ? fallback : precision_names().parse(precision, where + ": precision");
+    return e;
+  }
   e->type = string_field(o, "type", where);
   if (e->type.empty())
     e->type = e->model_type == "medsam" || e->model_type.empty() || e->kind == "glomsam" || e->kind == "gbmseg"
@@ -210,14 +219,14 @@ std::vector<std::unique_ptr<ModelEntry>> scan_models_dir(const std::string& dir,
   NEPHRO_CHECK(fs::is_directory(dir), "--models ", dir, ": not a folder");
   std::vector<std::unique_ptr<ModelEntry>> entries;
   for (const auto& c : workloads::official_checkpoints()) {
-    if (c.family != "sam" && c.family != "medsam") continue;
+    if (c.family != "sam" && c.family != "medsam" && c.family != "dinov2") continue;
     const fs::path file = fs::path(dir) / c.file;
     if (!fs::is_regular_file(file)) continue;
     auto e = std::make_unique<ModelEntry>();
     e->name = file.stem().string();
     e->kind = c.family;
     e->model_type = c.type;
-    e->type = c.family == "medsam" ? "vit_b" : c.type;
+    e->type = c.family == "medsam" ? "vit_b" : c.family == "dinov2" ? "" : c.type;
     e->checkpoint = file.string();
     e->precision = fallback;
     entries.push_back(std::move(e));

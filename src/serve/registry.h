@@ -33,7 +33,7 @@ std::string served_types_text();
 
 struct ModelEntry {
   std::string name;
-  std::string kind = "sam";  // "sam" | "medsam" | "glomsam" | "gbmseg"
+  std::string kind = "sam";  // "sam" | "medsam" | "glomsam" | "gbmseg" | "dinov2" (workbench only)
   std::string type;          // samapi type
   std::string checkpoint;
   std::string model_type;    // SamConfig preset

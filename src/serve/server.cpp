@@ -27,6 +27,7 @@
 #include "serve/registry.h"
 #include "serve/request.h"
 #include "serve/wire.h"
+#include "serve/workbench.h"
 
 namespace fs = std::filesystem;
 using nlohmann::json;
@@ -158,6 +159,7 @@ struct Server::Impl {
   std::vector<std::unique_ptr<ModelEntry>> entries;
   EmbeddingCache cache;
   std::atomic<int64_t> hits{0}, misses{0};
+  std::unique_ptr<Workbench> workbench;  // the page at / and its /api/ (after the entries)
 
   httplib::Server http;
   std::thread thread;
@@ -198,6 +200,7 @@ struct Server::Impl {
       }
       std::string path = strip_token(req.path);
       if (path.empty() || path.back() != '/') path += '/';
+      if (workbench && workbench->handle(req.method, path, req, res)) return;
       dispatch(req.method, path, req, res);
     } catch (const RequestError& e) {
       send_json(res, e.status, {{"detail", e.detail}});
@@ -248,7 +251,7 @@ struct Server::Impl {
     std::lock_guard<std::mutex> lock(registry_mutex);
     if (!checkpoint_url.empty()) {
       for (auto& e : entries)
-        if (e->url() == checkpoint_url) return *e;
+        if (e->url() == checkpoint_url && e->kind != "dinov2") return *e;
       fail(404, "no model " + checkpoint_url + " on this server (GET /sam/weights/ lists them as nephroseg:NAME)");
     }
     for (auto& e : entries)
@@ -444,6 +447,74 @@ struct Server::Impl {
     return text;
   }
 
+  // ---- the workbench's use of the registry ------------------------------------------
+
+  ModelEntry& entry_named(const std::string& name) {
+    std::lock_guard<std::mutex> lock(registry_mutex);
+    for (auto& e : entries)
+      if (e->name == name) return *e;
+    fail(404, "no model \"" + name.substr(0, 100) + "\" on this server (" + names_locked() + ")");
+  }
+
+  ModelEntry& sam_entry_named(const std::string& name) {
+    ModelEntry& e = entry_named(name);
+    if (e.kind != "sam" && e.kind != "medsam")
+      fail(400, "model " + e.name + " is " + e.kind + ", not SAM or MedSAM: it cannot segment from clicks");
+    return e;
+  }
+
+  ModelAccess model_access() {
+    ModelAccess a;
+    a.predict = [this](const std::string& name, const cv::Mat& rgb, const std::string& key,
+                       const sam::SamPrompt& prompt) {
+      ModelEntry& entry = sam_entry_named(name);
+      ModelSlot slot(entry, options.queue_depth);
+      held(entry);
+      const auto model = model_of(entry);
+      std::shared_ptr<const sam::ImageEmbedding> emb = cache.find(entry.name + "|file|" + key);
+      if (emb) {
+        hits.fetch_add(1);
+      } else {
+        misses.fetch_add(1);
+        emb = std::make_shared<const sam::ImageEmbedding>(model->encode(io::mat_view(rgb)));
+        cache.put(entry.name + "|file|" + key, emb);
+      }
+      sam::SamPrompt p = prompt;
+      if (p.mask_input.defined() && p.mask_input.size(-1) != model->config().low_res_size())
+        fail(400, "the mask input does not fit model " + entry.name);
+      return model->predict(*emb, p);
+    };
+    a.low_res_size = [this](const std::string& name) {
+      return model_of(sam_entry_named(name))->config().low_res_size();
+    };
+    a.list = [this] {
+      std::lock_guard<std::mutex> lock(registry_mutex);
+      json list = json::array();
+      for (const auto& e : entries)
+        if (e->kind == "sam" || e->kind == "medsam" || e->kind == "dinov2")
+          list.push_back({{"name", e->name}, {"kind", e->kind}, {"type", e->type}});
+      return list;
+    };
+    a.backend = [this](const std::string& name, const std::string& role) {
+      gbmseg::BackendSpec spec;
+      if (name == "classical") {
+        spec.kind = "classical";
+        return spec;
+      }
+      ModelEntry& e = entry_named(name);
+      const std::string wanted = role == "features" ? "dinov2" : "sam";
+      if (e.kind != wanted)
+        fail(400, "model " + e.name + " is " + e.kind + "; GBMSeg's " + role + " need a " + wanted +
+                      " model or \"classical\" (the weight-free one)");
+      spec.kind = wanted;
+      spec.checkpoint = e.checkpoint;
+      spec.model_type = e.model_type;
+      spec.config_json = e.model_config;
+      return spec;
+    };
+    return a;
+  }
+
   // ---- weights ---------------------------------------------------------------------
 
   void list_weights(const httplib::Request& req, httplib::Response& res) {
@@ -452,7 +523,8 @@ struct Server::Impl {
     json list = json::array();
     std::lock_guard<std::mutex> lock(registry_mutex);
     for (const auto& e : entries)
-      if (type.empty() || e->type == type) list.push_back({{"type", e->type}, {"name", e->name}, {"url", e->url()}});
+      if (e->kind != "dinov2" && (type.empty() || e->type == type))
+        list.push_back({{"type", e->type}, {"name", e->name}, {"url", e->url()}});
     send_json(res, 200, list);
   }
 
@@ -511,6 +583,7 @@ Server::Server(ServeOptions options) : impl_(std::make_unique<Impl>(std::move(op
       for (const auto& other : impl_->entries) taken = taken || other->name == e->name;
       if (!taken) impl_->entries.push_back(std::move(e));
     }
+  impl_->workbench = std::make_unique<Workbench>(impl_->options, impl_->model_access());
 }
 
 Server::~Server() { stop(); }
@@ -571,6 +644,7 @@ void Server::stop() {
   std::unique_lock<std::mutex> lock(s.state_mutex);
   if (s.stopped) return;
   s.stopped = true;
+  if (s.workbench) s.workbench->stop();  // GBMSeg jobs stop after their current target
   if (s.running) {
     s.http.stop();
     lock.unlock();

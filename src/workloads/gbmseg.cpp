@@ -324,8 +324,9 @@ nlohmann::json input_record(const std::string& path, const cv::Mat& raw) {
                           : "percentile window [p0.5, p99.5] per channel, linear, clipped (io::to_rgb8)"}};
 }
 
-// The prompts overlay (left) beside the thickness map (right), same height.
-cv::Mat thickness_picture(const cv::Mat& overlay, const cv::Mat& image_rgb, const cv::Mat& mask,
+}  // namespace
+
+cv::Mat gbmseg_thickness_picture(const cv::Mat& overlay, const cv::Mat& image_rgb, const cv::Mat& mask,
                           const measure::ThicknessResult& r, const measure::ReferenceRange& range) {
   measure::ThicknessMapOptions mo;
   mo.range = &range;
@@ -336,8 +337,6 @@ cv::Mat thickness_picture(const cv::Mat& overlay, const cv::Mat& image_rgb, cons
   cv::hconcat(left, map, out);
   return out;
 }
-
-}  // namespace
 
 std::vector<ReferenceFiles> list_references(const GbmSegBatchOptions& o) {
   std::vector<ReferenceFiles> given = o.references;
@@ -661,7 +660,7 @@ cv::Mat measure_target(const Batch& b, size_t i, const cv::Mat& rgb, const gbmse
   cv::Mat left = overlay;  // at S x S when the mask is kept at the working size
   if (left.size() != full.size()) cv::resize(overlay, left, full.size(), 0, 0, cv::INTER_LINEAR);
   record["thickness"]["map"] = rec.name + ".thickness.png";
-  return thickness_picture(left, rgb, full, tr, o.measure.range);
+  return gbmseg_thickness_picture(left, rgb, full, tr, o.measure.range);
 }
 
 // The numbers of a segmented target's summary row.

@@ -40,6 +40,60 @@ const char* const kSettings[] = {"reference",    "references",        "preset", 
 
 }  // namespace
 
+std::vector<GbmSegTargetRecord> read_gbmseg_summary(const std::string& csv, const std::string& out_dir,
+                                                    bool with_thickness) {
+  const std::vector<io::CsvRow> rows = io::read_csv(csv);
+  NEPHRO_CHECK(!rows.empty(), "'", csv, "' is empty");
+  std::map<std::string, size_t> col;
+  for (size_t i = 0; i < rows[0].size(); ++i) col[rows[0][i]] = i;
+  auto cell = [&](const io::CsvRow& r, const char* name) -> std::string {
+    auto it = col.find(name);
+    return it == col.end() || it->second >= r.size() ? std::string() : r[it->second];
+  };
+  std::vector<GbmSegTargetRecord> records;
+  for (size_t i = 1; i < rows.size(); ++i) {
+    const io::CsvRow& r = rows[i];
+    if (cell(r, "status") == "mean") continue;
+    GbmSegTargetRecord rec;
+    rec.name = cell(r, "name");
+    rec.path = cell(r, "target");
+    rec.status = item_status_names().parse(cell(r, "status"), "a GBMSeg summary's status");
+    rec.message = cell(r, "message");
+    rec.width = std::atoi(cell(r, "width").c_str());
+    rec.height = std::atoi(cell(r, "height").c_str());
+    rec.n_pos = cell_int(cell(r, "n_pos"));
+    rec.n_neg = cell_int(cell(r, "n_neg"));
+    rec.n_warnings = cell_int(cell(r, "n_warnings"));
+    rec.t_features = cell_number(cell(r, "features_s"));
+    rec.t_prompts = cell_number(cell(r, "prompts_s"));
+    rec.t_segment = cell_number(cell(r, "segment_s"));
+    rec.t_total = cell_number(cell(r, "total_s"));
+    rec.ground_truth = cell(r, "ground_truth");
+    if (with_thickness && rec.status != ItemStatus::kFailed) {
+      // The exact numbers are in the target's record (the CSV cells are rounded text).
+      std::ifstream in((fs::path(out_dir) / (rec.name + ".prompts.json")).string());
+      rec.thickness = gbmseg_thickness_from_json(nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false));
+    }
+    if (!cell(r, "dice").empty()) {
+      eval::MaskMetrics m;
+      m.dice = cell_number(cell(r, "dice"));
+      m.iou = cell_number(cell(r, "iou"));
+      m.precision = cell_number(cell(r, "precision"));
+      m.recall = cell_number(cell(r, "recall"));
+      rec.metrics = m;
+      // The masks the metrics compared, for the authors' weighted Dice of the mean row.
+      rec.truth_mask = io::read_mask(rec.ground_truth);
+      cv::Mat written = io::read_mask((fs::path(out_dir) / (rec.name + ".png")).string());
+      if (written.size() != rec.truth_mask.size())
+        written = gbmseg::resize_mask(written, rec.truth_mask.cols, rec.truth_mask.rows,
+                                      gbmseg::MaskResize::kNearest);
+      rec.compared_mask = written;
+    }
+    records.push_back(std::move(rec));
+  }
+  return records;
+}
+
 GbmSegMergeResult merge_gbmseg_shards(const std::string& out_dir) {
   // --- the shard records (core/batch_record.h checks they are one complete set) -----------
   int count = 0;
@@ -82,58 +136,13 @@ GbmSegMergeResult merge_gbmseg_shards(const std::string& out_dir) {
         (fs::path(out_dir) / ("summary.shard-" + std::to_string(k) + "-of-" + std::to_string(count) + ".csv"))
             .string();
     NEPHRO_CHECK(fs::is_regular_file(csv), "merge: shard ", k, " has no '", csv, "'");
-    const std::vector<io::CsvRow> rows = io::read_csv(csv);
-    NEPHRO_CHECK(!rows.empty(), "merge: '", csv, "' is empty");
-    std::map<std::string, size_t> col;
-    for (size_t i = 0; i < rows[0].size(); ++i) col[rows[0][i]] = i;
-    auto cell = [&](const io::CsvRow& r, const char* name) -> std::string {
-      auto it = col.find(name);
-      return it == col.end() || it->second >= r.size() ? std::string() : r[it->second];
-    };
-    std::map<std::string, const io::CsvRow*> by_name;
-    for (size_t i = 1; i < rows.size(); ++i)
-      if (cell(rows[i], "status") != "mean") by_name[cell(rows[i], "name")] = &rows[i];
+    std::map<std::string, GbmSegTargetRecord> by_name;
+    for (auto& rec : read_gbmseg_summary(csv, out_dir, with_thickness)) by_name[rec.name] = std::move(rec);
     for (const auto& item : run.at("items")) {
       const std::string name = item.at("name");
       auto it = by_name.find(name);
       NEPHRO_CHECK(it != by_name.end(), "merge: '", csv, "' has no row for '", name, "'");
-      const io::CsvRow& r = *it->second;
-      GbmSegTargetRecord rec;
-      rec.name = name;
-      rec.path = cell(r, "target");
-      rec.status = item_status_names().parse(cell(r, "status"), "merge: a shard summary's status");
-      rec.message = cell(r, "message");
-      rec.width = std::atoi(cell(r, "width").c_str());
-      rec.height = std::atoi(cell(r, "height").c_str());
-      rec.n_pos = cell_int(cell(r, "n_pos"));
-      rec.n_neg = cell_int(cell(r, "n_neg"));
-      rec.n_warnings = cell_int(cell(r, "n_warnings"));
-      rec.t_features = cell_number(cell(r, "features_s"));
-      rec.t_prompts = cell_number(cell(r, "prompts_s"));
-      rec.t_segment = cell_number(cell(r, "segment_s"));
-      rec.t_total = cell_number(cell(r, "total_s"));
-      rec.ground_truth = cell(r, "ground_truth");
-      if (with_thickness && rec.status != ItemStatus::kFailed) {
-        // The exact numbers are in the target's record (the CSV cells are rounded text).
-        std::ifstream in((fs::path(out_dir) / (name + ".prompts.json")).string());
-        rec.thickness =
-            gbmseg_thickness_from_json(nlohmann::json::parse(in, nullptr, /*allow_exceptions=*/false));
-      }
-      if (!cell(r, "dice").empty()) {
-        eval::MaskMetrics m;
-        m.dice = cell_number(cell(r, "dice"));
-        m.iou = cell_number(cell(r, "iou"));
-        m.precision = cell_number(cell(r, "precision"));
-        m.recall = cell_number(cell(r, "recall"));
-        rec.metrics = m;
-        // The masks the metrics compared, for the authors' weighted Dice of the mean row.
-        rec.truth_mask = io::read_mask(rec.ground_truth);
-        cv::Mat written = io::read_mask((fs::path(out_dir) / (name + ".png")).string());
-        if (written.size() != rec.truth_mask.size())
-          written = gbmseg::resize_mask(written, rec.truth_mask.cols, rec.truth_mask.rows,
-                                        gbmseg::MaskResize::kNearest);
-        rec.compared_mask = written;
-      }
+      GbmSegTargetRecord rec = std::move(it->second);
       if (rec.status == ItemStatus::kOk) ++result.segmented;
       if (rec.status == ItemStatus::kSkipped) ++result.skipped;
       if (rec.status == ItemStatus::kFailed) {

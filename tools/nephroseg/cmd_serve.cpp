@@ -26,6 +26,9 @@ int run_serve(serve::ServeOptions& o) {
   const int port = server.start();
   const std::string prefix = o.token.empty() ? "" : "<token>/";
   std::cerr << "serve: listening on http://" << o.host << ":" << port << "/" << std::endl;
+  if (!o.roots.empty())
+    std::cerr << "serve: workbench http://" << o.host << ":" << port << "/" << prefix << " (folders: "
+              << o.roots.size() << ")" << std::endl;
   std::cerr << "serve: QuPath server URL http://" << o.host << ":" << port << "/" << prefix << "sam/; models: "
             << (server.entry_names().empty() ? "none (give --models or --weights)" : server.entry_names())
             << std::endl;
@@ -41,6 +44,8 @@ Runner setup_serve(CLI::App& app) {
   app.add_option("--port", o->port, "TCP port (0: any free port, printed on stderr)")->capture_default_str();
   app.add_option("--models", o->models_dir, "folder of official checkpoints (sam_vit_b_01ec64.pth, medsam_vit_b.pth, ...)");
   app.add_option("--weights", o->weights_file, "JSON list of model entries {name, kind, type, checkpoint, ...}");
+  app.add_option("--root", o->roots, "folder the workbench page (http://HOST:PORT/) may browse and write in; "
+                 "repeatable (docs/workbench.md)");
   app.add_option("--token", o->token, "secret: requests need 'Authorization: Bearer T' or the URL prefix /T/");
   app.add_option("--max-image-mp", o->max_image_mp, "largest image, megapixels")->capture_default_str();
   app.add_option("--max-automask-mp", o->max_automask_mp, "largest image for automask, megapixels")->capture_default_str();

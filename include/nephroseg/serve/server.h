@@ -43,6 +43,7 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "nephroseg/core/precision.h"
 
@@ -65,6 +66,10 @@ struct ServeOptions {
   int queue_depth = 4;             ///< requests that may wait per model (0: none)
   int http_threads = 8;            ///< connections served at once
   Precision precision = Precision::kAuto;  ///< entries without "precision"
+  /// Folders the workbench page (/, /api/) may list, read and write in (`--root`,
+  /// repeatable; docs/workbench.md). Without any, the page loads but shows no files.
+  std::vector<std::string> roots;
+  double workbench_cache_mb = 1024.0;  ///< decoded images for tiles and thumbnails, MiB
   bool log_requests = true;        ///< one line per request on stderr (via core/log.h)
   /// Tests only: called while a request holds its model (after the queue check,
   /// before the encoder), with the entry's name.

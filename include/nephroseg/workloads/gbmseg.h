@@ -273,4 +273,31 @@ GbmSegMergeResult merge_gbmseg_shards(const std::string& out_dir);
 cv::Mat gbmseg_prompt_overlay(const cv::Mat& target_rgb, const gbmseg::SegmentResult& result,
                               bool working_size);
 
+/// The picture of `<name>.thickness.png`: `overlay` (the prompts overlay at the mask's
+/// size) on the left, the thickness map of `mask` (measure/thickness_map.h, colour bar
+/// in nm, scale bar) on the right, same height.
+cv::Mat gbmseg_thickness_picture(const cv::Mat& overlay, const cv::Mat& image_rgb, const cv::Mat& mask,
+                                 const measure::ThicknessResult& result, const measure::ReferenceRange& range);
+
+/// The target rows of a GBMSeg summary CSV (not the mean row), in file order, as
+/// records: the thickness exactly as each target's <name>.prompts.json holds it (when
+/// `with_thickness`), and for rows with metrics the masks compared (the ground truth
+/// and the written mask at its size). Throws naming the file when it cannot be read.
+std::vector<GbmSegTargetRecord> read_gbmseg_summary(const std::string& csv, const std::string& out_dir,
+                                                    bool with_thickness);
+
+/// A corrected mask for one target of a finished (unsharded) run folder, e.g. from the
+/// workbench's review:
+///  1. the first time, the mask GBMSeg wrote is kept as <name>.auto.png;
+///  2. `mask` (non-zero = GBM; the target's original size) is written as <name>.png;
+///  3. it is measured again with the pixel size the run used (<name>.prompts.json's
+///     "thickness": nm_per_pixel and its source), as `nephroseg measure` measures a
+///     mask, and the metrics against the row's ground truth are computed again;
+///  4. <name>.prompts.json gets the new "thickness" and "edited": true,
+///     <name>.thickness.png, summary.csv (that row and the mean row) and report.html are
+///     written again.
+/// Every file is written atomically. Returns the target's new row. Throws naming what is
+/// wrong: no such target, a failed target, a mask of another size, a sharded folder.
+GbmSegTargetRecord revise_gbmseg_target(const std::string& out_dir, const std::string& name, const cv::Mat& mask);
+
 }  // namespace nephroseg::workloads
