@@ -15,6 +15,7 @@
 
 #include "nephroseg/workloads/demo.h"
 #include "nephroseg/workloads/gbmseg.h"
+#include "nephroseg/workloads/measure.h"
 #include "nephroseg/core/error.h"
 #include "nephroseg/io/csv.h"
 #include "nephroseg/io/image.h"
@@ -343,5 +344,66 @@ TEST(GbmSegFewShot, BatchPoolsReferenceFoldersAndRecordsThem) {
   EXPECT_NE(error_of([&] { workloads::list_references(o); }).find("r42"), std::string::npos);
   o.references = {{f.ref_image, f.root + "/refs/masks"}};
   EXPECT_NE(error_of([&] { workloads::list_references(o); }).find("must both be files or both be folders"),
+            std::string::npos);
+}
+
+// The workbench's correction (workloads::revise_gbmseg_target): the original kept as
+// .auto.png, the new mask written, measured again as `nephroseg measure` measures it,
+// and the summary row, the record, the picture and the report rewritten.
+TEST(GbmSegRevise, ACorrectedMaskIsMeasuredAgainAsMeasureDoes) {
+  const Files f = calibrated_files("gbmseg_revise");
+  workloads::GbmSegBatchOptions o = classical(f);
+  o.measure.mode = workloads::GbmSegMeasureOptions::Mode::kOn;
+  o.items = {{"t_tif", f.targets + "/t_tif.tif", ""}};
+  const workloads::GbmSegBatchResult run = workloads::run_gbmseg_batch(o);
+  ASSERT_EQ(run.segmented, 1);
+  const std::string mask_path = f.out + "/t_tif.png";
+  const cv::Mat original = io::read_mask(mask_path);
+
+  // The correction: the phantom's own mask, thinned by one erosion (another thickness).
+  cv::Mat corrected;
+  cv::erode(phantom(23).mask, corrected, cv::Mat());
+  ASSERT_NE(cv::countNonZero(corrected != (original != 0)), 0);
+  const workloads::GbmSegTargetRecord rec = workloads::revise_gbmseg_target(f.out, "t_tif", corrected);
+
+  // The files: the original kept once, the correction written.
+  EXPECT_EQ(cv::countNonZero(io::read_mask(f.out + "/t_tif.auto.png") != original), 0);
+  EXPECT_EQ(cv::countNonZero(io::read_mask(mask_path) != (corrected != 0) * 255), 0);
+  const nlohmann::json record = read_json(f.out + "/t_tif.prompts.json");
+  EXPECT_EQ(record["edited"], true);
+
+  // `nephroseg measure` on the saved mask with the target image's calibration.
+  workloads::MeasureBatchOptions mo;
+  mo.mask = mask_path;
+  mo.image = f.targets + "/t_tif.tif";
+  mo.range = o.measure.range;
+  mo.out_dir = f.root + "/measured";
+  workloads::run_measure_batch(mo);
+  const nlohmann::json measured = read_json(mo.out_dir + "/summary.json");
+  const nlohmann::json& item = measured["images"][0];
+  ASSERT_TRUE(rec.thickness);
+  EXPECT_DOUBLE_EQ(rec.thickness->oi_harmonic_3d_nm, item["oi_stereological_harmonic_nm"].get<double>());
+  EXPECT_DOUBLE_EQ(rec.thickness->direct.mean, item["direct_mean_nm"].get<double>());
+  EXPECT_EQ(rec.thickness->verdict, item["class"].get<std::string>());
+  EXPECT_NEAR(record["thickness"]["oi_harmonic_3d_nm"].get<double>(), rec.thickness->oi_harmonic_3d_nm, 1e-9);
+  // The eroded mask is thinner than what the run measured first.
+  ASSERT_TRUE(run.targets[0].thickness);
+  EXPECT_LT(rec.thickness->direct.median, run.targets[0].thickness->direct.median);
+
+  // summary.csv's row says the same; the report was written again.
+  const auto row = row_of(f.out + "/summary.csv", "t_tif");
+  EXPECT_NEAR(std::stod(row.at("thickness_oi_harmonic_3d_nm")), rec.thickness->oi_harmonic_3d_nm, 1e-6);
+  EXPECT_TRUE(fs::exists(f.out + "/report.html"));
+  EXPECT_TRUE(fs::exists(f.out + "/t_tif.thickness.png"));
+
+  // A second correction keeps the first original.
+  workloads::revise_gbmseg_target(f.out, "t_tif", phantom(23).mask);
+  EXPECT_EQ(cv::countNonZero(io::read_mask(f.out + "/t_tif.auto.png") != original), 0);
+
+  // Bad requests: an unknown target, a mask of another size.
+  EXPECT_NE(error_of([&] { workloads::revise_gbmseg_target(f.out, "nope", corrected); }).find("no target 'nope'"),
+            std::string::npos);
+  EXPECT_NE(error_of([&] { workloads::revise_gbmseg_target(f.out, "t_tif", cv::Mat::zeros(10, 10, CV_8U)); })
+                .find("10x10"),
             std::string::npos);
 }
