@@ -72,10 +72,10 @@
   window.nephroseg.map = map;
   window.nephroseg.imageToContainer = (x, y) => { const p = map.latLngToContainerPoint(toLatLng(x, y)); return [p.x, p.y]; };
 
-  function tiledLayer(route, params, mz) {
+  function tiledLayer(route, params, mz, className) {
     const Layer = L.TileLayer.extend({ getTileUrl: (c) => url(route, Object.assign({}, params, { z: c.z, x: c.x, y: c.y })) });
     const b = L.latLngBounds(toLatLng(0, S.info.height), toLatLng(S.info.width, 0));
-    return new Layer('', { tileSize: 256, minZoom: -4, maxNativeZoom: mz, minNativeZoom: 0, maxZoom: mz + 4, noWrap: true, bounds: b, keepBuffer: 1 });
+    return new Layer('', { tileSize: 256, minZoom: -4, maxNativeZoom: mz, minNativeZoom: 0, maxZoom: mz + 4, noWrap: true, bounds: b, keepBuffer: 1, className: className || '' });
   }
 
   async function openImage(path, keepView) {
@@ -86,7 +86,7 @@
     for (const l of [imageLayer, maskLayer]) if (l) map.removeLayer(l);
     maskLayer = null;
     pointLayer.clearLayers(); promptLayer.clearLayers();
-    imageLayer = tiledLayer('tile', { path }, info.max_zoom).addTo(map);
+    imageLayer = tiledLayer('tile', { path }, info.max_zoom, 'seamless').addTo(map);
     const b = L.latLngBounds(toLatLng(0, info.height), toLatLng(info.width, 0));
     map.setMaxBounds(b.pad(0.5));
     map.fitBounds(b);
@@ -306,12 +306,12 @@
   }
   function updateToolbar() {
     const on = S.step === 'annotate' || S.correcting;
-    if ($('toolbar').hidden === on) {
-      $('toolbar').hidden = !on;
-      document.body.classList.toggle('tools-on', on);
-      map.invalidateSize();
-    }
+    $('toolbar').hidden = !on;
+    document.body.classList.toggle('tools-on', on);
+    const top = on ? $('toolbar').offsetHeight + 'px' : '0px';
+    if ($('map').style.top !== top) { $('map').style.top = top; map.invalidateSize(); }
   }
+  window.addEventListener('resize', updateToolbar);
 
   // ---- browse ------------------------------------------------------------------------
   // Image headers for the thumbnails' size and calibration, a few at a time.
@@ -444,7 +444,8 @@
       return (x < y ? -1 : x > y ? 1 : 0) * dir;
     });
   }
-  const COLUMNS = [['name', 'target'], ['dice', 'Dice'], ['thickness_oi_harmonic_3d_nm', 'OI·8/3π nm'], ['thickness_direct_median_nm', 'median nm'], ['thickness_direct_mean_nm', 'mean nm'], ['thickness_class', 'class'], ['n_pos', '+'], ['n_neg', '−'], ['review', 'review'], ['edited', '✎']];
+  const COLUMNS = [['name', 'target'], ['dice', 'Dice'], ['thickness_oi_harmonic_3d_nm', 'OI nm'], ['thickness_direct_median_nm', 'med. nm'], ['thickness_class', 'class'], ['n_pos', '+'], ['n_neg', '−'], ['review', '✓✗'], ['edited', '✎']];
+  const COLUMN_TITLES = { thickness_oi_harmonic_3d_nm: 'harmonic-mean orthogonal intercept × 8/(3π), nm', thickness_direct_median_nm: 'direct median thickness, nm', n_pos: 'positive prompts', n_neg: 'negative prompts', review: 'accepted / rejected', edited: 'corrected by hand' };
   function sortBy(k) {
     S.sortAsc = S.sortKey === k ? !S.sortAsc : true; S.sortKey = k;
     const name = currentRow() && currentRow().name;
@@ -454,7 +455,7 @@
   function renderTable() {
     const t = $('review-table'); t.innerHTML = '';
     const cols = COLUMNS.filter(([k]) => S.rows.some((r) => r[k] !== undefined));
-    t.append(el('tr', {}, ...cols.map(([k, label]) => el('th', { 'data-key': k, title: `sort by ${k} (click again: reverse)`, onclick: () => sortBy(k) }, label + (S.sortKey === k ? (S.sortAsc ? ' ▲' : ' ▼') : '')))));
+    t.append(el('tr', {}, ...cols.map(([k, label]) => el('th', { 'data-key': k, title: `${COLUMN_TITLES[k] || k}: click to sort, again to reverse`, onclick: () => sortBy(k) }, label + (S.sortKey === k ? (S.sortAsc ? ' ▲' : ' ▼') : '')))));
     S.rows.forEach((r, i) => t.append(el('tr', { 'data-name': r.name, class: r.review || '', onclick: () => selectTarget(i).catch(() => {}) },
       ...cols.map(([k]) => el('td', {}, k === 'edited' ? (r[k] ? '✎' : '') : k === 'review' ? (r[k] === 'accepted' ? '✓' : r[k] === 'rejected' ? '✗' : '') : fmt(r[k], k === 'dice' ? 3 : 1))))));
     highlight();
@@ -536,8 +537,11 @@
     renderTable(); renderGrid(); await selectTarget(S.current);
   }
   function updateExport() {
+    document.querySelectorAll('#export-links a').forEach((a) => a.classList.toggle('disabled', !S.run));
     if (!S.run) { $('export-run').textContent = 'open a run first (Review, or a ▤ folder in Browse)'; return; }
-    $('export-run').textContent = `run: ${S.run.path} (${S.rows.length} target(s))`;
+    const acc = S.rows.filter((r) => r.review === 'accepted').length, rej = S.rows.filter((r) => r.review === 'rejected').length, ed = S.rows.filter((r) => r.edited).length;
+    const open = S.rows.length - acc - rej;
+    $('export-run').textContent = `run: ${S.run.path}\n${S.rows.length} target(s): ${acc} accepted, ${rej} rejected, ${ed} corrected` + (open ? `\n${open} not reviewed yet` : '');
     $('export-csv').href = url('export/summary.csv', { run: S.run.path });
     $('export-report').href = url('export/report', { run: S.run.path });
     $('export-zip').href = url('export/masks.zip', { run: S.run.path });
