@@ -63,7 +63,7 @@
   const map = L.map('map', { crs: L.CRS.Simple, minZoom: -4, zoomSnap: 0.25, attributionControl: false, boxZoom: false, doubleClickZoom: false });
   map.setView([0, 0], 0);
   let imageLayer = null, maskLayer = null, sessionLayer = null, stale = [], pointLayer = L.layerGroup().addTo(map), promptLayer = L.layerGroup().addTo(map);
-  let boxRect = null, strokeLine = null;
+  let boxRect = null, strokeLine = null, frame = null;
 
   const toLatLng = (x, y) => map.unproject([x, y], S.info ? S.info.max_zoom : 0);
   const toPixel = (latlng) => map.project(latlng, S.info ? S.info.max_zoom : 0);
@@ -88,6 +88,9 @@
     pointLayer.clearLayers(); promptLayer.clearLayers();
     imageLayer = tiledLayer('tile', { path }, info.max_zoom, 'seamless').addTo(map);
     const b = L.latLngBounds(toLatLng(0, info.height), toLatLng(info.width, 0));
+    // Edge tiles are padded (black): a thin frame shows where the image ends.
+    if (frame) map.removeLayer(frame);
+    frame = L.rectangle(b, { color: '#8a94a3', weight: 1, fill: false, interactive: false }).addTo(map);
     map.setMaxBounds(b.pad(0.5));
     map.fitBounds(b);
     const cal = info.nm_per_pixel ? `${fmt(info.nm_per_pixel, 3)} nm/px (${info.calibration_source})` : 'no calibration (give nm/px when running)';
@@ -146,6 +149,7 @@
     if (S.session) call('annotate/close', { session: S.session }, undefined, true).catch(() => {});
     S.session = null; S.points = []; S.box = null; S.past = []; S.future = [];
     if (S.correcting && !keepMode) { S.correcting = false; updateToolbar(); }
+    $('correct').textContent = 'Correct';
     removeSessionLayers(); drawPoints(); setUndoRedo(false, false);
     $('save-correction').disabled = true;
   }
@@ -309,7 +313,14 @@
     $('toolbar').hidden = !on;
     document.body.classList.toggle('tools-on', on);
     const top = on ? $('toolbar').offsetHeight + 'px' : '0px';
-    if ($('map').style.top !== top) { $('map').style.top = top; map.invalidateSize(); }
+    if ($('map').style.top !== top) resizeMap(() => { $('map').style.top = top; });
+  }
+  // Applies a layout change to the viewer; a fully visible image stays fully visible.
+  function resizeMap(change) {
+    const whole = frame && map.getBounds().contains(frame.getBounds());
+    if (change) change();
+    map.invalidateSize({ pan: false });
+    if (whole) map.fitBounds(frame.getBounds(), { animate: false });
   }
   window.addEventListener('resize', updateToolbar);
 
@@ -518,12 +529,13 @@
   }
   async function correct() {
     const r = currentRow(); if (!r) { status('open a run and pick a target first (Review)', true); return; }
-    if (S.correcting) return;
+    if (S.correcting) { discardSession(); showMask(r.mask); drawPrompts(); status('correction discarded'); return; }
     S.correcting = true;
     updateToolbar();
     showMask(null);
     promptLayer.clearLayers();
     try { await startSession(r.mask); } catch (e) { S.correcting = false; updateToolbar(); showMask(r.mask); throw e; }
+    $('correct').textContent = 'Discard';
     $('save-correction').disabled = true;
     status('correcting: click, box or brush (tools above the image), then Save correction (S)');
   }
@@ -555,8 +567,8 @@
     document.querySelectorAll('#steps button').forEach((b) => b.classList.toggle('active', b.dataset.step === step));
     document.querySelectorAll('#left section').forEach((s) => { s.hidden = s.dataset.panel !== step; });
     $('target-panel').hidden = step !== 'review' || S.current < 0;
+    resizeMap();
     updateToolbar();
-    map.invalidateSize();
     drawPrompts();
     if (step === 'review' && S.current >= 0 && currentRow() && S.open !== currentRow().image) selectTarget(S.current).catch(() => {});
     if (step !== 'review') { if (maskLayer) { map.removeLayer(maskLayer); maskLayer = null; } }
@@ -625,11 +637,12 @@
     S.models = models.models;
     const sam = S.models.filter((m) => m.kind === 'sam' || m.kind === 'medsam' || m.kind === 'classical');
     $('annotate-model').innerHTML = '';
-    sam.forEach((m) => $('annotate-model').append(el('option', { value: m.name }, `${m.name} (${m.kind}${m.type && m.kind !== 'classical' ? ' ' + m.type : ''})`)));
+    const label = (m) => m.kind === 'classical' ? `${m.name} (weight-free)` : `${m.name} (${m.kind}${m.type ? ' ' + m.type : ''})`;
+    sam.forEach((m) => $('annotate-model').append(el('option', { value: m.name }, label(m))));
     const feats = S.models.filter((m) => m.kind === 'dinov2' || m.kind === 'classical');
     const segs = S.models.filter((m) => m.kind === 'sam' || m.kind === 'medsam' || m.kind === 'classical');
-    feats.forEach((m) => $('run-features').append(el('option', { value: m.name }, `${m.name} (${m.kind})`)));
-    segs.forEach((m) => $('run-segmenter').append(el('option', { value: m.name }, `${m.name} (${m.kind})`)));
+    feats.forEach((m) => $('run-features').append(el('option', { value: m.name }, label(m))));
+    segs.forEach((m) => $('run-segmenter').append(el('option', { value: m.name }, label(m))));
     models.precisions.forEach((p) => $('run-precision').append(el('option', { value: p }, p)));
     models.presets.forEach((p) => $('run-preset').append(el('option', { value: p }, p)));
     document.title = `nephroseg workbench ${roots.version || ''}`.trim();
