@@ -46,7 +46,7 @@
     step: 'browse', folder: null, images: [], selected: new Set(), open: null, info: null,
     models: [], tool: 'positive', session: null, version: 0, points: [], box: null, references: [],
     job: null, run: null, rows: [], current: -1, sortKey: null, sortAsc: true, correcting: false,
-    latencies: [],
+    latencies: [], strokes: [],
   };
   window.nephroseg = { state: S, latencies: S.latencies };
   window.nephrosegLatencies = S.latencies;
@@ -120,7 +120,7 @@
     if (!S.open) { status('open an image first (Browse)', true); throw new Error('no image'); }
     const model = $('annotate-model').value;
     const r = await call('annotate/start', { path: S.open, model, mask: maskPath || null });
-    S.session = r.session; S.version = r.version; S.points = []; S.box = null;
+    S.session = r.session; S.version = r.version; S.points = []; S.box = null; S.strokes = [];
     if (boxRect) { map.removeLayer(boxRect); boxRect = null; }
     drawPoints();
     refreshSession();
@@ -147,7 +147,9 @@
   async function brush(points, erase) {
     await ensureSession();
     const t0 = performance.now();
-    const r = await call('annotate/brush', { session: S.session, points, radius: Number($('brush-radius').value), erase });
+    const stroke = { points, radius: Number($('brush-radius').value), erase };
+    S.strokes.push(stroke);
+    const r = await call('annotate/brush', Object.assign({ session: S.session }, stroke));
     S.version = r.version;
     status(`mask ${r.area} px`);
     refreshSession(t0);
@@ -360,7 +362,7 @@
     const r = currentRow(); if (!r) return;
     await call('review/mark', { run: S.run.path, name: r.name, review: r.review === review ? '' : review });
     r.review = r.review === review ? '' : review;
-    renderTable(); selectTarget(S.current);
+    renderTable(); renderGrid(); selectTarget(S.current);
   }
   async function correct() {
     const r = currentRow(); if (!r) return;
@@ -377,7 +379,7 @@
     if (sessionLayer) { map.removeLayer(sessionLayer); sessionLayer = null; }
     pointLayer.clearLayers();
     status(`saved the correction of ${r.name}; measured again`);
-    renderTable(); await selectTarget(S.current);
+    renderTable(); renderGrid(); await selectTarget(S.current);
   }
   function updateExport() {
     if (!S.run) return;
