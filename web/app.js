@@ -276,6 +276,7 @@
       precision: $('run-precision').value, preset: $('run-preset').value,
       ground_truth: $('run-truth').value.trim() || null,
       nm_per_pixel: $('run-nm').value.trim() ? Number($('run-nm').value.trim()) : 'auto',
+      reference_range: $('run-range').value,
     }, runTargets());
     const r = await call('gbmseg/run', body);
     S.job = r.job;
@@ -455,6 +456,8 @@
     segs.forEach((m) => $('run-segmenter').append(el('option', { value: m.name }, `${m.name} (${m.kind})`)));
     models.precisions.forEach((p) => $('run-precision').append(el('option', { value: p }, p)));
     models.presets.forEach((p) => $('run-preset').append(el('option', { value: p }, p)));
+    models.reference_ranges.forEach((r) => $('run-range').append(el('option', { value: r.id }, `${r.id}: ${fmt(r.low_nm, 0)}-${fmt(r.high_nm, 0)} nm (${r.population})`)));
+    $('run-range').value = models.default_reference_range;
     renderReferences();
     if (roots.roots.length) await browse(roots.roots[0].path);
     else status('this server shows no folders: start it with --root DIR', true);
