@@ -51,7 +51,7 @@
     step: 'browse', folder: null, images: [], masks: new Set(), selected: new Set(), open: null, info: null,
     models: [], tool: 'positive', session: null, version: 0, points: [], box: null, references: [],
     past: [], future: [], job: null, run: null, rows: [], current: -1, sortKey: null, sortAsc: true, correcting: false,
-    latencies: [],
+    latencies: [], strokes: [],  // strokes: the session's brush strokes as sent (the browser test replays them)
   };
   window.nephroseg = { state: S, latencies: S.latencies };
   window.nephrosegLatencies = S.latencies;
@@ -147,7 +147,7 @@
   // Drops the annotation session (and leaves correction mode unless keepMode).
   function discardSession(keepMode) {
     if (S.session) call('annotate/close', { session: S.session }, undefined, true).catch(() => {});
-    S.session = null; S.points = []; S.box = null; S.past = []; S.future = [];
+    S.session = null; S.points = []; S.box = null; S.past = []; S.future = []; S.strokes = [];
     if (S.correcting && !keepMode) { S.correcting = false; updateToolbar(); }
     $('correct').textContent = 'Correct';
     removeSessionLayers(); drawPoints(); setUndoRedo(false, false);
@@ -191,7 +191,9 @@
   async function brush(points, erase) {
     await ensureSession();
     remember();
-    const r = await call('annotate/brush', { session: S.session, points, radius: Number($('brush-radius').value), erase });
+    const stroke = { points, radius: Number($('brush-radius').value), erase };
+    S.strokes.push(stroke);
+    const r = await call('annotate/brush', Object.assign({ session: S.session }, stroke));
     S.version = Math.max(S.version, r.version);
     status(`${erase ? 'erased' : 'painted'}: mask ${r.area} px`);
     refreshSession();
@@ -406,6 +408,7 @@
       precision: $('run-precision').value, preset: $('run-preset').value,
       ground_truth: $('run-truth').value.trim() || null,
       nm_per_pixel: nm ? Number(nm) : 'auto', overwrite: $('run-overwrite').checked,
+      reference_range: $('run-range').value,
     };
     $('run-start').disabled = true;
     const r = await call('gbmseg/run', body);
@@ -645,6 +648,8 @@
     segs.forEach((m) => $('run-segmenter').append(el('option', { value: m.name }, label(m))));
     models.precisions.forEach((p) => $('run-precision').append(el('option', { value: p }, p)));
     models.presets.forEach((p) => $('run-preset').append(el('option', { value: p }, p)));
+    (models.reference_ranges || []).forEach((r) => $('run-range').append(el('option', { value: r.id }, `${r.id}: ${fmt(r.low_nm, 0)}-${fmt(r.high_nm, 0)} nm (${r.population})`)));
+    if (models.default_reference_range) $('run-range').value = models.default_reference_range;
     document.title = `nephroseg workbench ${roots.version || ''}`.trim();
     setStep('browse');
     renderReferences();
