@@ -376,7 +376,7 @@
       t.append(el('img', { src: url('thumb', { path: img.path }), loading: 'lazy', alt: img.name }), el('div', { class: 'name' }, img.name), meta);
       grid.append(t);
       if (!mask) queueInfo(img.path, (i) => {
-        meta.textContent = i ? `${i.width}×${i.height} · ${i.data_type} · ${i.nm_per_pixel ? fmt(i.nm_per_pixel, 2) + ' nm/px (' + i.calibration_source + ')' : 'uncalibrated'}` : 'unreadable';
+        meta.textContent = i ? `${i.width}x${i.height} · ${i.data_type} · ${i.nm_per_pixel ? fmt(i.nm_per_pixel, 2) + ' nm/px (' + i.calibration_source + ')' : 'uncalibrated'}` : 'unreadable';
       });
     }
     if (S.open) document.querySelectorAll('.thumb').forEach((t) => t.classList.toggle('open', t.dataset.path === S.open));
