@@ -239,10 +239,19 @@ cv::Mat image_tile(const cv::Mat& image, int z, int x, int y) {
 cv::Mat mask_tile(const cv::Mat& mask, int z, int x, int y) {
   int scale = 1;
   const cv::Rect r = tile_region(mask, z, x, y, &scale);
-  cv::Mat part = scaled(mask(r), scale, cv::INTER_AREA);
-  part = part >= 128;
-  cv::Mat inner;
-  cv::erode(part, inner, cv::Mat());
+  // The region grown by one tile pixel on each side (where the image has one), so that
+  // the outline at a tile's edge is the same as in the whole mask (no seams between
+  // tiles). A fresh Mat: the cached mask is shared by other requests and never written.
+  const cv::Rect grown =
+      cv::Rect(r.x - scale, r.y - scale, r.width + 2 * scale, r.height + 2 * scale) & cv::Rect(0, 0, mask.cols, mask.rows);
+  const int ox = (r.x - grown.x) / scale, oy = (r.y - grown.y) / scale;
+  const int w = std::max(1, (r.width + scale - 1) / scale), h = std::max(1, (r.height + scale - 1) / scale);
+  cv::Mat small = scaled(mask(grown), scale, cv::INTER_AREA);
+  cv::Mat grown_part = small >= 128;  // a new Mat (small may be a view of the cached mask)
+  cv::Mat grown_inner;
+  cv::erode(grown_part, grown_inner, cv::Mat());
+  const cv::Rect crop = cv::Rect(ox, oy, w, h) & cv::Rect(0, 0, grown_part.cols, grown_part.rows);
+  const cv::Mat part = grown_part(crop), inner = grown_inner(crop);
   cv::Mat tile(kTile, kTile, CV_8UC4, cv::Scalar::all(0));
   for (int row = 0; row < part.rows; ++row) {
     const uint8_t* p = part.ptr<uint8_t>(row);
