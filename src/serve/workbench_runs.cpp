@@ -303,6 +303,14 @@ void Runs::start_job(const httplib::Request& req, httplib::Response& res) {
   const json* overwrite = field(body, "overwrite");
   o.overwrite = overwrite && overwrite->is_boolean() && overwrite->get<bool>();
 
+  // Made before the job is registered: a folder that cannot be made must not leave a
+  // job "running" on it (every later run there would get 409).
+  {
+    std::error_code ec;
+    fs::create_directories(out, ec);
+    if (ec || !fs::is_directory(out))
+      fail(400, "cannot create the output folder '" + out_virt + "'" + (ec ? ": " + ec.message() : std::string()));
+  }
   auto job = std::make_shared<Job>();
   job->out = out;
   job->out_virtual = out_virt;
@@ -317,7 +325,6 @@ void Runs::start_job(const httplib::Request& req, httplib::Response& res) {
     job->id = "j" + std::to_string(jobs_.size() + 1);
     jobs_.push_back(job);
   }
-  fs::create_directories(out);
   Job* raw = job.get();
   job->thread = std::thread([raw, o] {
     auto sink = [raw](const workloads::Event& e) {
