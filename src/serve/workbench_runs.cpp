@@ -525,7 +525,9 @@ void Runs::export_file(const std::string& what, const httplib::Request& req, htt
     return reply_bytes(res, out, "text/csv; charset=utf-8");
   }
   if (what == "masks.zip") {
-    const std::vector<io::CsvRow> rows = io::read_csv((dir / "summary.csv").string());
+    const fs::path csv = dir / "summary.csv";
+    if (!fs::is_regular_file(csv)) fail(404, "this folder holds no summary.csv (no GBMSeg run)");
+    const std::vector<io::CsvRow> rows = io::read_csv(csv.string());
     std::vector<fs::path> files;
     for (size_t i = 1; i < rows.size(); ++i) {
       if (rows[i].empty()) continue;
