@@ -23,7 +23,8 @@ namespace nephroseg::serve {
 
 namespace {
 constexpr size_t kMaxSessions = 8;
-constexpr size_t kHistoryBytes = size_t{256} << 20;  // undo + redo masks per session
+constexpr size_t kHistoryBytes = size_t{256} << 20;  // undo masks per session, at most
+constexpr size_t kHistoryStates = 32;                  // and at most this many
 constexpr int kMaxPoints = 64;                         // SAM clicks per session
 constexpr size_t kMaxStrokePoints = 20000;
 constexpr int kMaxRadius = 512;
@@ -40,7 +41,9 @@ struct Annotator::Session {
   std::vector<cv::Mat> undo, redo;
   int version = 0;
 
-  size_t history_limit() const { return std::max<size_t>(2, kHistoryBytes / std::max<size_t>(1, mask.total())); }
+  size_t history_limit() const {
+    return std::clamp<size_t>(kHistoryBytes / std::max<size_t>(1, mask.total()), 2, kHistoryStates);
+  }
   void remember() {
     undo.push_back(mask.clone());
     redo.clear();
