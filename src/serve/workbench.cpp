@@ -356,6 +356,43 @@ std::string read_file_bytes(const fs::path& p, uintmax_t limit) {
 
 }  // namespace
 
+json Workbench::image_info(const fs::path& file, const std::string& virtual_path) {
+  constexpr size_t kMaxInfos = 4096;
+  const std::string key = ImageCache::key_of(file);
+  {
+    std::lock_guard<std::mutex> lock(info_mutex_);
+    auto it = infos_.find(key);
+    if (it != infos_.end()) {
+      json j = it->second;
+      j["path"] = virtual_path;
+      return j;
+    }
+  }
+  io::ImageInfo info;
+  try {
+    info = io::read_image_info(file.string());
+  } catch (const Error& e) {
+    fail(400, e.what());
+  }
+  json j = json::parse(io::image_info_json(file.filename().string(), info));
+  j["tile_size"] = kTile;
+  j["max_zoom"] = max_zoom(info.width, info.height);
+  const io::Calibration& c = info.calibration;
+  j["nm_per_pixel"] = c.known() ? json((c.nm_per_pixel_x + c.nm_per_pixel_y) / 2) : json();
+  // The bits per sample of data_type ("uint8" -> 8, "float32" -> 32, "bit" -> 1).
+  int bits = info.data_type == "bit" ? 1 : 0;
+  for (char ch : info.data_type)
+    if (ch >= '0' && ch <= '9') bits = bits * 10 + (ch - '0');
+  j["bit_depth"] = bits > 0 ? json(bits) : json();
+  {
+    std::lock_guard<std::mutex> lock(info_mutex_);
+    if (infos_.size() >= kMaxInfos) infos_.clear();
+    infos_[key] = j;
+  }
+  j["path"] = virtual_path;
+  return j;
+}
+
 void Workbench::files(const std::string& route, const httplib::Request& req, httplib::Response& res) {
   if (route == "/api/roots") return reply_json(res, {{"roots", roots_.list()}, {"version", NEPHROSEG_VERSION_TEXT}});
   if (route == "/api/models") {
@@ -399,20 +436,7 @@ void Workbench::files(const std::string& route, const httplib::Request& req, htt
   }
   if (route == "/api/info") {
     const std::string virt = query(req, "path");
-    const fs::path file = roots_.resolve(virt);
-    io::ImageInfo info;
-    try {
-      info = io::read_image_info(file.string());
-    } catch (const Error& e) {
-      fail(400, e.what());
-    }
-    json j = json::parse(io::image_info_json(file.filename().string(), info));
-    j["path"] = virt;
-    j["tile_size"] = kTile;
-    j["max_zoom"] = max_zoom(info.width, info.height);
-    const io::Calibration& c = info.calibration;
-    j["nm_per_pixel"] = c.known() ? json((c.nm_per_pixel_x + c.nm_per_pixel_y) / 2) : json();
-    return reply_json(res, j);
+    return reply_json(res, image_info(roots_.resolve(virt), virt));
   }
   if (route == "/api/thumb") {
     const fs::path file = roots_.resolve(query(req, "path"));
