@@ -396,6 +396,20 @@ TEST_F(WorkbenchTest, ListInfoThumbAndModels) {
   EXPECT_EQ(info["height"], 300);
   EXPECT_EQ(info["tile_size"], 256);
   EXPECT_EQ(info["max_zoom"], 2);  // ceil(log2(600 / 256))
+  EXPECT_EQ(info["bit_depth"], 8);
+  EXPECT_EQ(info["channels"], 3);
+  EXPECT_EQ(info["format"], "png");
+  EXPECT_EQ(info["calibration_source"], "none");
+  EXPECT_EQ(get_ok("/api/info?path=data/wide.png"), info);  // the second answer (cached) is the same
+  cv::Mat deep(40, 50, CV_16UC1, cv::Scalar(1000));
+  ASSERT_TRUE(cv::imwrite((data_ / "deep.png").string(), deep));
+  const json deep_info = get_ok("/api/info?path=data/deep.png");
+  EXPECT_EQ(deep_info["bit_depth"], 16);
+  EXPECT_EQ(deep_info["width"], 50);
+  // A file rewritten with the same name is read again.
+  ASSERT_TRUE(cv::imwrite((data_ / "deep.png").string(), cv::Mat(30, 70, CV_8UC1, cv::Scalar(5))));
+  fs::last_write_time(data_ / "deep.png", fs::last_write_time(data_ / "deep.png") + std::chrono::seconds(5));
+  EXPECT_EQ(get_ok("/api/info?path=data/deep.png")["width"], 70);
   EXPECT_TRUE(info["nm_per_pixel"].is_null());
   EXPECT_EQ(get_ok("/api/info?path=data/ph/images/phantom_0.png")["max_zoom"], 0);  // 256 px
   std::ofstream(data_ / "broken.png") << "not a png";
@@ -693,6 +707,24 @@ TEST_F(WorkbenchTest, BrushUndoRedoSaveAndSessionBound) {
   u = post_ok("/api/annotate/redo", {{"session", id}});
   EXPECT_EQ(cv::countNonZero(mask_now() != m2), 0);
   EXPECT_EQ(u["area"], b2["area"]);
+
+  // The history is bounded: 40 strokes, then at most 32 undone.
+  {
+    const std::string h = post_ok("/api/annotate/start", {{"path", "data/cells.png"}, {"model", "classical"}})["session"];
+    for (int i = 0; i < 40; ++i)
+      post_ok("/api/annotate/brush", {{"session", h}, {"points", {{2 + 3 * i, 100}}}, {"radius", 1}});
+    int undone = 0;
+    for (int i = 0; i < 40; ++i) {
+      const json st = post_ok("/api/annotate/undo", {{"session", h}});
+      if (i == 0) EXPECT_EQ(st["can_undo"], true);
+      if (!st["can_undo"].get<bool>()) {
+        undone = i + 1;
+        break;
+      }
+    }
+    EXPECT_EQ(undone, 32);
+    EXPECT_EQ(cv::countNonZero(decode(get("/api/annotate/mask?session=" + h)->body)), 8);  // 8 strokes stay
+  }
 
   // The session's tile equals a mask tile of the mask.
   auto tile = get("/api/annotate/tile?session=" + id + "&z=0&x=0&y=0&v=9");
