@@ -35,6 +35,7 @@ struct Annotator::Session {
   std::string id;
   fs::path image;
   std::string entry;
+  bool medsam = false;    // a MedSAM entry: a box alone, no mask input, one mask
   std::mutex mutex;
   cv::Mat mask;           // CV_8U 0/255, the image's size
   at::Tensor logits;      // [1, L, L] of the last SAM result (or from the start mask)
@@ -152,7 +153,11 @@ void Annotator::handle(const std::string& action, const httplib::Request& req, h
     s->image = file;
     s->entry = entry;
     const auto rgb = images_.rgb(file);
-    if (entry != "classical") models_.low_res_size(entry);  // 404 for an unknown entry, loads it
+    if (entry != "classical") {
+      models_.low_res_size(entry);  // 404 / 400 for an unknown or unfit entry; loads it
+      for (const json& m : models_.list())
+        if (m.value("name", "") == entry) s->medsam = m.value("kind", "") == "medsam";
+    }
     s->mask = cv::Mat::zeros(rgb->rows, rgb->cols, CV_8U);
     const json* start = field(body, "mask");
     if (start && !start->is_null()) {
@@ -162,7 +167,7 @@ void Annotator::handle(const std::string& action, const httplib::Request& req, h
         fail(400, "the mask is " + std::to_string(m->cols) + " x " + std::to_string(m->rows) + ", the image " +
                       std::to_string(rgb->cols) + " x " + std::to_string(rgb->rows));
       m->copyTo(s->mask);
-      if (entry != "classical") s->logits = mask_logits(s->mask, models_.low_res_size(entry));
+      if (entry != "classical" && !s->medsam) s->logits = mask_logits(s->mask, models_.low_res_size(entry));
     }
     json out;
     {
@@ -197,6 +202,14 @@ void Annotator::handle(const std::string& action, const httplib::Request& req, h
       gbmseg::BackendSpec spec;
       spec.kind = "classical";
       mask = gbmseg::make_point_segmenter(spec)->segment(*rgb, pts, prompt.labels);
+    } else if (s->medsam) {
+      // MedSAM's protocol: a box and nothing else (sam::SamModel::predict refuses the rest).
+      if (!prompt.box || !prompt.points.empty())
+        fail(400, "model " + s->entry + " is MedSAM: it segments from a box alone (drag a box; points are not a "
+                  "MedSAM prompt)");
+      const sam::SamResult r = models_.predict(s->entry, *rgb, ImageCache::key_of(s->image), prompt);
+      mask = io::tensor_to_mat(r.masks[0]);
+      iou = r.iou[0].item<double>();
     } else {
       {
         std::lock_guard<std::mutex> lock(s->mutex);
