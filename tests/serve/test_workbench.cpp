@@ -635,6 +635,53 @@ TEST_F(WorkbenchTest, ClicksGiveTheLibrarysMasks) {
   EXPECT_EQ(server_->cache_misses(), 1);
   EXPECT_EQ(server_->cache_hits(), 2);
 
+  // A MedSAM entry (the tiny SAM with MedSAM's preprocessing): boxes only, each one a
+  // fresh single-mask prompt (no mask input), again and again.
+  {
+    json config = json::parse(read_bytes(nephroseg::test::shared_path(kSamConfig)));
+    config["preprocess"] = "medsam";
+    std::ofstream(fs::path(base_) / "medsam_tiny.json") << config.dump();
+  }
+  const auto medsam = nephroseg::sam::SamModel::load(
+      nephroseg::test::shared_path(kSam), nephroseg::sam::SamConfig::from_json(base_ + "/medsam_tiny.json"));
+  const auto memb = medsam->encode(nephroseg::io::mat_to_tensor(rgb));
+  // (Served by a second server with a medsam entry in its weights file.)
+  {
+    json weights = json::parse(read_bytes(options_.weights_file));
+    weights.push_back({{"name", "tinymed"},
+                       {"kind", "medsam"},
+                       {"checkpoint", nephroseg::test::shared_path(kSam)},
+                       {"model_config", base_ + "/medsam_tiny.json"},
+                       {"precision", "fp32"}});
+    std::ofstream(fs::path(base_) / "weights2.json") << weights.dump(1);
+    ServeOptions o = options_;
+    o.weights_file = base_ + "/weights2.json";
+    Server med(o);
+    httplib::Client mc("127.0.0.1", med.start());
+    mc.set_read_timeout(120, 0);
+    auto mpost = [&](const std::string& path, const json& body) {
+      return mc.Post(path.c_str(), body.dump(), "application/json");
+    };
+    const json ms = json::parse(mpost("/api/annotate/start", {{"path", "data/cells.png"}, {"model", "tinymed"}})->body);
+    ASSERT_TRUE(ms.contains("session")) << ms.dump();
+    for (const auto& box : std::vector<std::array<float, 4>>{{30, 25, 95, 90}, {100, 60, 150, 110}}) {
+      nephroseg::sam::SamPrompt mp;
+      mp.box = box;
+      const auto mr = medsam->predict(memb, mp);
+      auto res = mpost("/api/annotate/click", {{"session", ms["session"]}, {"points", json::array()},
+                                               {"box", {box[0], box[1], box[2], box[3]}}});
+      ASSERT_TRUE(res);
+      ASSERT_EQ(res->status, 200) << res->body;
+      const cv::Mat got_m = decode(mc.Get(("/api/annotate/mask?session=" + ms["session"].get<std::string>()).c_str())->body);
+      EXPECT_EQ(cv::countNonZero(got_m != (nephroseg::io::tensor_to_mat(mr.masks[0]) != 0)), 0);
+    }
+    auto res = mpost("/api/annotate/click", {{"session", ms["session"]}, {"points", {{60, 55, 1}}}});
+    ASSERT_TRUE(res);
+    EXPECT_EQ(res->status, 400);
+    EXPECT_NE(detail_of(res).find("MedSAM"), std::string::npos) << detail_of(res);
+    med.stop();
+  }
+
   // Bad clicks.
   expect_error(post("/api/annotate/click", {{"session", id}, {"points", {{500, 55, 1}}}}), 400, "outside",
                "point outside");
