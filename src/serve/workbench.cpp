@@ -240,10 +240,19 @@ cv::Mat image_tile(const cv::Mat& image, int z, int x, int y) {
 cv::Mat mask_tile(const cv::Mat& mask, int z, int x, int y) {
   int scale = 1;
   const cv::Rect r = tile_region(mask, z, x, y, &scale);
-  cv::Mat part = scaled(mask(r), scale, cv::INTER_AREA);
-  part = part >= 128;
-  cv::Mat inner;
-  cv::erode(part, inner, cv::Mat());
+  // The region grown by one tile pixel on each side (where the image has one), so that
+  // the outline at a tile's edge is the same as in the whole mask (no seams between
+  // tiles). A fresh Mat: the cached mask is shared by other requests and never written.
+  const cv::Rect grown =
+      cv::Rect(r.x - scale, r.y - scale, r.width + 2 * scale, r.height + 2 * scale) & cv::Rect(0, 0, mask.cols, mask.rows);
+  const int ox = (r.x - grown.x) / scale, oy = (r.y - grown.y) / scale;
+  const int w = std::max(1, (r.width + scale - 1) / scale), h = std::max(1, (r.height + scale - 1) / scale);
+  cv::Mat small = scaled(mask(grown), scale, cv::INTER_AREA);
+  cv::Mat grown_part = small >= 128;  // a new Mat (small may be a view of the cached mask)
+  cv::Mat grown_inner;
+  cv::erode(grown_part, grown_inner, cv::Mat());
+  const cv::Rect crop = cv::Rect(ox, oy, w, h) & cv::Rect(0, 0, grown_part.cols, grown_part.rows);
+  const cv::Mat part = grown_part(crop), inner = grown_inner(crop);
   cv::Mat tile(kTile, kTile, CV_8UC4, cv::Scalar::all(0));
   for (int row = 0; row < part.rows; ++row) {
     const uint8_t* p = part.ptr<uint8_t>(row);
@@ -348,6 +357,43 @@ std::string read_file_bytes(const fs::path& p, uintmax_t limit) {
 
 }  // namespace
 
+json Workbench::image_info(const fs::path& file, const std::string& virtual_path) {
+  constexpr size_t kMaxInfos = 4096;
+  const std::string key = ImageCache::key_of(file);
+  {
+    std::lock_guard<std::mutex> lock(info_mutex_);
+    auto it = infos_.find(key);
+    if (it != infos_.end()) {
+      json j = it->second;
+      j["path"] = virtual_path;
+      return j;
+    }
+  }
+  io::ImageInfo info;
+  try {
+    info = io::read_image_info(file.string());
+  } catch (const Error& e) {
+    fail(400, e.what());
+  }
+  json j = json::parse(io::image_info_json(file.filename().string(), info));
+  j["tile_size"] = kTile;
+  j["max_zoom"] = max_zoom(info.width, info.height);
+  const io::Calibration& c = info.calibration;
+  j["nm_per_pixel"] = c.known() ? json((c.nm_per_pixel_x + c.nm_per_pixel_y) / 2) : json();
+  // The bits per sample of data_type ("uint8" -> 8, "float32" -> 32, "bit" -> 1).
+  int bits = info.data_type == "bit" ? 1 : 0;
+  for (char ch : info.data_type)
+    if (ch >= '0' && ch <= '9') bits = bits * 10 + (ch - '0');
+  j["bit_depth"] = bits > 0 ? json(bits) : json();
+  {
+    std::lock_guard<std::mutex> lock(info_mutex_);
+    if (infos_.size() >= kMaxInfos) infos_.clear();
+    infos_[key] = j;
+  }
+  j["path"] = virtual_path;
+  return j;
+}
+
 void Workbench::files(const std::string& route, const httplib::Request& req, httplib::Response& res) {
   if (route == "/api/roots") return reply_json(res, {{"roots", roots_.list()}, {"version", NEPHROSEG_VERSION_TEXT}});
   if (route == "/api/models") {
@@ -396,20 +442,7 @@ void Workbench::files(const std::string& route, const httplib::Request& req, htt
   }
   if (route == "/api/info") {
     const std::string virt = query(req, "path");
-    const fs::path file = roots_.resolve(virt);
-    io::ImageInfo info;
-    try {
-      info = io::read_image_info(file.string());
-    } catch (const Error& e) {
-      fail(400, e.what());
-    }
-    json j = json::parse(io::image_info_json(file.filename().string(), info));
-    j["path"] = virt;
-    j["tile_size"] = kTile;
-    j["max_zoom"] = max_zoom(info.width, info.height);
-    const io::Calibration& c = info.calibration;
-    j["nm_per_pixel"] = c.known() ? json((c.nm_per_pixel_x + c.nm_per_pixel_y) / 2) : json();
-    return reply_json(res, j);
+    return reply_json(res, image_info(roots_.resolve(virt), virt));
   }
   if (route == "/api/thumb") {
     const fs::path file = roots_.resolve(query(req, "path"));

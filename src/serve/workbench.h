@@ -137,10 +137,16 @@ class Workbench {
   void files(const std::string& route, const httplib::Request& req, httplib::Response& res);
   void serve_static(const std::string& path, httplib::Response& res);
 
+  /// GET /api/info's answer for a file (io::read_image_info decodes the whole image,
+  /// and the page asks for every image of a folder): by ImageCache::key_of, bounded.
+  nlohmann::json image_info(const std::filesystem::path& file, const std::string& virtual_path);
+
   const ServeOptions& options_;
   ModelAccess models_;
   Roots roots_;
   ImageCache images_;
+  std::mutex info_mutex_;
+  std::unordered_map<std::string, nlohmann::json> infos_;
   std::unique_ptr<Annotator> annotator_;
   std::unique_ptr<Runs> runs_;
 };

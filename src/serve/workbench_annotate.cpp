@@ -23,7 +23,8 @@ namespace nephroseg::serve {
 
 namespace {
 constexpr size_t kMaxSessions = 8;
-constexpr size_t kHistoryBytes = size_t{256} << 20;  // undo + redo masks per session
+constexpr size_t kHistoryBytes = size_t{256} << 20;  // undo masks per session, at most
+constexpr size_t kHistoryStates = 32;                  // and at most this many
 constexpr int kMaxPoints = 64;                         // SAM clicks per session
 constexpr size_t kMaxStrokePoints = 20000;
 constexpr int kMaxRadius = 512;
@@ -34,13 +35,16 @@ struct Annotator::Session {
   std::string id;
   fs::path image;
   std::string entry;
+  bool medsam = false;    // a MedSAM entry: a box alone, no mask input, one mask
   std::mutex mutex;
   cv::Mat mask;           // CV_8U 0/255, the image's size
   at::Tensor logits;      // [1, L, L] of the last SAM result (or from the start mask)
   std::vector<cv::Mat> undo, redo;
   int version = 0;
 
-  size_t history_limit() const { return std::max<size_t>(2, kHistoryBytes / std::max<size_t>(1, mask.total())); }
+  size_t history_limit() const {
+    return std::clamp<size_t>(kHistoryBytes / std::max<size_t>(1, mask.total()), 2, kHistoryStates);
+  }
   void remember() {
     undo.push_back(mask.clone());
     redo.clear();
@@ -149,7 +153,11 @@ void Annotator::handle(const std::string& action, const httplib::Request& req, h
     s->image = file;
     s->entry = entry;
     const auto rgb = images_.rgb(file);
-    if (entry != "classical") models_.low_res_size(entry);  // 404 for an unknown entry, loads it
+    if (entry != "classical") {
+      models_.low_res_size(entry);  // 404 / 400 for an unknown or unfit entry; loads it
+      for (const json& m : models_.list())
+        if (m.value("name", "") == entry) s->medsam = m.value("kind", "") == "medsam";
+    }
     s->mask = cv::Mat::zeros(rgb->rows, rgb->cols, CV_8U);
     const json* start = field(body, "mask");
     if (start && !start->is_null()) {
@@ -159,7 +167,7 @@ void Annotator::handle(const std::string& action, const httplib::Request& req, h
         fail(400, "the mask is " + std::to_string(m->cols) + " x " + std::to_string(m->rows) + ", the image " +
                       std::to_string(rgb->cols) + " x " + std::to_string(rgb->rows));
       m->copyTo(s->mask);
-      if (entry != "classical") s->logits = mask_logits(s->mask, models_.low_res_size(entry));
+      if (entry != "classical" && !s->medsam) s->logits = mask_logits(s->mask, models_.low_res_size(entry));
     }
     json out;
     {
@@ -194,6 +202,14 @@ void Annotator::handle(const std::string& action, const httplib::Request& req, h
       gbmseg::BackendSpec spec;
       spec.kind = "classical";
       mask = gbmseg::make_point_segmenter(spec)->segment(*rgb, pts, prompt.labels);
+    } else if (s->medsam) {
+      // MedSAM's protocol: a box and nothing else (sam::SamModel::predict refuses the rest).
+      if (!prompt.box || !prompt.points.empty())
+        fail(400, "model " + s->entry + " is MedSAM: it segments from a box alone (drag a box; points are not a "
+                  "MedSAM prompt)");
+      const sam::SamResult r = models_.predict(s->entry, *rgb, ImageCache::key_of(s->image), prompt);
+      mask = io::tensor_to_mat(r.masks[0]);
+      iou = r.iou[0].item<double>();
     } else {
       {
         std::lock_guard<std::mutex> lock(s->mutex);

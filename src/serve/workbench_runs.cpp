@@ -313,6 +313,14 @@ void Runs::start_job(const httplib::Request& req, httplib::Response& res) {
   const json* overwrite = field(body, "overwrite");
   o.overwrite = overwrite && overwrite->is_boolean() && overwrite->get<bool>();
 
+  // Made before the job is registered: a folder that cannot be made must not leave a
+  // job "running" on it (every later run there would get 409).
+  {
+    std::error_code ec;
+    fs::create_directories(out, ec);
+    if (ec || !fs::is_directory(out))
+      fail(400, "cannot create the output folder '" + out_virt + "'" + (ec ? ": " + ec.message() : std::string()));
+  }
   auto job = std::make_shared<Job>();
   job->out = out;
   job->out_virtual = out_virt;
@@ -327,7 +335,6 @@ void Runs::start_job(const httplib::Request& req, httplib::Response& res) {
     job->id = "j" + std::to_string(jobs_.size() + 1);
     jobs_.push_back(job);
   }
-  fs::create_directories(out);
   Job* raw = job.get();
   job->thread = std::thread([raw, o] {
     auto sink = [raw](const workloads::Event& e) {
@@ -528,7 +535,9 @@ void Runs::export_file(const std::string& what, const httplib::Request& req, htt
     return reply_bytes(res, out, "text/csv; charset=utf-8");
   }
   if (what == "masks.zip") {
-    const std::vector<io::CsvRow> rows = io::read_csv((dir / "summary.csv").string());
+    const fs::path csv = dir / "summary.csv";
+    if (!fs::is_regular_file(csv)) fail(404, "this folder holds no summary.csv (no GBMSeg run)");
+    const std::vector<io::CsvRow> rows = io::read_csv(csv.string());
     std::vector<fs::path> files;
     for (size_t i = 1; i < rows.size(); ++i) {
       if (rows[i].empty()) continue;
