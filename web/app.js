@@ -147,6 +147,8 @@
   // Drops the annotation session (and leaves correction mode unless keepMode).
   function discardSession(keepMode) {
     if (S.session) call('annotate/close', { session: S.session }, undefined, true).catch(() => {});
+    if (S.session && S.dirty) status(`the unsaved mask on ${S.open.slice(S.open.lastIndexOf('/') + 1)} was dropped`, true);
+    S.dirty = false;
     S.session = null; S.points = []; S.box = null; S.past = []; S.future = []; S.strokes = [];
     if (S.correcting && !keepMode) { S.correcting = false; updateToolbar(); }
     $('correct').textContent = 'Correct';
@@ -164,13 +166,25 @@
     $('annotate-info').textContent = `session ${r.session} on ${S.open} with ${model}${maskPath ? ', from ' + maskPath : ''}`;
     return r;
   }
-  async function ensureSession() { if (!S.session) await startSession(); }
+  async function ensureSession() { if (!S.session) await startSession(S.correcting && currentRow() ? currentRow().mask : undefined); }
+  // A session route; a session the server has ended (it keeps 8) is dropped here, so the
+  // next click starts a new one instead of failing again.
+  async function sessionCall(route, body) {
+    try { return await call(route, body); } catch (e) {
+      if (/no annotation session/.test(e.message)) {
+        S.session = null; S.points = []; S.box = null; S.past = []; S.future = []; S.strokes = [];
+        removeSessionLayers(); drawPoints(); setUndoRedo(false, false);
+        status('the server had ended this annotation session (it keeps 8): click again to start anew', true);
+      }
+      throw e;
+    }
+  }
   function remember() {
     S.past.push({ points: S.points.map((p) => p.slice()), box: S.box && S.box.slice() });
     if (S.past.length > HISTORY) S.past.shift();
     S.future = [];
   }
-  function edited() { if (S.correcting) $('save-correction').disabled = false; setUndoRedo(true, false); }
+  function edited() { S.dirty = true; if (S.correcting) $('save-correction').disabled = false; setUndoRedo(true, false); }
 
   async function click(x, y, label) {
     const t0 = performance.now();
@@ -182,7 +196,7 @@
   }
   async function sendClicks(t0) {
     status('segmenting…');
-    const r = await call('annotate/click', { session: S.session, points: S.points, box: S.box });
+    const r = await sessionCall('annotate/click', { session: S.session, points: S.points, box: S.box });
     S.version = Math.max(S.version, r.version);
     status(`mask ${r.area} px${r.iou !== null && r.iou !== undefined ? ', predicted IoU ' + r.iou.toFixed(3) : ''}, ${r.ms.toFixed(0)} ms on the server`);
     refreshSession(t0);
@@ -193,7 +207,7 @@
     remember();
     const stroke = { points, radius: Number($('brush-radius').value), erase };
     S.strokes.push(stroke);
-    const r = await call('annotate/brush', Object.assign({ session: S.session }, stroke));
+    const r = await sessionCall('annotate/brush', Object.assign({ session: S.session }, stroke));
     S.version = Math.max(S.version, r.version);
     status(`${erase ? 'erased' : 'painted'}: mask ${r.area} px`);
     refreshSession();
@@ -202,7 +216,7 @@
   async function undoRedo(which) {
     if (!S.session) return;
     const before = S.version;
-    const r = await call('annotate/' + which, { session: S.session });
+    const r = await sessionCall('annotate/' + which, { session: S.session });
     if (r.version !== before) {
       const [from, to] = which === 'undo' ? [S.past, S.future] : [S.future, S.past];
       to.push({ points: S.points, box: S.box });
@@ -211,6 +225,7 @@
       S.version = r.version;
       refreshSession();
       drawPoints();
+      S.dirty = true;
       if (S.correcting) $('save-correction').disabled = false;
     }
     if (!r.can_undo) S.past = [];
@@ -220,7 +235,8 @@
 
   async function saveReference() {
     if (!S.session) { status('nothing to save: click on the image first', true); return; }
-    const r = await call('annotate/save', { session: S.session });
+    const r = await sessionCall('annotate/save', { session: S.session });
+    S.dirty = false;
     const i = S.references.findIndex((x) => x.image === S.open);
     if (i >= 0) S.references[i].mask = r.path; else S.references.push({ image: S.open, mask: r.path });
     status(`saved ${r.path} (${r.area} px); ${S.references.length} reference(s)`);
@@ -492,7 +508,6 @@
   }
   async function selectTarget(i) {
     if (i < 0 || i >= S.rows.length) return;
-    if (S.correcting && i !== S.current) status('the unsaved correction was dropped');
     if (S.correcting) discardSession();
     S.current = i;
     highlight();
@@ -545,8 +560,9 @@
   async function saveCorrection() {
     const r = currentRow(); if (!r || !S.session || !S.correcting) return;
     status('saving and measuring again…');
-    const res = await call('review/save', { run: S.run.path, name: r.name, session: S.session });
+    const res = await sessionCall('review/save', { run: S.run.path, name: r.name, session: S.session });
     Object.assign(r, res.row);
+    S.dirty = false;
     discardSession();
     status(`saved the correction of ${r.name}; measured again: ${fmt(r.thickness_oi_harmonic_3d_nm, 1)} nm`);
     renderTable(); renderGrid(); await selectTarget(S.current);
