@@ -486,7 +486,7 @@
     const t = $('review-table'); t.innerHTML = '';
     const cols = COLUMNS.filter(([k]) => S.rows.some((r) => r[k] !== undefined));
     t.append(el('tr', {}, ...cols.map(([k, label]) => el('th', { 'data-key': k, title: `${COLUMN_TITLES[k] || k}: click to sort, again to reverse`, onclick: () => sortBy(k) }, label + (S.sortKey === k ? (S.sortAsc ? ' ▲' : ' ▼') : '')))));
-    S.rows.forEach((r, i) => t.append(el('tr', { 'data-name': r.name, class: r.review || '', onclick: () => selectTarget(i).catch(() => {}) },
+    S.rows.forEach((r, i) => t.append(el('tr', { 'data-name': r.name, class: (r.review || '') + (r.status && r.status !== 'ok' && r.status !== 'skipped' ? ' failed' : ''), title: r.message || '', onclick: () => selectTarget(i).catch(() => {}) },
       ...cols.map(([k]) => el('td', {}, k === 'edited' ? (r[k] ? '✎' : '') : k === 'review' ? (r[k] === 'accepted' ? '✓' : r[k] === 'rejected' ? '✗' : '') : fmt(r[k], k === 'dice' ? 3 : 1))))));
     highlight();
     const acc = S.rows.filter((r) => r.review === 'accepted').length, rej = S.rows.filter((r) => r.review === 'rejected').length, ed = S.rows.filter((r) => r.edited).length;
