@@ -601,7 +601,20 @@
   document.querySelectorAll('#tools button').forEach((b) => b.addEventListener('click', () => setTool(b.dataset.tool)));
   $('brush-radius').addEventListener('input', () => { $('brush-radius-value').textContent = $('brush-radius').value; });
   $('overlay-opacity').addEventListener('input', setOpacity);
-  $('annotate-model').addEventListener('change', () => { if (S.session && !S.correcting) { discardSession(); status('model changed: the next click starts a new mask'); } });
+  // MedSAM takes a box only; the weight-free point segmenter points only (the server says
+  // the same with a 400): the tools the model cannot use are disabled.
+  function modelTools() {
+    const m = S.models.find((x) => x.name === $('annotate-model').value);
+    const kind = m ? m.kind : '';
+    $('tool-positive').disabled = $('tool-negative').disabled = kind === 'medsam';
+    $('tool-box').disabled = kind === 'classical';
+    if (kind === 'medsam' && (S.tool === 'positive' || S.tool === 'negative')) setTool('box');
+    if (kind === 'classical' && S.tool === 'box') setTool('positive');
+  }
+  $('annotate-model').addEventListener('change', () => {
+    modelTools();
+    if (S.session && !S.correcting) { discardSession(); status('model changed: the next click starts a new mask'); }
+  });
   $('undo').onclick = () => undoRedo('undo').catch(() => {});
   $('redo').onclick = () => undoRedo('redo').catch(() => {});
   $('clear-points').onclick = () => { if (S.points.length || S.box) remember(); S.points = []; S.box = null; drawPoints(); status('clicks cleared: the next click starts a new prompt (the mask stays until then)'); };
@@ -636,7 +649,7 @@
     if (e.ctrlKey || e.metaKey || e.altKey) return;
     const review = S.step === 'review';
     const actions = {
-      p: () => setTool('positive'), n: () => setTool('negative'), b: () => setTool('box'), r: () => setTool('brush'), e: () => setTool('eraser'), h: () => setTool('pan'),
+      p: () => !$('tool-positive').disabled && setTool('positive'), n: () => !$('tool-negative').disabled && setTool('negative'), b: () => !$('tool-box').disabled && setTool('box'), r: () => setTool('brush'), e: () => setTool('eraser'), h: () => setTool('pan'),
       '[': () => bumpRadius(-1), ']': () => bumpRadius(1),
       s: () => (S.correcting ? saveCorrection() : S.step === 'annotate' ? saveReference() : Promise.resolve()).catch(() => {}),
       j: () => review && selectTarget(S.current + 1).catch(() => {}), k: () => review && selectTarget(S.current - 1).catch(() => {}),
@@ -667,6 +680,7 @@
     (models.reference_ranges || []).forEach((r) => $('run-range').append(el('option', { value: r.id }, `${r.id}: ${fmt(r.low_nm, 0)}-${fmt(r.high_nm, 0)} nm (${r.population})`)));
     if (models.default_reference_range) $('run-range').value = models.default_reference_range;
     document.title = `nephroseg workbench ${roots.version || ''}`.trim();
+    modelTools();
     setStep('browse');
     renderReferences();
     if (roots.roots.length) await browse(roots.roots[0].path);
