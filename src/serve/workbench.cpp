@@ -110,7 +110,10 @@ fs::path Roots::resolve(const std::string& virtual_path, bool must_exist) const 
     fail(403, "'" + virtual_path + "' is not a path inside the served folders (absolute paths are refused)");
   const size_t slash = virtual_path.find('/');
   const std::string name = virtual_path.substr(0, slash);
-  const std::string rel = slash == std::string::npos ? "" : virtual_path.substr(slash + 1);
+  std::string rel = slash == std::string::npos ? "" : virtual_path.substr(slash + 1);
+  // "data//x" and "data/x/" name data/x (a leading '/' in rel would make root / rel absolute).
+  while (!rel.empty() && rel.front() == '/') rel.erase(0, 1);
+  while (!rel.empty() && rel.back() == '/') rel.pop_back();
   const Root* root = nullptr;
   for (const Root& r : roots_)
     if (r.name == name) root = &r;
@@ -409,7 +412,8 @@ void Workbench::files(const std::string& route, const httplib::Request& req, htt
                             {"precisions", {"auto", "fp32", "bf16", "int8"}}});
   }
   if (route == "/api/list") {
-    const std::string virt = query(req, "path");
+    std::string virt = query(req, "path");
+    while (virt.size() > 1 && virt.back() == '/') virt.pop_back();  // children as "<virt>/<name>"
     const fs::path dir = roots_.resolve(virt);
     if (!fs::is_directory(dir)) fail(400, "'" + virt + "' is not a folder");
     json folders = json::array(), images = json::array(), other = json::array();

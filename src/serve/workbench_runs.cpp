@@ -274,6 +274,17 @@ void Runs::start_job(const httplib::Request& req, httplib::Response& res) {
   const fs::path out = roots_.resolve(out_virt, /*must_exist=*/false);
   if (fs::exists(out) && !fs::is_directory(out)) fail(400, "'" + out_virt + "' exists and is not a folder");
   o.out_dir = out.string();
+  // The run writes <name>.png beside its other outputs: a folder holding the inputs would
+  // have targets, references or ground truth overwritten (or taken for outputs).
+  {
+    std::vector<std::string> inputs;
+    for (const auto& r : o.references) inputs.insert(inputs.end(), {r.image, r.mask});
+    for (const auto& item : o.items) inputs.insert(inputs.end(), {item.path, item.partner});
+    for (const std::string& f : inputs)
+      if (!f.empty() && fs::path(f).parent_path() == out)
+        fail(400, "'" + out_virt + "' holds input images (" + fs::path(f).filename().string() +
+                      "): write the run into a folder of its own, e.g. '" + out_virt + "/gbmseg-run'");
+  }
   // Backends, precision, preset.
   const Precision precision = [&] {
     try {

@@ -384,6 +384,8 @@ TEST_F(WorkbenchTest, ListInfoThumbAndModels) {
   EXPECT_EQ(list["images"][0]["bytes"], fs::file_size(data_ / "wide.png"));
   ASSERT_EQ(list["files"].size(), 1u);
   EXPECT_EQ(list["files"][0]["name"], "notes.csv");
+  EXPECT_EQ(get_ok("/api/list?path=data/")["folders"][0]["path"], "data/ph");  // a trailing '/' is dropped
+  EXPECT_EQ(get_ok("/api/info?path=" + q("data//wide.png"))["width"], 600);
   const json sub = get_ok("/api/list?path=data/ph/images");
   EXPECT_EQ(sub["parent"], "data/ph");
   EXPECT_EQ(sub["images"].size(), 1u);
@@ -1058,6 +1060,8 @@ TEST_F(WorkbenchTest, JobsConflictCancelAndBadRequests) {
   bad("targets", {"data/ph/images/nope.png"}, 404, "nope.png");
   bad("out", nullptr, 400, "\"out\"");
   bad("out", "data/ph/images/phantom_1.png", 400, "not a folder");
+  bad("out", "data/ph/images", 400, "holds input images");  // would overwrite the targets
+  bad("out", "data/ph/masks/", 400, "holds input images");   // the references' masks
   // A folder that cannot be made: a clear 400, and the folder is not left "in use".
   bad("out", "data/ph/images/phantom_1.png/run", 400, "cannot create");
   bad("out", "data/ph/images/phantom_1.png/run", 400, "cannot create");

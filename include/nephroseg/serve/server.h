@@ -21,6 +21,16 @@
 // 503 the model's queue is full, 500 an unexpected failure. A bad request never stops
 // the server.
 //
+// The workbench (docs/workbench.md; src/serve/workbench*.cpp): with `roots` set, GET /
+// is a browser page (embedded at build time) and /api/ its JSON API over those folders:
+// files named by virtual paths "<root name>/<relative>" (absolute paths, "..", unknown
+// roots and symlinks leading out of a root: 403), 256 x 256 image and mask tiles from
+// an LRU of decoded images (workbench_cache_mb), SAM annotation sessions (the entries,
+// embedding cache and queues of /sam/), GBMSeg batch jobs in background threads
+// (cancelled and joined by stop()), review with re-measure, and export. Its errors are
+// the same JSON {"detail"} with 403 outside the roots and 409 for a second job on one
+// output folder.
+//
 // Geometry: masks are traced along pixel edges (io/geojson.h: pixel (x, y) is the
 // square [x, x+1] x [y, y+1] of the PNG sent), holes kept; one part gives a Polygon,
 // several a MultiPolygon, an empty mask samapi's empty Polygon. Properties as samapi:
@@ -81,7 +91,7 @@ struct ServeOptions {
 };
 
 // Registry entries from `weights_file`: a JSON list of objects
-//   {"name": "tiny", "kind": "sam" | "medsam" | "glomsam" | "gbmseg",
+//   {"name": "tiny", "kind": "sam" | "medsam" | "glomsam" | "gbmseg" | "dinov2",
 //    "type": samapi type ("vit_b" | "vit_l" | "vit_h"; default from model_type, else
 //            "vit_b"), "checkpoint": path (relative to the JSON file),
 //    "model_type": SamConfig preset name, or "model_config": SamConfig JSON path,
@@ -103,10 +113,13 @@ struct ServeOptions {
 //   references' features, is built on the first request and kept in the entry
 //   (Server::reference_computations counts the builds). One Feature per 8-connected
 //   part of the mask, quality null.
+// kind "dinov2": {"name", "kind", "checkpoint", "model_type" ("vits14" .. "vitg14") |
+//   "model_config", "precision"}, no samapi "type": GBMSeg's patch features in workbench
+//   runs only (not listed by GET weights/, not a /sam/ model).
 // Unknown keys (per kind) or kinds are errors naming the entry and the field; missing
 // reference files, a mask count unlike the image count and unknown presets too. From
 // models_dir, the official file names (workloads/model_files.h) become entries named
-// by their file stem.
+// by their file stem (the DINOv2 ones, dinov2_vit*14_pretrain.pth, as kind "dinov2").
 
 class Server {
  public:
