@@ -43,4 +43,7 @@ inline constexpr size_t kMaxPoints = 1024;
 /// samapi's SAMAutoMaskBody fields into sam::AutomaskOptions (validated).
 sam::AutomaskOptions parse_automask_options(const nlohmann::json& body);
 
+/// The version GET /sam/version/ and GET /api/roots report (the project's).
+std::string server_version();
+
 }  // namespace nephroseg::serve

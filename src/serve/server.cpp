@@ -38,6 +38,8 @@ namespace nephroseg::serve {
 #define NEPHROSEG_VERSION_TEXT "0.1.0"
 #endif
 
+std::string server_version() { return NEPHROSEG_VERSION_TEXT; }
+
 void ServeOptions::validate() const {
   NEPHRO_CHECK(port >= 0 && port <= 65535, "serve: port ", port, " is not in 0..65535");
   NEPHRO_CHECK(!host.empty(), "serve: host is empty");
@@ -216,7 +218,7 @@ struct Server::Impl {
   void dispatch(const std::string& method, const std::string& path, const httplib::Request& req,
                 httplib::Response& res) {
     const bool get = method == "GET", post = method == "POST";
-    if (path == "/sam/version/" && get) return send_text(res, NEPHROSEG_VERSION_TEXT);
+    if (path == "/sam/version/" && get) return send_text(res, server_version());
     if (path == "/sam/weights/" && get) return list_weights(req, res);
     if (path == "/sam/weights/" && post) return register_weights(req, res);
     if (path == "/sam/weights/cancel/" && get) return send_text(res, "Cancel signal sent");

@@ -23,10 +23,6 @@ using nlohmann::json;
 
 namespace nephroseg::serve {
 
-#ifndef NEPHROSEG_VERSION_TEXT
-#define NEPHROSEG_VERSION_TEXT "0.1.0"
-#endif
-
 constexpr int kTile = 256;
 
 // ---- answers -----------------------------------------------------------------------
@@ -398,7 +394,7 @@ json Workbench::image_info(const fs::path& file, const std::string& virtual_path
 }
 
 void Workbench::files(const std::string& route, const httplib::Request& req, httplib::Response& res) {
-  if (route == "/api/roots") return reply_json(res, {{"roots", roots_.list()}, {"version", NEPHROSEG_VERSION_TEXT}});
+  if (route == "/api/roots") return reply_json(res, {{"roots", roots_.list()}, {"version", server_version()}});
   if (route == "/api/models") {
     json models = models_.list();
     models.push_back({{"name", "classical"}, {"kind", "classical"}, {"type", "weight-free"}});
