@@ -21,6 +21,10 @@
 #include <sstream>
 #include <thread>
 
+#include <csignal>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <ATen/ATen.h>
 
 #include "nephroseg/io/csv.h"
@@ -1093,7 +1097,68 @@ TEST_F(WorkbenchTest, StopCancelsARunningJob) {
   server_->stop();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_LT(s, 30.0) << "stop() waited for the whole job";
+  std::cout << "stop() during a job: " << s << " s\n";
   EXPECT_TRUE(nephroseg::test::temporaries_under((data_ / "run3").string()).empty());
+}
+
+// `nephroseg serve --root DIR`: SIGTERM while a GBMSeg job runs stops the job after its
+// current target and the process exits 0 (no hang), leaving no temporary files.
+TEST_F(WorkbenchTest, CliSigtermDuringAJobExits) {
+  if (!nephroseg::test::have_cli()) GTEST_SKIP() << "the nephroseg CLI is not built";
+  write_phantoms(12, 128);
+  const std::string log = base_ + "/serve.log";
+  const std::string exe = nephroseg::test::binary_dir() + "/nephroseg";
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    FILE* f = std::freopen(log.c_str(), "w", stderr);
+    (void)f;
+    execl(exe.c_str(), exe.c_str(), "serve", "--port", "0", "--weights", options_.weights_file.c_str(), "--root",
+          data_.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int port = 0;
+  const std::string marker = "serve: listening on http://127.0.0.1:";
+  for (int i = 0; i < 300 && port == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const std::string text = read_bytes(log);
+    const size_t at = text.find(marker);
+    if (at != std::string::npos) port = std::atoi(text.c_str() + at + marker.size());
+  }
+  if (port == 0) kill(pid, SIGKILL);
+  ASSERT_GT(port, 0) << "no 'listening' line in " << log << ":\n" << read_bytes(log);
+  client_ = std::make_unique<httplib::Client>("127.0.0.1", port);
+  client_->set_read_timeout(60, 0);
+  json targets = json::array();
+  for (int i = 1; i < 12; ++i) targets.push_back("data/ph/images/phantom_" + std::to_string(i) + ".png");
+  const json started =
+      post_ok("/api/gbmseg/run", {{"references", {{{"image", "data/ph/images/phantom_0.png"}, {"mask", "data/ph/masks/phantom_0.png"}}}},
+                                  {"targets", targets},
+                                  {"out", "data/run4"},
+                                  {"features", "tinydino"},
+                                  {"segmenter", "tiny"},
+                                  {"nm_per_pixel", 16}});
+  EXPECT_TRUE(started.contains("job")) << started.dump();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const json before = get_ok("/api/jobs/" + started.value("job", std::string()));
+  EXPECT_EQ(before["state"], "running") << "the job ended before SIGTERM: the test proves less";
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  int status = 0;
+  pid_t done = 0;
+  while ((done = waitpid(pid, &status, WNOHANG)) == 0 &&
+         std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (done == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    FAIL() << "the server did not exit within 60 s of SIGTERM during a job:\n" << read_bytes(log);
+  }
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << read_bytes(log);
+  std::cout << "SIGTERM to exit during a job: "
+            << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s\n";
+  EXPECT_TRUE(nephroseg::test::temporaries_under(data_.string()).empty());
 }
 
 TEST_F(WorkbenchTest, TokenPrefixAndBearer) {
