@@ -840,6 +840,13 @@ TEST_F(WorkbenchTest, BrushUndoRedoSaveAndSessionBound) {
   expect_error(post("/api/annotate/brush", {{"session", id}, {"points", long_stroke}, {"radius", 3}}), 400, "at most",
                "stroke too long");
 
+  // The weight-free point segmenter answers clicks too (no IoU), and takes no box.
+  const json c = post_ok("/api/annotate/click", {{"session", id}, {"points", {{60, 55, 1}, {130, 20, 0}}}});
+  EXPECT_TRUE(c["iou"].is_null());
+  EXPECT_EQ(c["area"], cv::countNonZero(mask_now()));
+  expect_error(post("/api/annotate/click", {{"session", id}, {"box", {1, 1, 50, 50}}}), 400, "box",
+               "a box for the classical segmenter");
+
   // Close, then the session is gone; sessions beyond the bound push out the oldest.
   post_ok("/api/annotate/close", {{"session", id}});
   expect_error(get("/api/annotate/mask?session=" + id), 404, "no annotation session", "closed session");
@@ -1061,6 +1068,18 @@ TEST_F(WorkbenchTest, JobsConflictCancelAndBadRequests) {
   const json st2 = wait_job(post_ok("/api/gbmseg/run", classical)["job"]);
   EXPECT_EQ(st2["state"], "done") << st2.dump();
   EXPECT_EQ(st2["rows"].size(), 1u);
+
+  // A folder of targets (saved references, *.mask.png, are left out), no ground truth.
+  cv::imwrite((data_ / "ph" / "images" / "phantom_0.mask.png").string(), cv::Mat::zeros(128, 128, CV_8U));
+  json by_folder = classical;
+  by_folder.erase("targets");
+  by_folder["folder"] = "data/ph/images";
+  by_folder["out"] = "data/run5";
+  const json st3 = wait_job(post_ok("/api/gbmseg/run", by_folder)["job"]);
+  EXPECT_EQ(st3["state"], "done") << st3.dump();
+  EXPECT_EQ(st3["total"], 12);
+  EXPECT_EQ(st3["rows"].size(), 12u);
+  EXPECT_EQ(get_ok("/api/run?path=data/run5")["with_ground_truth"], false);
 
   // Bad requests.
   expect_error(get("/api/jobs/j999"), 404, "j999", "unknown job");
