@@ -14,6 +14,7 @@
 #include "nephroseg/io/calibration.h"
 #include "nephroseg/io/image.h"
 #include "nephroseg/io/mask.h"
+#include "nephroseg/measure/reference.h"
 #include "serve/request.h"
 #include "serve/web_assets.h"
 
@@ -401,7 +402,12 @@ void Workbench::files(const std::string& route, const httplib::Request& req, htt
   if (route == "/api/models") {
     json models = models_.list();
     models.push_back({{"name", "classical"}, {"kind", "classical"}, {"type", "weight-free"}});
+    json ranges = json::array();
+    for (const measure::ReferenceRange& r : measure::reference_ranges())
+      ranges.push_back({{"id", r.id}, {"population", r.population}, {"low_nm", r.low_nm}, {"high_nm", r.high_nm}});
     return reply_json(res, {{"models", models},
+                            {"reference_ranges", ranges},
+                            {"default_reference_range", measure::default_reference_id()},
                             {"presets", {"authors-code", "paper"}},
                             {"precisions", {"auto", "fp32", "bf16", "int8"}}});
   }

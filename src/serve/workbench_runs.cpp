@@ -16,6 +16,7 @@
 #include "nephroseg/io/csv.h"
 #include "nephroseg/io/image.h"
 #include "nephroseg/io/inputs.h"
+#include "nephroseg/measure/reference.h"
 #include "nephroseg/workloads/gbmseg.h"
 #include "serve/request.h"
 #include "serve/workbench.h"
@@ -311,6 +312,15 @@ void Runs::start_job(const httplib::Request& req, httplib::Response& res) {
     o.measure.nm_per_pixel = std::to_string(v);
   } else if (nm && !nm->is_null() && !(nm->is_string() && (nm->get<std::string>() == "auto" || nm->get<std::string>().empty()))) {
     fail(400, "\"nm_per_pixel\" must be a positive number or \"auto\"");
+  }
+  const json* range = field(body, "reference_range");
+  if (range && !range->is_null()) {
+    if (!range->is_string()) fail(400, "\"reference_range\" must be a range id (GET /api/models lists them)");
+    try {
+      o.measure.range = measure::find_reference_range(range->get<std::string>());
+    } catch (const Error& e) {
+      fail(400, e.what());
+    }
   }
   const json* overwrite = field(body, "overwrite");
   o.overwrite = overwrite && overwrite->is_boolean() && overwrite->get<bool>();
