@@ -32,6 +32,7 @@
 #include "nephroseg/io/tensor_mat.h"
 #include "nephroseg/measure/phantom.h"
 #include "nephroseg/measure/reference.h"
+#include "nephroseg/measure/report.h"
 #include "nephroseg/sam/sam.h"
 #include "nephroseg/serve/server.h"
 #include "nephroseg/workloads/measure.h"
@@ -869,6 +870,7 @@ TEST_F(WorkbenchTest, GbmSegJobReviewAndExport) {
                             {"features", "tinydino"},
                             {"segmenter", "tiny"},
                             {"precision", "fp32"},
+                            {"reference_range", "goel1995-thin"},  // not the default: the review must keep it
                             {"nm_per_pixel", 16}};
   const json started = post_ok("/api/gbmseg/run", run_request);
   const std::string job = started["job"];
@@ -892,6 +894,7 @@ TEST_F(WorkbenchTest, GbmSegJobReviewAndExport) {
   EXPECT_EQ(run["path"], "data/run1");
   EXPECT_EQ(run["measured"], true);
   EXPECT_EQ(run["with_ground_truth"], true);
+  EXPECT_NE(run["reference_range"].dump().find("goel1995-thin"), std::string::npos) << run["reference_range"].dump();
   ASSERT_EQ(run["rows"].size(), 3u);
   EXPECT_TRUE(run["mean"].is_object());
   const json row0 = run["rows"][0];
@@ -950,7 +953,7 @@ TEST_F(WorkbenchTest, GbmSegJobReviewAndExport) {
   nephroseg::workloads::MeasureBatchOptions mo;
   mo.mask = (data_ / "run1" / (name + ".png")).string();
   mo.nm_per_pixel = "16";
-  mo.range = nephroseg::measure::find_reference_range(nephroseg::measure::default_reference_id());
+  mo.range = nephroseg::measure::find_reference_range("goel1995-thin");  // the run's range
   mo.out_dir = base_ + "/measured";
   const auto measured = nephroseg::workloads::run_measure_batch(mo);
   ASSERT_EQ(measured.results.size(), 1u);
@@ -965,6 +968,10 @@ TEST_F(WorkbenchTest, GbmSegJobReviewAndExport) {
   EXPECT_NEAR(row["thickness_direct_median_nm"].get<double>(), m.direct.median * k, 1e-9 * m.direct.median * k);
   EXPECT_NEAR(row["thickness_direct_mean_nm"].get<double>(), m.direct.mean * k, 1e-9 * m.direct.mean * k);
   EXPECT_EQ(row["thickness_class"], summary["images"][0]["class"]);
+  EXPECT_EQ(row["thickness_class"],
+            nephroseg::measure::classify_thickness(
+                nephroseg::measure::reference_value_nm(m, nephroseg::measure::find_reference_range("goel1995-thin")),
+                nephroseg::measure::find_reference_range("goel1995-thin")));
   EXPECT_GT(oi, 100.0);
   if (row0["thickness_oi_harmonic_3d_nm"].is_number())
     EXPECT_NE(oi, row0["thickness_oi_harmonic_3d_nm"].get<double>()) << "the correction changed nothing measurable";
