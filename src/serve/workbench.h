@@ -196,8 +196,9 @@ class Runs {
   const ModelAccess& models_;
   Annotator& annotator_;
   const ServeOptions& options_;
-  std::mutex mutex_;  // jobs_ and the review files
+  std::mutex mutex_;  // jobs_, stopped_ and the review files
   std::vector<std::shared_ptr<Job>> jobs_;
+  bool stopped_ = false;  // stop() was called: no new jobs (503)
 };
 
 }  // namespace nephroseg::serve

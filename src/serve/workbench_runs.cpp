@@ -184,6 +184,7 @@ void Runs::stop() {
   std::vector<std::shared_ptr<Job>> jobs;
   {
     std::lock_guard<std::mutex> lock(mutex_);
+    stopped_ = true;  // a request still in flight cannot start a job after this
     jobs = jobs_;
   }
   for (auto& j : jobs) j->cancel = true;
@@ -336,18 +337,8 @@ void Runs::start_job(const httplib::Request& req, httplib::Response& res) {
   job->out = out;
   job->out_virtual = out_virt;
   job->total = o.items.size();
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    for (const auto& j : jobs_) {
-      std::lock_guard<std::mutex> jl(j->mutex);
-      if (j->state == "running" && j->out == out)
-        fail(409, "a GBMSeg run is already writing '" + out_virt + "' (job " + j->id + ")");
-    }
-    job->id = "j" + std::to_string(jobs_.size() + 1);
-    jobs_.push_back(job);
-  }
   Job* raw = job.get();
-  job->thread = std::thread([raw, o] {
+  auto run = [raw, o] {
     auto sink = [raw](const workloads::Event& e) {
       if (e.kind == workloads::Event::Kind::kItemFinished) {
         const auto* d = std::any_cast<const workloads::GbmSegEventDetail*>(&e.detail);
@@ -367,11 +358,28 @@ void Runs::start_job(const httplib::Request& req, httplib::Response& res) {
     } catch (const std::exception& e) {
       state = "failed";
       error = e.what();
+    } catch (...) {
+      state = "failed";
+      error = "the run stopped on an unexpected error";
     }
     std::lock_guard<std::mutex> lock(raw->mutex);
     raw->state = state;
     raw->error = error;
-  });
+  };
+  {
+    // Registered and started under mutex_, so that stop() sees either no job or one
+    // whose thread it can join.
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (stopped_) fail(503, "the server is stopping: no new runs");
+    for (const auto& j : jobs_) {
+      std::lock_guard<std::mutex> jl(j->mutex);
+      if (j->state == "running" && j->out == out)
+        fail(409, "a GBMSeg run is already writing '" + out_virt + "' (job " + j->id + ")");
+    }
+    job->id = "j" + std::to_string(jobs_.size() + 1);
+    job->thread = std::thread(run);  // a std::system_error here leaves no job behind
+    jobs_.push_back(job);
+  }
   reply_json(res, {{"job", job->id}, {"out", out_virt}, {"total", job->total}});
 }
 

@@ -21,6 +21,10 @@
 #include <sstream>
 #include <thread>
 
+#include <csignal>
+#include <sys/wait.h>
+#include <unistd.h>
+
 #include <ATen/ATen.h>
 
 #include "nephroseg/io/csv.h"
@@ -28,6 +32,7 @@
 #include "nephroseg/io/tensor_mat.h"
 #include "nephroseg/measure/phantom.h"
 #include "nephroseg/measure/reference.h"
+#include "nephroseg/measure/report.h"
 #include "nephroseg/sam/sam.h"
 #include "nephroseg/serve/server.h"
 #include "nephroseg/workloads/measure.h"
@@ -156,13 +161,18 @@ std::map<std::string, std::string> unzip_stored(const std::string& zip) {
   return out;
 }
 
+/// In a WorkbenchTest: skips the test when the tiny golden models are absent (the path,
+/// file, tile and token tests run without them).
+#define NEPHRO_REQUIRE_MODELS()                                                                     \
+  if (!have_models())                                                                               \
+  GTEST_SKIP() << "needs ../shared/" << missing_ << " (golden vectors; absent in a fresh clone; set" \
+               << " NEPHROSEG_SHARED to point at it)"
+
 class WorkbenchTest : public ::testing::Test {
  protected:
   void SetUp() override {
     for (const char* f : {kSam, kSamConfig, kDino, kDinoConfig})
-      if (nephroseg::test::shared_path(f).empty())
-        GTEST_SKIP() << "needs ../shared/" << f << " (golden vectors; absent in a fresh clone;"
-                     << " set NEPHROSEG_SHARED to point at it)";
+      if (nephroseg::test::shared_path(f).empty()) missing_ = f;
     base_ = nephroseg::test::temp_dir("workbench");
     data_ = fs::path(base_) / "data";
     fs::create_directories(data_ / "ph" / "images");
@@ -180,11 +190,13 @@ class WorkbenchTest : public ::testing::Test {
           {"model_config", nephroseg::test::shared_path(kDinoConfig)},
           {"precision", "fp32"}}});
     std::ofstream(fs::path(base_) / "weights.json") << weights.dump(1);
-    options_.weights_file = (fs::path(base_) / "weights.json").string();
+    if (missing_.empty()) options_.weights_file = (fs::path(base_) / "weights.json").string();
     options_.roots = {data_.string()};
     options_.port = 0;
     options_.log_requests = false;
   }
+  /// True when the tiny golden models are there; otherwise the caller skips.
+  bool have_models() const { return missing_.empty(); }
   void TearDown() override {
     if (server_) server_->stop();
   }
@@ -251,6 +263,7 @@ class WorkbenchTest : public ::testing::Test {
     return st;
   }
 
+  std::string missing_;  // a golden model file that is absent ("" when all are there)
   std::string base_;
   fs::path data_;
   ServeOptions options_;
@@ -450,8 +463,10 @@ TEST_F(WorkbenchTest, ListInfoThumbAndModels) {
   const json models = get_ok("/api/models");
   std::map<std::string, std::string> kinds;
   for (const json& m : models["models"]) kinds[m["name"]] = m["kind"];
-  EXPECT_EQ(kinds["tiny"], "sam");
-  EXPECT_EQ(kinds["tinydino"], "dinov2");
+  if (have_models()) {
+    EXPECT_EQ(kinds["tiny"], "sam");
+    EXPECT_EQ(kinds["tinydino"], "dinov2");
+  }
   EXPECT_EQ(kinds["classical"], "classical");
   EXPECT_NE(models["presets"].dump().find("authors-code"), std::string::npos);
   EXPECT_EQ(models["precisions"], json({"auto", "fp32", "bf16", "int8"}));
@@ -564,6 +579,7 @@ TEST_F(WorkbenchTest, TilesCoverTheirImageRegion) {
 // ---- annotation --------------------------------------------------------------------
 
 TEST_F(WorkbenchTest, ClicksGiveTheLibrarysMasks) {
+  NEPHRO_REQUIRE_MODELS();
   const cv::Mat rgb = sam_image();
   write_rgb_png(data_ / "cells.png", rgb);
   start();
@@ -709,6 +725,7 @@ TEST_F(WorkbenchTest, ClicksGiveTheLibrarysMasks) {
 }
 
 TEST_F(WorkbenchTest, BrushUndoRedoSaveAndSessionBound) {
+  NEPHRO_REQUIRE_MODELS();
   write_rgb_png(data_ / "cells.png", sam_image());
   start();
   const json s = post_ok("/api/annotate/start", {{"path", "data/cells.png"}, {"model", "classical"}});
@@ -824,6 +841,13 @@ TEST_F(WorkbenchTest, BrushUndoRedoSaveAndSessionBound) {
   expect_error(post("/api/annotate/brush", {{"session", id}, {"points", long_stroke}, {"radius", 3}}), 400, "at most",
                "stroke too long");
 
+  // The weight-free point segmenter answers clicks too (no IoU), and takes no box.
+  const json c = post_ok("/api/annotate/click", {{"session", id}, {"points", {{60, 55, 1}, {130, 20, 0}}}});
+  EXPECT_TRUE(c["iou"].is_null());
+  EXPECT_EQ(c["area"], cv::countNonZero(mask_now()));
+  expect_error(post("/api/annotate/click", {{"session", id}, {"box", {1, 1, 50, 50}}}), 400, "box",
+               "a box for the classical segmenter");
+
   // Close, then the session is gone; sessions beyond the bound push out the oldest.
   post_ok("/api/annotate/close", {{"session", id}});
   expect_error(get("/api/annotate/mask?session=" + id), 404, "no annotation session", "closed session");
@@ -835,6 +859,7 @@ TEST_F(WorkbenchTest, BrushUndoRedoSaveAndSessionBound) {
 // ---- GBMSeg jobs, review, export ---------------------------------------------------
 
 TEST_F(WorkbenchTest, GbmSegJobReviewAndExport) {
+  NEPHRO_REQUIRE_MODELS();
   write_phantoms(4);
   start();
   const json run_request = {{"references", {{{"image", "data/ph/images/phantom_0.png"}, {"mask", "data/ph/masks/phantom_0.png"}}}},
@@ -845,6 +870,7 @@ TEST_F(WorkbenchTest, GbmSegJobReviewAndExport) {
                             {"features", "tinydino"},
                             {"segmenter", "tiny"},
                             {"precision", "fp32"},
+                            {"reference_range", "goel1995-thin"},  // not the default: the review must keep it
                             {"nm_per_pixel", 16}};
   const json started = post_ok("/api/gbmseg/run", run_request);
   const std::string job = started["job"];
@@ -868,6 +894,7 @@ TEST_F(WorkbenchTest, GbmSegJobReviewAndExport) {
   EXPECT_EQ(run["path"], "data/run1");
   EXPECT_EQ(run["measured"], true);
   EXPECT_EQ(run["with_ground_truth"], true);
+  EXPECT_NE(run["reference_range"].dump().find("goel1995-thin"), std::string::npos) << run["reference_range"].dump();
   ASSERT_EQ(run["rows"].size(), 3u);
   EXPECT_TRUE(run["mean"].is_object());
   const json row0 = run["rows"][0];
@@ -926,7 +953,7 @@ TEST_F(WorkbenchTest, GbmSegJobReviewAndExport) {
   nephroseg::workloads::MeasureBatchOptions mo;
   mo.mask = (data_ / "run1" / (name + ".png")).string();
   mo.nm_per_pixel = "16";
-  mo.range = nephroseg::measure::find_reference_range(nephroseg::measure::default_reference_id());
+  mo.range = nephroseg::measure::find_reference_range("goel1995-thin");  // the run's range
   mo.out_dir = base_ + "/measured";
   const auto measured = nephroseg::workloads::run_measure_batch(mo);
   ASSERT_EQ(measured.results.size(), 1u);
@@ -941,6 +968,10 @@ TEST_F(WorkbenchTest, GbmSegJobReviewAndExport) {
   EXPECT_NEAR(row["thickness_direct_median_nm"].get<double>(), m.direct.median * k, 1e-9 * m.direct.median * k);
   EXPECT_NEAR(row["thickness_direct_mean_nm"].get<double>(), m.direct.mean * k, 1e-9 * m.direct.mean * k);
   EXPECT_EQ(row["thickness_class"], summary["images"][0]["class"]);
+  EXPECT_EQ(row["thickness_class"],
+            nephroseg::measure::classify_thickness(
+                nephroseg::measure::reference_value_nm(m, nephroseg::measure::find_reference_range("goel1995-thin")),
+                nephroseg::measure::find_reference_range("goel1995-thin")));
   EXPECT_GT(oi, 100.0);
   if (row0["thickness_oi_harmonic_3d_nm"].is_number())
     EXPECT_NE(oi, row0["thickness_oi_harmonic_3d_nm"].get<double>()) << "the correction changed nothing measurable";
@@ -1015,6 +1046,7 @@ TEST_F(WorkbenchTest, GbmSegJobReviewAndExport) {
 }
 
 TEST_F(WorkbenchTest, JobsConflictCancelAndBadRequests) {
+  NEPHRO_REQUIRE_MODELS();
   write_phantoms(12, 128);
   start();
   json targets = json::array();
@@ -1043,6 +1075,18 @@ TEST_F(WorkbenchTest, JobsConflictCancelAndBadRequests) {
   const json st2 = wait_job(post_ok("/api/gbmseg/run", classical)["job"]);
   EXPECT_EQ(st2["state"], "done") << st2.dump();
   EXPECT_EQ(st2["rows"].size(), 1u);
+
+  // A folder of targets (saved references, *.mask.png, are left out), no ground truth.
+  cv::imwrite((data_ / "ph" / "images" / "phantom_0.mask.png").string(), cv::Mat::zeros(128, 128, CV_8U));
+  json by_folder = classical;
+  by_folder.erase("targets");
+  by_folder["folder"] = "data/ph/images";
+  by_folder["out"] = "data/run5";
+  const json st3 = wait_job(post_ok("/api/gbmseg/run", by_folder)["job"]);
+  EXPECT_EQ(st3["state"], "done") << st3.dump();
+  EXPECT_EQ(st3["total"], 12);
+  EXPECT_EQ(st3["rows"].size(), 12u);
+  EXPECT_EQ(get_ok("/api/run?path=data/run5")["with_ground_truth"], false);
 
   // Bad requests.
   expect_error(get("/api/jobs/j999"), 404, "j999", "unknown job");
@@ -1078,6 +1122,7 @@ TEST_F(WorkbenchTest, JobsConflictCancelAndBadRequests) {
 }
 
 TEST_F(WorkbenchTest, StopCancelsARunningJob) {
+  NEPHRO_REQUIRE_MODELS();
   write_phantoms(12, 128);
   start();
   json targets = json::array();
@@ -1093,7 +1138,69 @@ TEST_F(WorkbenchTest, StopCancelsARunningJob) {
   server_->stop();
   const double s = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   EXPECT_LT(s, 30.0) << "stop() waited for the whole job";
+  std::cout << "stop() during a job: " << s << " s\n";
   EXPECT_TRUE(nephroseg::test::temporaries_under((data_ / "run3").string()).empty());
+}
+
+// `nephroseg serve --root DIR`: SIGTERM while a GBMSeg job runs stops the job after its
+// current target and the process exits 0 (no hang), leaving no temporary files.
+TEST_F(WorkbenchTest, CliSigtermDuringAJobExits) {
+  NEPHRO_REQUIRE_MODELS();
+  if (!nephroseg::test::have_cli()) GTEST_SKIP() << "the nephroseg CLI is not built";
+  write_phantoms(12, 128);
+  const std::string log = base_ + "/serve.log";
+  const std::string exe = nephroseg::test::binary_dir() + "/nephroseg";
+  const pid_t pid = fork();
+  ASSERT_GE(pid, 0);
+  if (pid == 0) {
+    FILE* f = std::freopen(log.c_str(), "w", stderr);
+    (void)f;
+    execl(exe.c_str(), exe.c_str(), "serve", "--port", "0", "--weights", options_.weights_file.c_str(), "--root",
+          data_.c_str(), static_cast<char*>(nullptr));
+    _exit(127);
+  }
+  int port = 0;
+  const std::string marker = "serve: listening on http://127.0.0.1:";
+  for (int i = 0; i < 300 && port == 0; ++i) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    const std::string text = read_bytes(log);
+    const size_t at = text.find(marker);
+    if (at != std::string::npos) port = std::atoi(text.c_str() + at + marker.size());
+  }
+  if (port == 0) kill(pid, SIGKILL);
+  ASSERT_GT(port, 0) << "no 'listening' line in " << log << ":\n" << read_bytes(log);
+  client_ = std::make_unique<httplib::Client>("127.0.0.1", port);
+  client_->set_read_timeout(60, 0);
+  json targets = json::array();
+  for (int i = 1; i < 12; ++i) targets.push_back("data/ph/images/phantom_" + std::to_string(i) + ".png");
+  const json started =
+      post_ok("/api/gbmseg/run", {{"references", {{{"image", "data/ph/images/phantom_0.png"}, {"mask", "data/ph/masks/phantom_0.png"}}}},
+                                  {"targets", targets},
+                                  {"out", "data/run4"},
+                                  {"features", "tinydino"},
+                                  {"segmenter", "tiny"},
+                                  {"nm_per_pixel", 16}});
+  EXPECT_TRUE(started.contains("job")) << started.dump();
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  const json before = get_ok("/api/jobs/" + started.value("job", std::string()));
+  EXPECT_EQ(before["state"], "running") << "the job ended before SIGTERM: the test proves less";
+  const auto t0 = std::chrono::steady_clock::now();
+  ASSERT_EQ(kill(pid, SIGTERM), 0);
+  int status = 0;
+  pid_t done = 0;
+  while ((done = waitpid(pid, &status, WNOHANG)) == 0 &&
+         std::chrono::steady_clock::now() - t0 < std::chrono::seconds(60))
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  if (done == 0) {
+    kill(pid, SIGKILL);
+    waitpid(pid, &status, 0);
+    FAIL() << "the server did not exit within 60 s of SIGTERM during a job:\n" << read_bytes(log);
+  }
+  ASSERT_TRUE(WIFEXITED(status)) << "killed by signal " << (WIFSIGNALED(status) ? WTERMSIG(status) : 0);
+  EXPECT_EQ(WEXITSTATUS(status), 0) << read_bytes(log);
+  std::cout << "SIGTERM to exit during a job: "
+            << std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count() << " s\n";
+  EXPECT_TRUE(nephroseg::test::temporaries_under(data_.string()).empty());
 }
 
 TEST_F(WorkbenchTest, TokenPrefixAndBearer) {
