@@ -39,14 +39,19 @@ struct Annotator::Session {
   std::mutex mutex;
   cv::Mat mask;           // CV_8U 0/255, the image's size
   at::Tensor logits;      // [1, L, L] of the last SAM result (or from the start mask)
-  std::vector<cv::Mat> undo, redo;
+  /// A state undo / redo return to: the mask and the SAM logits the next click refines.
+  struct State {
+    cv::Mat mask;
+    at::Tensor logits;
+  };
+  std::vector<State> undo, redo;
   int version = 0;
 
   size_t history_limit() const {
     return std::clamp<size_t>(kHistoryBytes / std::max<size_t>(1, mask.total()), 2, kHistoryStates);
   }
   void remember() {
-    undo.push_back(mask.clone());
+    undo.push_back({mask.clone(), logits});
     redo.clear();
     while (undo.size() > history_limit()) undo.erase(undo.begin());
     ++version;
@@ -265,8 +270,9 @@ void Annotator::handle(const std::string& action, const httplib::Request& req, h
     auto& from = action == "undo" ? s->undo : s->redo;
     auto& to = action == "undo" ? s->redo : s->undo;
     if (!from.empty()) {
-      to.push_back(s->mask);
-      s->mask = from.back();
+      to.push_back({s->mask, s->logits});
+      s->mask = from.back().mask;
+      s->logits = from.back().logits;
       from.pop_back();
       ++s->version;
     }

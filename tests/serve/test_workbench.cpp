@@ -649,9 +649,16 @@ TEST_F(WorkbenchTest, ClicksGiveTheLibrarysMasks) {
   post_ok("/api/annotate/click", {{"session", id}, {"points", nullptr}, {"box", {95, 90, 30, 25}}});
   EXPECT_EQ(cv::countNonZero(session_mask(id) != (nephroseg::io::tensor_to_mat(r3.masks[0]) != 0)), 0);
 
+  // Undo returns to the two-point state with its logits: the same box again refines the
+  // two-point result (r2's logits), not the undone box result.
+  post_ok("/api/annotate/undo", {{"session", id}});
+  EXPECT_EQ(cv::countNonZero(session_mask(id) != want2), 0);
+  post_ok("/api/annotate/click", {{"session", id}, {"points", nullptr}, {"box", {95, 90, 30, 25}}});
+  EXPECT_EQ(cv::countNonZero(session_mask(id) != (nephroseg::io::tensor_to_mat(r3.masks[0]) != 0)), 0);
+
   // The same image's embedding was computed once (the cache of /sam/).
   EXPECT_EQ(server_->cache_misses(), 1);
-  EXPECT_EQ(server_->cache_hits(), 2);
+  EXPECT_EQ(server_->cache_hits(), 3);
 
   // A MedSAM entry (the tiny SAM with MedSAM's preprocessing): boxes only, each one a
   // fresh single-mask prompt (no mask input), again and again.
