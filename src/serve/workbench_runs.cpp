@@ -49,13 +49,6 @@ json cell_value(const std::string& s) {
   return s;
 }
 
-std::string csv_field(const std::string& s) {
-  if (s.find_first_of(",\"\n\r") == std::string::npos) return s;
-  std::string out = "\"";
-  for (char c : s) out += c == '"' ? std::string("\"\"") : std::string(1, c);
-  return out + "\"";
-}
-
 // ---- a stored (uncompressed) zip ---------------------------------------------------
 
 void put16(std::string& out, uint32_t v) {
@@ -535,21 +528,18 @@ void Runs::export_file(const std::string& what, const httplib::Request& req, htt
     if (rows.empty()) fail(400, "summary.csv is empty");
     const size_t status = std::find(rows[0].begin(), rows[0].end(), "status") - rows[0].begin();
     const json review = read_review(dir);
-    std::string out;
-    for (size_t i = 0; i < rows.size(); ++i) {
-      std::string line;
-      for (const std::string& c : rows[i]) line += (line.empty() ? "" : ",") + csv_field(c);
-      if (i == 0) {
-        line += ",edited,review";
-      } else {
-        const std::string name = rows[i].empty() ? "" : rows[i][0];
-        const json r = review.value(name, json::object());
-        const bool is_mean = status < rows[i].size() && rows[i][status] == "mean";
-        line += is_mean ? ",," : std::string(",") + (r.value("edited", false) ? "1" : "0") + "," +
-                                     csv_field(r.value("review", std::string()));
-      }
-      out += line + "\n";
+    io::CsvRow header = rows[0];
+    header.push_back("edited");
+    header.push_back("review");
+    std::vector<io::CsvRow> body(rows.begin() + 1, rows.end());
+    for (io::CsvRow& row : body) {
+      const json r = review.value(row.empty() ? "" : row[0], json::object());
+      const bool is_mean = status < row.size() && row[status] == "mean";
+      row.resize(rows[0].size());  // the mean row may be shorter
+      row.push_back(is_mean ? "" : r.value("edited", false) ? "1" : "0");
+      row.push_back(is_mean ? "" : r.value("review", std::string()));
     }
+    const std::string out = io::to_csv(header, body);
     res.set_header("Content-Disposition", "attachment; filename=\"" + folder + "-summary.csv\"");
     return reply_bytes(res, out, "text/csv; charset=utf-8");
   }
